@@ -1,0 +1,50 @@
+# Garo — GitHub Actions runner orchestrator on Temporal.
+#   make run    the whole stack on this machine (Temporal dev server + Web UI, server, agent)
+#   make test   unit, replay and end-to-end tests
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+TEMPORAL_CLI_VERSION := v1.5.1
+STATICCHECK_VERSION  := v0.8.2
+
+.PHONY: all tools build run test test-unit test-e2e record-histories lint bench clean
+
+all: build
+
+# The temporal CLI (dev server and Web UI), built from the Go module proxy.
+tools: $(BIN)/temporal
+
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/garo ./cmd/garo
+
+run: tools build
+	$(BIN)/garo dev
+
+test: tools
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
+
+test-e2e: tools
+	$(GO) test -count=1 -timeout 20m -v ./tests/...
+
+# Re-record the histories that the replay tests replay, from a real run.
+record-histories: tools
+	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle' ./tests/
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN) .garo

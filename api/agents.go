@@ -1,0 +1,184 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// Agents is the control plane of agents, backed by their workflows.
+type Agents interface {
+	Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error)
+	Heartbeat(ctx context.Context, name string, req workflows.HeartbeatRequest) (workflows.AgentState, error)
+	Unregister(ctx context.Context, name string, req workflows.UnregisterRequest) (workflows.AgentState, error)
+	Get(ctx context.Context, name string) (workflows.AgentState, error)
+	List(ctx context.Context, limit int, cursor string) (agents []workflows.AgentState, next string, err error)
+}
+
+// Errors the Agents backend returns for the API to map.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrUnregistered: the agent was registered once and has been
+	// unregistered since; it must not carry on as if nothing happened.
+	ErrUnregistered = errors.New("agent was unregistered")
+	ErrUnavailable  = errors.New("temporal unavailable")
+	ErrBadCursor    = errors.New("invalid cursor")
+)
+
+// RejectedError is an update that the workflow's validator refused.
+type RejectedError struct {
+	Type    string // one of workflows.ErrType*
+	Message string
+}
+
+func (e *RejectedError) Error() string { return e.Message }
+
+// AgentList is the answer of GET /api/v1/agents.
+type AgentList struct {
+	Agents     []workflows.AgentState `json:"agents"`
+	NextCursor string                 `json:"nextCursor,omitempty"`
+}
+
+// Pagination limits of lists.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+func (h *handlers) agentName(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := chi.URLParam(r, "name")
+	if err := workflows.ValidateAgentName(name); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return "", false
+	}
+	return name, true
+}
+
+func (h *handlers) registerAgent(w http.ResponseWriter, r *http.Request) {
+	name, ok := h.agentName(w, r)
+	if !ok {
+		return
+	}
+	var caps workflows.AgentCapabilities
+	if !decodeJSON(w, r, &caps, true) {
+		return
+	}
+	req := workflows.RegisterRequest{
+		Capabilities:      caps,
+		HeartbeatInterval: workflows.Duration(h.cfg.HeartbeatInterval),
+		OfflineAfter:      workflows.Duration(h.cfg.OfflineAfter),
+		Actor:             IdentityFrom(r.Context()).Subject,
+	}
+	if err := workflows.ValidateRegisterRequest(req); err != nil {
+		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, err.Error())
+		return
+	}
+	st, err := h.cfg.Agents.Register(r.Context(), name, req)
+	if err != nil {
+		h.backendError(w, r, "register agent "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handlers) heartbeatAgent(w http.ResponseWriter, r *http.Request) {
+	name, ok := h.agentName(w, r)
+	if !ok {
+		return
+	}
+	var req workflows.HeartbeatRequest
+	if !decodeJSON(w, r, &req, true) {
+		return
+	}
+	st, err := h.cfg.Agents.Heartbeat(r.Context(), name, req)
+	if err != nil {
+		h.backendError(w, r, "heartbeat of agent "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handlers) unregisterAgent(w http.ResponseWriter, r *http.Request) {
+	name, ok := h.agentName(w, r)
+	if !ok {
+		return
+	}
+	req := workflows.UnregisterRequest{Actor: IdentityFrom(r.Context()).Subject, Reason: r.URL.Query().Get("reason")}
+	st, err := h.cfg.Agents.Unregister(r.Context(), name, req)
+	if err != nil {
+		h.backendError(w, r, "unregister agent "+name, err)
+		return
+	}
+	h.log.Info("Agent unregistered", "agent", name, "actor", req.Actor)
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handlers) getAgent(w http.ResponseWriter, r *http.Request) {
+	name, ok := h.agentName(w, r)
+	if !ok {
+		return
+	}
+	st, err := h.cfg.Agents.Get(r.Context(), name)
+	if err != nil {
+		h.backendError(w, r, "get agent "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handlers) listAgents(w http.ResponseWriter, r *http.Request) {
+	limit := DefaultPageSize
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "limit must be an integer from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	agents, next, err := h.cfg.Agents.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		h.backendError(w, r, "list agents", err)
+		return
+	}
+	if agents == nil {
+		agents = []workflows.AgentState{}
+	}
+	writeJSON(w, http.StatusOK, AgentList{Agents: agents, NextCursor: next})
+}
+
+// backendError maps an error of the Agents backend to a problem.
+func (h *handlers) backendError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var rej *RejectedError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": agent is not registered")
+	case errors.Is(err, ErrUnregistered):
+		writeProblem(w, r, http.StatusGone, ProblemUnregistered, what+": the agent was unregistered; register it again to serve")
+	case errors.Is(err, ErrBadCursor):
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid cursor")
+	case errors.As(err, &rej):
+		switch rej.Type {
+		case workflows.ErrTypeNotRegistered:
+			writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": "+rej.Message)
+		case workflows.ErrTypeUnregistering:
+			writeProblem(w, r, http.StatusConflict, ProblemConflict, what+": "+rej.Message)
+		default:
+			writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, what+": "+rej.Message)
+		}
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn("Backend unavailable", "op", what, "error", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, what+": Temporal is unavailable; retry later")
+	default:
+		h.log.Error("Backend failed", "op", what, "error", err)
+		writeProblem(w, r, http.StatusInternalServerError, ProblemInternal, what+" failed")
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

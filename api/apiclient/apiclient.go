@@ -1,0 +1,148 @@
+// Package apiclient is a Go client of Garo's REST API, used by agents and
+// operators' tools.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// Client calls one Garo server with one bearer token.
+type Client struct {
+	baseURL string
+	token   string
+	http    *http.Client
+}
+
+// New returns a client of the server at baseURL (such as
+// "http://localhost:8080") that authenticates with token.
+func New(baseURL, token string) *Client {
+	return &Client{
+		baseURL: strings.TrimSuffix(baseURL, "/"),
+		token:   token,
+		http:    &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// Error is a problem the server answered with.
+type Error struct {
+	StatusCode int
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Detail     string `json:"detail"`
+}
+
+func (e *Error) Error() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("%d %s: %s", e.StatusCode, e.Title, e.Detail)
+	}
+	return fmt.Sprintf("%d %s", e.StatusCode, e.Title)
+}
+
+// IsStatus reports whether err is an API error with the given status.
+func IsStatus(err error, status int) bool {
+	e, ok := err.(*Error)
+	return ok && e.StatusCode == status
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{StatusCode: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		_ = json.Unmarshal(b, e)
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func agentPath(name string, rest string) string {
+	return "/api/v1/agents/" + url.PathEscape(name) + rest
+}
+
+// RegisterAgent registers the agent called name with its capabilities.
+func (c *Client) RegisterAgent(ctx context.Context, name string, caps workflows.AgentCapabilities) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := c.do(ctx, http.MethodPost, agentPath(name, "/register"), caps, &st)
+	return st, err
+}
+
+// Heartbeat tells the server that the agent is alive, or, with stopping,
+// that it shuts down.
+func (c *Client) Heartbeat(ctx context.Context, name string, stopping bool) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := c.do(ctx, http.MethodPost, agentPath(name, "/heartbeat"), workflows.HeartbeatRequest{Stopping: stopping}, &st)
+	return st, err
+}
+
+// UnregisterAgent ends the registration of the agent called name.
+func (c *Client) UnregisterAgent(ctx context.Context, name string) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := c.do(ctx, http.MethodDelete, agentPath(name, ""), nil, &st)
+	return st, err
+}
+
+// GetAgent returns the record of one agent.
+func (c *Client) GetAgent(ctx context.Context, name string) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := c.do(ctx, http.MethodGet, agentPath(name, ""), nil, &st)
+	return st, err
+}
+
+// ListAgents returns every registered agent, following the pages.
+func (c *Client) ListAgents(ctx context.Context) ([]workflows.AgentState, error) {
+	var all []workflows.AgentState
+	cursor := ""
+	for {
+		var page struct {
+			Agents     []workflows.AgentState `json:"agents"`
+			NextCursor string                 `json:"nextCursor"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/v1/agents?cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Agents...)
+		if page.NextCursor == "" {
+			return all, nil
+		}
+		cursor = page.NextCursor
+	}
+}

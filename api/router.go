@@ -1,0 +1,149 @@
+// Package api is Garo's REST API: the portal's self-service endpoints, the
+// agents' endpoints and the GitHub webhook, on a chi router.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// MaxBodyBytes bounds every request body of the REST API.
+const MaxBodyBytes = 1 << 20
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// OpenAPISpec returns the OpenAPI document of this API.
+func OpenAPISpec() []byte { return openAPISpec }
+
+// Config wires the router to its backends.
+type Config struct {
+	Agents Agents
+	Tokens *Tokens
+	Logger *slog.Logger
+	// Ready reports whether the server can serve: Temporal reachable and
+	// the worker started.
+	Ready func(context.Context) error
+	// HeartbeatInterval and OfflineAfter are the liveness policy handed to
+	// agents when they register.
+	HeartbeatInterval time.Duration
+	OfflineAfter      time.Duration
+}
+
+// NewRouter returns the HTTP handler of the whole API.
+func NewRouter(cfg Config) http.Handler {
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = workflows.DefaultHeartbeatInterval
+	}
+	if cfg.OfflineAfter == 0 {
+		cfg.OfflineAfter = workflows.DefaultOfflineAfter
+	}
+	h := &handlers{cfg: cfg, log: cfg.Logger}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, h.logRequests, middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "no such route")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, ProblemMethodNotAllowed, r.Method+" is not allowed here")
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", h.readyz)
+	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPISpec)
+	})
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(cfg.Tokens.requireToken)
+		r.Get("/agents", h.listAgents)
+		r.Get("/agents/{name}", h.getAgent)
+		r.Delete("/agents/{name}", h.unregisterAgent)
+		r.Post("/agents/{name}/register", h.registerAgent)
+		r.Post("/agents/{name}/heartbeat", h.heartbeatAgent)
+	})
+	return r
+}
+
+type handlers struct {
+	cfg Config
+	log *slog.Logger
+}
+
+func (h *handlers) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(r.Context()); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// logRequests logs one line per request: method, route, status, duration.
+// It never logs headers or bodies, which may hold secrets.
+func (h *handlers) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
+		next.ServeHTTP(ww, r)
+		level := slog.LevelDebug
+		if ww.Status() >= 500 && r.URL.Path != "/readyz" {
+			level = slog.LevelWarn
+		}
+		h.log.Log(r.Context(), level, "HTTP request", "method", r.Method, "path", r.URL.Path,
+			"status", ww.Status(), "duration", time.Since(start), "requestId", middleware.GetReqID(r.Context()))
+	})
+}
+
+// decodeJSON reads r's body into v: at most MaxBodyBytes, JSON only, no
+// unknown fields. An empty body leaves v as it is when allowEmpty. On
+// failure it has answered the request and returns false.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeProblem(w, r, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia, "send application/json")
+			return false
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeProblem(w, r, http.StatusRequestEntityTooLarge, ProblemTooLarge, "the body exceeds 1 MiB")
+			return false
+		}
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "read body: "+err.Error())
+		return false
+	}
+	if len(body) == 0 && allowEmpty {
+		return true
+	}
+	dec := json.NewDecoder(bytesReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid JSON body: trailing data")
+		return false
+	}
+	return true
+}

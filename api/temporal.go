@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// TemporalAgents implements Agents on AgentWorkflows.
+type TemporalAgents struct {
+	Client    client.Client
+	Namespace string
+}
+
+// Register starts the agent's workflow if it is not running and sends it
+// the register update, in one call (update-with-start).
+func (t *TemporalAgents) Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error) {
+	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.AgentWorkflowID(name),
+		TaskQueue:                workflows.ServerTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
+		StaticSummary:            "agent " + name,
+	}, workflows.AgentWorkflowName, workflows.AgentWorkflowInput{Name: name})
+	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			WorkflowID:   workflows.AgentWorkflowID(name),
+			UpdateName:   workflows.UpdateRegister,
+			Args:         []any{req},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return workflows.AgentState{}, mapTemporalError(err)
+	}
+	var st workflows.AgentState
+	if err := h.Get(ctx, &st); err != nil {
+		return workflows.AgentState{}, mapTemporalError(err)
+	}
+	return st, nil
+}
+
+func (t *TemporalAgents) update(ctx context.Context, name, update string, arg any) (workflows.AgentState, error) {
+	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.AgentWorkflowID(name),
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		err = mapTemporalError(err)
+		if errors.Is(err, ErrNotFound) && t.wasUnregistered(ctx, name) {
+			return workflows.AgentState{}, ErrUnregistered
+		}
+		return workflows.AgentState{}, err
+	}
+	var st workflows.AgentState
+	if err := h.Get(ctx, &st); err != nil {
+		return workflows.AgentState{}, mapTemporalError(err)
+	}
+	return st, nil
+}
+
+// wasUnregistered reports whether the agent's last workflow run completed,
+// which it does only when the agent is unregistered.
+func (t *TemporalAgents) wasUnregistered(ctx context.Context, name string) bool {
+	d, err := t.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(name), "")
+	return err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+}
+
+// Heartbeat records that the agent is alive.
+func (t *TemporalAgents) Heartbeat(ctx context.Context, name string, req workflows.HeartbeatRequest) (workflows.AgentState, error) {
+	return t.update(ctx, name, workflows.UpdateHeartbeat, req)
+}
+
+// Unregister ends the agent's workflow and returns its final record.
+func (t *TemporalAgents) Unregister(ctx context.Context, name string, req workflows.UnregisterRequest) (workflows.AgentState, error) {
+	return t.update(ctx, name, workflows.UpdateUnregister, req)
+}
+
+// Get returns the exact record of a registered agent from its workflow.
+func (t *TemporalAgents) Get(ctx context.Context, name string) (workflows.AgentState, error) {
+	d, err := t.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(name), "")
+	if err != nil {
+		return workflows.AgentState{}, mapTemporalError(err)
+	}
+	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return workflows.AgentState{}, ErrNotFound
+	}
+	v, err := t.Client.QueryWorkflow(ctx, workflows.AgentWorkflowID(name), "", workflows.QueryState)
+	if err != nil {
+		return workflows.AgentState{}, mapTemporalError(err)
+	}
+	var st workflows.AgentState
+	if err := v.Get(&st); err != nil {
+		return workflows.AgentState{}, fmt.Errorf("decode state of agent %s: %w", name, err)
+	}
+	return st, nil
+}
+
+// List returns the registered agents from the visibility store, one page at
+// a time, using each workflow's memo so that listing costs one call.
+func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
+	token, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, "", ErrBadCursor
+	}
+	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace:     t.Namespace,
+		PageSize:      int32(limit),
+		NextPageToken: token,
+		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.AgentWorkflowName),
+	})
+	if err != nil {
+		var inv *serviceerror.InvalidArgument
+		if cursor != "" && errors.As(err, &inv) {
+			return nil, "", ErrBadCursor
+		}
+		return nil, "", mapTemporalError(err)
+	}
+	dc := converter.GetDefaultDataConverter()
+	agents := make([]workflows.AgentState, 0, len(resp.Executions))
+	for _, e := range resp.Executions {
+		name := strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.AgentWorkflowID(""))
+		st := workflows.AgentState{Name: name, TaskQueue: workflows.AgentTaskQueue(name), Status: workflows.AgentOffline}
+		if p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]; ok {
+			if err := dc.FromPayload(p, &st); err != nil {
+				return nil, "", fmt.Errorf("decode memo of agent %s: %w", name, err)
+			}
+			st.Name = name
+		}
+		agents = append(agents, st)
+	}
+	return agents, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+}
+
+// mapTemporalError turns Temporal's errors into the API's.
+func mapTemporalError(err error) error {
+	var (
+		notFound *serviceerror.NotFound
+		unavail  *serviceerror.Unavailable
+		deadline *serviceerror.DeadlineExceeded
+		appErr   *temporal.ApplicationError
+	)
+	switch {
+	case errors.As(err, &notFound):
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	case errors.As(err, &appErr):
+		return &RejectedError{Type: appErr.Type(), Message: appErr.Message()}
+	case errors.As(err, &unavail), errors.As(err, &deadline):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,176 @@
+// Package agent runs garo agent: it registers with the server, keeps a
+// heartbeat, and runs a Temporal worker on its own task queue for the
+// activities that touch its credentials and compute. It opens no listening
+// socket: every connection is outbound.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/garo-run/garo/api/apiclient"
+	"github.com/garo-run/garo/internal/temporalclient"
+	"github.com/garo-run/garo/workers"
+	"github.com/garo-run/garo/workflows"
+)
+
+// Config is the configuration of one agent process.
+type Config struct {
+	Name      string
+	ServerURL string
+	Token     string
+	Temporal  temporalclient.Options
+	Labels    []string
+	Providers []string
+	Version   string
+	Logger    *slog.Logger
+	// Registered, when set, is called after each successful registration.
+	Registered func(workflows.AgentState)
+}
+
+// Run registers the agent and serves until ctx ends. On the way out it
+// stops its worker and tells the server it is stopping, so that it shows
+// offline at once; it does not unregister, which would drain its pools.
+func Run(ctx context.Context, cfg Config) error {
+	if err := workflows.ValidateAgentName(cfg.Name); err != nil {
+		return err
+	}
+	if cfg.ServerURL == "" {
+		return errors.New("no server URL: set --server or GARO_SERVER")
+	}
+	if cfg.Token == "" {
+		return errors.New("no token: set --token-file or GARO_TOKEN")
+	}
+	log := cfg.Logger.With("agent", cfg.Name)
+	host, _ := os.Hostname()
+	identity := fmt.Sprintf("garo-agent-%s@%s/%d", cfg.Name, host, os.Getpid())
+	copts, err := cfg.Temporal.ClientOptions(identity, log)
+	if err != nil {
+		return err
+	}
+	c, err := temporalclient.Dial(ctx, copts, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	a := &agent{cfg: cfg, log: log, api: apiclient.New(cfg.ServerURL, cfg.Token),
+		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: cfg.Providers, Labels: cfg.Labels}}
+	st, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	w := workers.NewAgent(c, cfg.Name, identity, cfg.Version)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
+	}
+	log.Info("Agent worker started", "taskQueue", st.TaskQueue)
+	hbErr := a.heartbeats(ctx, st.HeartbeatInterval.D())
+
+	log.Info("Agent stopping")
+	w.Stop()
+	if hbErr != nil {
+		return hbErr
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.api.Heartbeat(stopCtx, cfg.Name, true); err != nil {
+		log.Warn("Could not tell the server the agent stops; it will show offline after its timeout", "error", err)
+	}
+	return nil
+}
+
+type agent struct {
+	cfg  Config
+	log  *slog.Logger
+	api  *apiclient.Client
+	caps workflows.AgentCapabilities
+}
+
+// register registers with the server, retrying with backoff while the
+// server is unreachable or unavailable. Errors that retrying cannot fix
+// (a bad token, a rejected registration) end it.
+func (a *agent) register(ctx context.Context) (workflows.AgentState, error) {
+	delay := 500 * time.Millisecond
+	for {
+		st, err := a.api.RegisterAgent(ctx, a.cfg.Name, a.caps)
+		if err == nil {
+			a.log.Info("Agent registered", "server", a.cfg.ServerURL, "taskQueue", st.TaskQueue,
+				"heartbeatInterval", st.HeartbeatInterval.String())
+			if a.cfg.Registered != nil {
+				a.cfg.Registered(st)
+			}
+			return st, nil
+		}
+		var apiErr *apiclient.Error
+		if errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusConflict &&
+			apiErr.StatusCode != http.StatusTooManyRequests {
+			return st, fmt.Errorf("register agent %s with %s: %w", a.cfg.Name, a.cfg.ServerURL, err)
+		}
+		a.log.Warn("Registration failed; retrying", "server", a.cfg.ServerURL, "retryIn", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("register agent %s: %w", a.cfg.Name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// ErrUnregistered ends an agent that an operator unregistered.
+var ErrUnregistered = errors.New("this agent was unregistered by an operator; stopping")
+
+// heartbeats sends a heartbeat every interval until ctx ends. When the
+// server has lost the agent's record, the agent registers again; when an
+// operator unregistered it, it returns ErrUnregistered.
+func (a *agent) heartbeats(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, interval)
+		st, err := a.api.Heartbeat(hctx, a.cfg.Name, false)
+		cancel()
+		switch {
+		case err == nil:
+			if failing {
+				a.log.Info("Heartbeats delivered again")
+				failing = false
+			}
+			if st.HeartbeatInterval.D() > 0 && st.HeartbeatInterval.D() != interval {
+				interval = st.HeartbeatInterval.D()
+				t.Reset(interval)
+			}
+		case apiclient.IsStatus(err, http.StatusGone):
+			return ErrUnregistered
+		case apiclient.IsStatus(err, http.StatusNotFound):
+			a.log.Warn("Server does not know this agent; registering again")
+			st, err := a.register(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Error("Re-registration failed", "error", err)
+				}
+				continue
+			}
+			interval = st.HeartbeatInterval.D()
+			t.Reset(interval)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			if !failing {
+				a.log.Warn("Heartbeat failed; the agent shows offline if this lasts", "error", err)
+			}
+			failing = true
+		}
+	}
+}

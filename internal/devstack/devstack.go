@@ -1,0 +1,333 @@
+// Package devstack runs the whole of Garo on a laptop: a Temporal dev server
+// with its Web UI (a child process of the temporal CLI), garo server and one
+// agent, all state kept under one directory so that a restart continues
+// where it stopped.
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/garo-run/garo/internal/agent"
+	"github.com/garo-run/garo/internal/server"
+	"github.com/garo-run/garo/internal/temporalclient"
+	"github.com/garo-run/garo/workflows"
+)
+
+// Config is the configuration of a dev stack.
+type Config struct {
+	StateDir     string
+	APIPort      int
+	TemporalPort int
+	UIPort       int
+	// TemporalBin is the temporal CLI; empty means ./bin/temporal, then
+	// $PATH.
+	TemporalBin       string
+	AgentName         string
+	HeartbeatInterval time.Duration
+	OfflineAfter      time.Duration
+	Version           string
+	Logger            *slog.Logger
+	// Out receives the human summary (URLs, token).
+	Out io.Writer
+}
+
+// Info is what dev.json holds: where tools and tests find the stack.
+type Info struct {
+	API        string `json:"api"`
+	UI         string `json:"ui"`
+	Temporal   string `json:"temporal"`
+	Namespace  string `json:"namespace"`
+	AdminToken string `json:"adminToken"`
+	Agent      string `json:"agent"`
+	PID        int    `json:"pid"`
+}
+
+// Namespace is the Temporal namespace of the dev stack.
+const Namespace = "default"
+
+// Run starts the stack and runs it until ctx ends, then stops the agent,
+// the server and Temporal, in that order.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	token, err := adminToken(filepath.Join(cfg.StateDir, "admin-token"))
+	if err != nil {
+		return err
+	}
+	bin, err := findTemporal(cfg.TemporalBin)
+	if err != nil {
+		return err
+	}
+
+	temporalAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.TemporalPort))
+	tmp, err := startTemporal(bin, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tmp.stop(log)
+
+	topts := temporalclient.Options{Address: temporalAddr, Namespace: Namespace}
+	copts, err := topts.ClientOptions("garo-dev", log)
+	if err != nil {
+		return err
+	}
+	dialCtx, cancelDial := context.WithTimeout(ctx, 90*time.Second)
+	c, err := temporalclient.Dial(dialCtx, copts, slog.New(slog.DiscardHandler))
+	cancelDial()
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("temporal dev server did not come up (see %s): %w", tmp.logPath, err)
+	}
+	c.Close()
+	log.Info("Temporal dev server up", "address", temporalAddr, "ui", tmp.uiURL, "log", tmp.logPath)
+
+	// Components stop in reverse order: agent, then server.
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	serverCtx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	listening := make(chan string, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := server.Run(serverCtx, server.Config{
+			Listen:            net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort)),
+			Temporal:          topts,
+			AdminToken:        token,
+			HeartbeatInterval: cfg.HeartbeatInterval,
+			OfflineAfter:      cfg.OfflineAfter,
+			Version:           cfg.Version,
+			Logger:            log.With("component", "server"),
+			Listening:         func(addr string) { listening <- addr },
+		})
+		errs <- fmt.Errorf("server: %w", errOrStopped(err))
+	}()
+	var apiURL string
+	select {
+	case addr := <-listening:
+		apiURL = "http://" + addr
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+		stopServer()
+		wg.Wait()
+		return nil
+	}
+	if err := waitReady(ctx, apiURL+"/readyz", errs); err != nil {
+		stopServer()
+		wg.Wait()
+		return err
+	}
+
+	info := Info{API: apiURL, UI: tmp.uiURL, Temporal: temporalAddr, Namespace: Namespace,
+		AdminToken: token, Agent: cfg.AgentName, PID: os.Getpid()}
+	infoPath := filepath.Join(cfg.StateDir, "dev.json")
+	if err := writeJSONFile(infoPath, info); err != nil {
+		stopServer()
+		wg.Wait()
+		return err
+	}
+	defer os.Remove(infoPath)
+
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
+	var agentWG sync.WaitGroup
+	agentWG.Add(1)
+	go func() {
+		defer agentWG.Done()
+		err := agent.Run(agentCtx, agent.Config{
+			Name:      cfg.AgentName,
+			ServerURL: apiURL,
+			Token:     token,
+			Temporal:  topts,
+			Version:   cfg.Version,
+			Logger:    log.With("component", "agent"),
+		})
+		errs <- fmt.Errorf("agent: %w", errOrStopped(err))
+	}()
+
+	fmt.Fprintf(cfg.Out, `
+Garo dev stack is up.
+  API          %s   (token in %s)
+  Temporal UI  %s
+  Temporal     %s   namespace %s
+  Agent        %s
+  dev.json     %s
+Try:  curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/agents
+Ctrl-C stops everything; state stays in %s.
+
+`, apiURL, filepath.Join(cfg.StateDir, "admin-token"), tmp.uiURL, temporalAddr, Namespace, cfg.AgentName,
+		infoPath, filepath.Join(cfg.StateDir, "admin-token"), apiURL, cfg.StateDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		if !errors.Is(err, errStopped) {
+			runErr = err
+		}
+	case err := <-tmp.exited:
+		runErr = fmt.Errorf("temporal dev server exited (see %s): %v", tmp.logPath, err)
+	}
+	log.Info("Stopping dev stack")
+	stopAgent()
+	agentWG.Wait()
+	stopServer()
+	wg.Wait()
+	return runErr
+}
+
+var errStopped = errors.New("stopped")
+
+func errOrStopped(err error) error {
+	if err == nil {
+		return errStopped
+	}
+	return err
+}
+
+// adminToken reads the dev stack's admin token, creating it on first use.
+func adminToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	t := "garo_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return t, nil
+}
+
+func findTemporal(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	if _, err := os.Stat("bin/temporal"); err == nil {
+		return filepath.Abs("bin/temporal")
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("temporal CLI not found in ./bin or $PATH: run `make tools` (or pass --temporal-bin)")
+}
+
+type temporalProcess struct {
+	cmd     *exec.Cmd
+	exited  chan error
+	logPath string
+	uiURL   string
+}
+
+func startTemporal(bin string, cfg Config, log *slog.Logger) (*temporalProcess, error) {
+	logPath := filepath.Join(cfg.StateDir, "temporal.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open temporal log: %w", err)
+	}
+	args := []string{"server", "start-dev",
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(cfg.TemporalPort),
+		"--ui-port", strconv.Itoa(cfg.UIPort),
+		"--db-filename", filepath.Join(cfg.StateDir, "temporal.db"),
+		"--namespace", Namespace,
+		"--log-level", "error",
+	}
+	for _, k := range workflows.SearchAttributeKeys() {
+		args = append(args, "--search-attribute", k.GetName()+"=Keyword")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = childAttrs()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	log.Info("Temporal dev server starting", "pid", cmd.Process.Pid, "bin", bin)
+	p := &temporalProcess{cmd: cmd, exited: make(chan error, 1), logPath: logPath,
+		uiURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.UIPort))}
+	go func() {
+		p.exited <- cmd.Wait()
+		logFile.Close()
+	}()
+	return p, nil
+}
+
+// stop ends the Temporal dev server: SIGTERM, then SIGKILL after 15 s.
+func (p *temporalProcess) stop(log *slog.Logger) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		log.Warn("Temporal dev server did not stop; killing it")
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// waitReady polls url until it answers 200, a component fails, or ctx ends.
+func waitReady(ctx context.Context, url string, errs <-chan error) error {
+	deadline := time.After(90 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case <-deadline:
+			return fmt.Errorf("server not ready at %s after 90s", url)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}

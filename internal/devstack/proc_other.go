@@ -1,0 +1,11 @@
+//go:build !linux
+
+package devstack
+
+import "syscall"
+
+// childAttrs puts the Temporal dev server in its own process group, so that
+// a Ctrl-C reaches garo dev alone and it stops the children in order.
+func childAttrs() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

@@ -1,0 +1,209 @@
+// Package server runs garo server: the REST API, the GitHub webhook and the
+// Temporal worker of the control-plane workflows. It keeps no state of its
+// own; any number of replicas can share one Temporal namespace.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/garo-run/garo/api"
+	"github.com/garo-run/garo/internal/temporalclient"
+	"github.com/garo-run/garo/workers"
+	"github.com/garo-run/garo/workflows"
+)
+
+// Config is the configuration of one server process.
+type Config struct {
+	Listen            string
+	Temporal          temporalclient.Options
+	AdminToken        string
+	HeartbeatInterval time.Duration
+	OfflineAfter      time.Duration
+	Version           string
+	Logger            *slog.Logger
+	// Listening, when set, is called with the bound address once the API
+	// listens.
+	Listening func(addr string)
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if cfg.AdminToken == "" {
+		return errors.New("no admin token: set --admin-token-file or GARO_ADMIN_TOKEN")
+	}
+	host, _ := os.Hostname()
+	copts, err := cfg.Temporal.ClientOptions(fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()), log)
+	if err != nil {
+		return err
+	}
+	c, err := client.NewLazyClient(copts)
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer c.Close()
+
+	s := &server{cfg: cfg, client: c, log: log}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	handler := api.NewRouter(api.Config{
+		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
+		Tokens:            api.NewTokens(cfg.AdminToken),
+		Logger:            log,
+		Ready:             s.ready,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		OfflineAfter:      cfg.OfflineAfter,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	log.Info("Garo server listening", "addr", ln.Addr().String(), "temporal", cfg.Temporal.Address,
+		"namespace", cfg.Temporal.Namespace, "version", cfg.Version)
+	if cfg.Listening != nil {
+		cfg.Listening(ln.Addr().String())
+	}
+
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		s.runWorker(workerCtx, host)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		stopWorker()
+		<-workerDone
+		return fmt.Errorf("serve API: %w", err)
+	}
+	log.Info("Garo server stopping")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("API shutdown incomplete", "error", err)
+	}
+	stopWorker()
+	<-workerDone
+	return nil
+}
+
+type server struct {
+	cfg     Config
+	client  client.Client
+	log     *slog.Logger
+	started atomic.Bool
+	// notReady says why the worker has not started yet.
+	notReady atomic.Pointer[string]
+}
+
+func (s *server) setNotReady(why string) { s.notReady.Store(&why) }
+
+func (s *server) ready(ctx context.Context) error {
+	if !s.started.Load() {
+		why := "worker not started"
+		if p := s.notReady.Load(); p != nil {
+			why = *p
+		}
+		return errors.New(why)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := s.client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		return fmt.Errorf("temporal unreachable: %w", err)
+	}
+	return nil
+}
+
+// runWorker registers the search attributes and runs the server's worker,
+// retrying while Temporal is unreachable, until ctx ends.
+func (s *server) runWorker(ctx context.Context, host string) {
+	delay := 500 * time.Millisecond
+	wait := func(err error, what string) bool {
+		s.setNotReady(fmt.Sprintf("%s: %v", what, err))
+		s.log.Warn("Server not ready; retrying", "step", what, "retryIn", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 15*time.Second)
+		return true
+	}
+	for {
+		err := EnsureSearchAttributes(ctx, s.client, s.cfg.Temporal.Namespace)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !wait(err, "register search attributes") {
+			return
+		}
+	}
+	w := workers.NewServer(s.client, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()))
+	for {
+		err := w.Start()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !wait(err, "start worker") {
+			return
+		}
+	}
+	s.started.Store(true)
+	s.log.Info("Server worker started", "taskQueue", workflows.ServerTaskQueue)
+	<-ctx.Done()
+	s.started.Store(false)
+	w.Stop()
+}
+
+// EnsureSearchAttributes registers Garo's custom search attributes on the
+// namespace unless they exist. Without permission to add them it returns an
+// error that says how an operator can.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, k := range workflows.SearchAttributeKeys() {
+		if t, ok := resp.GetCustomAttributes()[k.GetName()]; !ok {
+			missing[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		} else if t != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
+			return fmt.Errorf("search attribute %s of namespace %s has type %s, want Keyword", k.GetName(), namespace, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	})
+	if err != nil {
+		return fmt.Errorf("add search attributes to namespace %s (or run deploy/temporal/search-attributes.sh): %w", namespace, err)
+	}
+	return nil
+}

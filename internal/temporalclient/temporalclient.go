@@ -1,0 +1,124 @@
+// Package temporalclient builds Temporal client options from Garo's flags:
+// frontend address, namespace, mTLS and API key.
+package temporalclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+)
+
+// Options selects and authenticates a Temporal frontend.
+type Options struct {
+	Address       string
+	Namespace     string
+	TLS           bool
+	TLSCert       string
+	TLSKey        string
+	TLSCA         string
+	TLSServerName string
+	APIKeyFile    string
+	// APIKey is read from the environment (GARO_TEMPORAL_API_KEY), never
+	// from a flag, so that it does not show in process listings.
+	APIKey string
+}
+
+// Register adds the Temporal flags to fs.
+func (o *Options) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Address, "temporal-address", "localhost:7233", "Temporal frontend host:port")
+	fs.StringVar(&o.Namespace, "temporal-namespace", "default", "Temporal namespace")
+	fs.BoolVar(&o.TLS, "temporal-tls", false, "connect with TLS (implied by the other TLS options and by an API key)")
+	fs.StringVar(&o.TLSCert, "temporal-tls-cert", "", "client certificate PEM file for mTLS")
+	fs.StringVar(&o.TLSKey, "temporal-tls-key", "", "client private key PEM file for mTLS")
+	fs.StringVar(&o.TLSCA, "temporal-tls-ca", "", "CA bundle PEM file that signed the frontend's certificate (default: system roots)")
+	fs.StringVar(&o.TLSServerName, "temporal-tls-server-name", "", "server name to verify in the frontend's certificate")
+	fs.StringVar(&o.APIKeyFile, "temporal-api-key-file", "", "file holding a Temporal API key (or set GARO_TEMPORAL_API_KEY)")
+}
+
+// ClientOptions turns o into client options for a process called identity.
+func (o Options) ClientOptions(identity string, logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  o.Address,
+		Namespace: o.Namespace,
+		Identity:  identity,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	key := o.APIKey
+	if o.APIKeyFile != "" {
+		b, err := os.ReadFile(o.APIKeyFile)
+		if err != nil {
+			return opts, fmt.Errorf("read Temporal API key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(key)
+	}
+	tlsCfg, err := o.tlsConfig(key != "")
+	if err != nil {
+		return opts, err
+	}
+	opts.ConnectionOptions.TLS = tlsCfg
+	return opts, nil
+}
+
+func (o Options) tlsConfig(apiKey bool) (*tls.Config, error) {
+	if !o.TLS && !apiKey && o.TLSCert == "" && o.TLSKey == "" && o.TLSCA == "" && o.TLSServerName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, errors.New("--temporal-tls-cert and --temporal-tls-key go together")
+	}
+	if o.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load Temporal client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if o.TLSCA != "" {
+		pem, err := os.ReadFile(o.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("read Temporal CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in Temporal CA file %s", o.TLSCA)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Dial connects to Temporal, retrying with backoff while the frontend is
+// unreachable, until ctx ends. Each failed attempt is logged.
+func Dial(ctx context.Context, opts client.Options, logger *slog.Logger) (client.Client, error) {
+	delay := 500 * time.Millisecond
+	for {
+		c, err := client.DialContext(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
+		}
+		logger.Warn("Temporal unreachable; retrying", "address", opts.HostPort, "namespace", opts.Namespace, "retryIn", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 15*time.Second)
+	}
+}

@@ -1,0 +1,102 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/garo-run/garo/api/apiclient"
+	"github.com/garo-run/garo/internal/devstack"
+	"github.com/garo-run/garo/workflows"
+)
+
+// startDev runs `garo dev` on free ports with its state in dir and returns
+// the process and what it wrote to dev.json.
+func startDev(t *testing.T, dir string) (*proc, devstack.Info) {
+	t.Helper()
+	p := start(t, "garo dev", nil, "dev", "--state-dir", dir, "--temporal-bin", temporalBin,
+		"--api-port", strconv.Itoa(freePort(t)), "--temporal-port", strconv.Itoa(freePort(t)),
+		"--ui-port", strconv.Itoa(freePort(t)))
+	var info devstack.Info
+	eventually(t, 90*time.Second, "dev.json", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("garo dev exited: %v\n%s", p.err, p.out.String())
+		default:
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+		return err == nil && json.Unmarshal(b, &info) == nil
+	})
+	return p, info
+}
+
+// TestDevStack: `garo dev` (what `make run` starts) brings up Temporal with
+// its Web UI, the server and the agent "local"; Ctrl-C stops it all; a
+// restart on the same state directory continues where it stopped.
+func TestDevStack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p, info := startDev(t, dir)
+	token, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(string(token)), info.AdminToken)
+	assert.Equal(t, "local", info.Agent)
+	for _, u := range []string{info.API, info.UI} {
+		assert.True(t, strings.HasPrefix(u, "http://127.0.0.1:"), "%s binds to loopback", u)
+	}
+
+	api := apiclient.New(info.API, info.AdminToken)
+	eventually(t, 30*time.Second, "agent local online", func() bool {
+		st, err := api.GetAgent(context.Background(), "local")
+		return err == nil && st.Status == workflows.AgentOnline && st.WorkerSeenAt != nil
+	})
+	eventually(t, 30*time.Second, "Temporal Web UI serving", func() bool {
+		resp, err := http.Get(info.UI)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	c, err := client.Dial(client.Options{HostPort: info.Temporal, Namespace: info.Namespace})
+	require.NoError(t, err)
+	d, err := c.DescribeWorkflow(context.Background(), workflows.AgentWorkflowID("local"), "")
+	c.Close()
+	require.NoError(t, err)
+	firstRun := d.WorkflowExecution.RunID
+
+	// Ctrl-C stops everything cleanly, Temporal included.
+	require.NoError(t, p.signal(t, syscall.SIGINT, 60*time.Second), "Ctrl-C exits 0")
+	_, err = os.Stat(filepath.Join(dir, "dev.json"))
+	assert.True(t, os.IsNotExist(err), "dev.json is removed when the stack stops")
+	_, err = net.DialTimeout("tcp", info.Temporal, time.Second)
+	assert.Error(t, err, "the Temporal dev server stopped with garo dev")
+
+	// Restarted on the same state, the agent's workflow continues.
+	p2, info2 := startDev(t, dir)
+	assert.Equal(t, info.AdminToken, info2.AdminToken, "the admin token is kept")
+	api = apiclient.New(info2.API, info2.AdminToken)
+	eventually(t, 30*time.Second, "agent local online after restart", func() bool {
+		st, err := api.GetAgent(context.Background(), "local")
+		return err == nil && st.Status == workflows.AgentOnline && st.Worker != nil && st.Worker.PID == p2.cmd.Process.Pid
+	})
+	c, err = client.Dial(client.Options{HostPort: info2.Temporal, Namespace: info2.Namespace})
+	require.NoError(t, err)
+	defer c.Close()
+	d, err = c.DescribeWorkflow(context.Background(), workflows.AgentWorkflowID("local"), "")
+	require.NoError(t, err)
+	assert.Equal(t, firstRun, d.WorkflowExecution.RunID, "the same workflow run carries on from the persisted state")
+	require.NoError(t, p2.signal(t, syscall.SIGINT, 60*time.Second))
+}

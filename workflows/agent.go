@@ -1,0 +1,330 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// probeActivityName is the activity the agent's worker serves to prove it
+// polls its task queue (activities.ProbeAgentName).
+const probeActivityName = "ProbeAgent"
+
+// memoHeartbeatRefresh bounds how stale the last heartbeat in the memo (and
+// so in agent lists) may be, while keeping heartbeats from writing the
+// visibility store every time.
+const memoHeartbeatRefresh = time.Minute
+
+// AgentWorkflow owns the registration record of one agent: its
+// capabilities, its liveness (online until no heartbeat arrives for
+// OfflineAfter) and its unregistration. It runs until the agent is
+// unregistered, continuing as new when the history grows long.
+func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, error) {
+	if err := ValidateAgentName(in.Name); err != nil {
+		return AgentState{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+	}
+	a := &agentWorkflow{probes: in.Probes}
+	if in.State != nil {
+		a.state = *in.State
+	} else {
+		a.state = AgentState{Name: in.Name, Status: AgentOffline, TaskQueue: AgentTaskQueue(in.Name)}
+	}
+	if err := a.setHandlers(ctx); err != nil {
+		return AgentState{}, err
+	}
+	if err := ensureSearchAttribute(ctx, SearchAttributeAgent, in.Name); err != nil {
+		return AgentState{}, err
+	}
+	return a.run(ctx)
+}
+
+type agentWorkflow struct {
+	state AgentState
+	// published is the record as the memo last carried it.
+	published *AgentState
+	// probes counts probes started, across runs, for unique activity ids.
+	probes       int
+	probeRunning bool
+	probedFor    time.Time // RegisteredAt of the registration last probed
+	done         bool
+}
+
+func (a *agentWorkflow) setHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (AgentState, error) {
+		return a.state, nil
+	}); err != nil {
+		return fmt.Errorf("set query handler: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRegister, a.register,
+		workflow.UpdateHandlerOptions{Validator: a.validateRegister}); err != nil {
+		return fmt.Errorf("set register handler: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateHeartbeat, a.heartbeat,
+		workflow.UpdateHandlerOptions{Validator: a.validateHeartbeat}); err != nil {
+		return fmt.Errorf("set heartbeat handler: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateUnregister, a.unregister,
+		workflow.UpdateHandlerOptions{Validator: a.validateUnregister}); err != nil {
+		return fmt.Errorf("set unregister handler: %w", err)
+	}
+	return nil
+}
+
+// Error types of update rejections, for callers to tell them apart.
+const (
+	ErrTypeInvalidRequest = "InvalidRequest"
+	ErrTypeNotRegistered  = "NotRegistered"
+	ErrTypeUnregistering  = "Unregistering"
+)
+
+// ErrUnregistering is the rejection of an update to an agent that is being
+// unregistered.
+var ErrUnregistering = temporal.NewNonRetryableApplicationError("agent is being unregistered", ErrTypeUnregistering, nil)
+
+// ErrNotRegistered is the rejection of a heartbeat from an agent that never
+// registered with this workflow.
+var ErrNotRegistered = temporal.NewNonRetryableApplicationError("agent is not registered", ErrTypeNotRegistered, nil)
+
+func invalidRequest(err error) error {
+	if err == nil {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
+}
+
+func (a *agentWorkflow) validateRegister(req RegisterRequest) error {
+	if a.state.Status == AgentUnregistering || a.done {
+		return ErrUnregistering
+	}
+	return invalidRequest(ValidateRegisterRequest(req))
+}
+
+// ValidateRegisterRequest checks a registration for sizes and sane timing.
+func ValidateRegisterRequest(req RegisterRequest) error {
+	c := req.Capabilities
+	for _, f := range []struct{ name, v string }{{"version", c.Version}, {"hostname", c.Hostname}, {"actor", req.Actor}} {
+		if len(f.v) > MaxShortField {
+			return fmt.Errorf("%s is longer than %d characters", f.name, MaxShortField)
+		}
+	}
+	for _, list := range []struct {
+		name string
+		v    []string
+	}{{"labels", c.Labels}, {"providers", c.Providers}} {
+		if len(list.v) > MaxAgentLabels {
+			return fmt.Errorf("%s: more than %d entries", list.name, MaxAgentLabels)
+		}
+		for _, l := range list.v {
+			if l == "" || len(l) > MaxAgentLabelLen {
+				return fmt.Errorf("%s: entry %q must be 1-%d characters", list.name, l, MaxAgentLabelLen)
+			}
+		}
+	}
+	if req.HeartbeatInterval.D() < time.Second || req.HeartbeatInterval.D() > time.Hour {
+		return fmt.Errorf("heartbeat interval %s out of range [1s, 1h]", req.HeartbeatInterval)
+	}
+	if req.OfflineAfter.D() <= req.HeartbeatInterval.D() || req.OfflineAfter.D() > 24*time.Hour {
+		return fmt.Errorf("offline-after %s must exceed the heartbeat interval %s and be at most 24h", req.OfflineAfter, req.HeartbeatInterval)
+	}
+	return nil
+}
+
+func (a *agentWorkflow) register(ctx workflow.Context, req RegisterRequest) (AgentState, error) {
+	now := workflow.Now(ctx)
+	a.state.Capabilities = req.Capabilities
+	a.state.HeartbeatInterval = req.HeartbeatInterval
+	a.state.OfflineAfter = req.OfflineAfter
+	a.state.RegisteredAt = now
+	a.state.LastHeartbeat = now
+	a.state.Status = AgentOnline
+	workflow.GetLogger(ctx).Info("Agent registered", "agent", a.state.Name, "actor", req.Actor,
+		"version", req.Capabilities.Version, "hostname", req.Capabilities.Hostname)
+	return a.state, nil
+}
+
+func (a *agentWorkflow) validateHeartbeat(HeartbeatRequest) error {
+	if a.state.Status == AgentUnregistering || a.done {
+		return ErrUnregistering
+	}
+	if a.state.RegisteredAt.IsZero() {
+		return ErrNotRegistered
+	}
+	return nil
+}
+
+func (a *agentWorkflow) heartbeat(ctx workflow.Context, req HeartbeatRequest) (AgentState, error) {
+	a.state.LastHeartbeat = workflow.Now(ctx)
+	if req.Stopping {
+		if a.state.Status != AgentOffline {
+			workflow.GetLogger(ctx).Info("Agent stopping", "agent", a.state.Name)
+		}
+		a.state.Status = AgentOffline
+	} else {
+		if a.state.Status != AgentOnline {
+			workflow.GetLogger(ctx).Info("Agent back online", "agent", a.state.Name)
+		}
+		a.state.Status = AgentOnline
+	}
+	a.publish(ctx)
+	return a.state, nil
+}
+
+func (a *agentWorkflow) validateUnregister(req UnregisterRequest) error {
+	if len(req.Actor) > MaxShortField || len(req.Reason) > 1024 {
+		return invalidRequest(errors.New("actor or reason too long"))
+	}
+	return nil
+}
+
+func (a *agentWorkflow) unregister(ctx workflow.Context, req UnregisterRequest) (AgentState, error) {
+	if a.state.Status != AgentUnregistering && !a.done {
+		workflow.GetLogger(ctx).Info("Agent unregistering", "agent", a.state.Name, "actor", req.Actor, "reason", req.Reason)
+		a.state.Status = AgentUnregistering
+	}
+	if err := workflow.Await(ctx, func() bool { return a.done }); err != nil {
+		return AgentState{}, err
+	}
+	return a.state, nil
+}
+
+func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
+	logger := workflow.GetLogger(ctx)
+	probeCtx, cancelProbes := workflow.WithCancel(ctx)
+	defer cancelProbes()
+	for {
+		a.publish(ctx)
+		if a.state.Status == AgentUnregistering {
+			break
+		}
+		if a.needsProbe() {
+			a.startProbe(probeCtx)
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return a.continueAsNew(ctx)
+		}
+		wake := func() bool {
+			return a.state.Status == AgentUnregistering || a.needsProbe() || a.publishDue() ||
+				workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		}
+		if a.state.Status != AgentOnline {
+			if err := workflow.Await(ctx, wake); err != nil {
+				return a.state, err
+			}
+			continue
+		}
+		remaining := a.state.LastHeartbeat.Add(a.state.OfflineAfter.D()).Sub(workflow.Now(ctx))
+		if remaining <= 0 {
+			logger.Warn("Agent offline: no heartbeat", "agent", a.state.Name,
+				"lastHeartbeat", a.state.LastHeartbeat, "offlineAfter", a.state.OfflineAfter.String())
+			a.state.Status = AgentOffline
+			continue
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, remaining, wake); err != nil {
+			return a.state, err
+		}
+	}
+	// Unregistering: nothing else to drain yet; finish the handlers that
+	// wait for the end and return the final record.
+	cancelProbes()
+	a.state.Status = AgentUnregistered
+	a.done = true
+	a.publish(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return a.state, err
+	}
+	logger.Info("Agent unregistered", "agent", a.state.Name)
+	return a.state, nil
+}
+
+func (a *agentWorkflow) continueAsNew(ctx workflow.Context) (AgentState, error) {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return a.state, err
+	}
+	state := a.state
+	return state, workflow.NewContinueAsNewError(ctx, AgentWorkflowName,
+		AgentWorkflowInput{Name: state.Name, State: &state, Probes: a.probes})
+}
+
+// needsProbe reports whether the worker of the current registration has not
+// been probed yet.
+func (a *agentWorkflow) needsProbe() bool {
+	return a.state.Status == AgentOnline && !a.probeRunning && !a.probedFor.Equal(a.state.RegisteredAt) &&
+		(a.state.WorkerSeenAt == nil || a.state.WorkerSeenAt.Before(a.state.RegisteredAt))
+}
+
+// startProbe asks the agent's worker, on its own task queue, who it is. An
+// agent whose worker does not poll leaves the probe waiting; the agent's
+// record shows no workerSeenAt for this registration.
+func (a *agentWorkflow) startProbe(ctx workflow.Context) {
+	a.probeRunning = true
+	a.probedFor = a.state.RegisteredAt
+	a.probes++
+	opts := workflow.ActivityOptions{
+		TaskQueue:              a.state.TaskQueue,
+		ActivityID:             fmt.Sprintf("agent/%s/probe/%d", a.state.Name, a.probes),
+		ScheduleToStartTimeout: 2 * time.Minute,
+		StartToCloseTimeout:    10 * time.Second,
+		Summary:                fmt.Sprintf("probe the worker of agent %s", a.state.Name),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    5,
+		},
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { a.probeRunning = false }()
+		var res ProbeResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), probeActivityName).Get(ctx, &res)
+		if err != nil {
+			if ctx.Err() == nil {
+				workflow.GetLogger(ctx).Warn("Agent worker did not answer its probe", "agent", a.state.Name,
+					"taskQueue", a.state.TaskQueue, "error", err)
+			}
+			return
+		}
+		now := workflow.Now(ctx)
+		a.state.WorkerSeenAt = &now
+		a.state.Worker = &res
+	})
+}
+
+// publishDue reports whether the memo is out of date: anything but the
+// last heartbeat changed, or the heartbeat is memoHeartbeatRefresh old.
+func (a *agentWorkflow) publishDue() bool {
+	p, s := a.published, a.state
+	return p == nil || p.Status != s.Status || !p.RegisteredAt.Equal(s.RegisteredAt) ||
+		(p.WorkerSeenAt == nil) != (s.WorkerSeenAt == nil) ||
+		s.LastHeartbeat.Sub(p.LastHeartbeat) >= memoHeartbeatRefresh
+}
+
+// publish upserts the memo when it is out of date.
+func (a *agentWorkflow) publish(ctx workflow.Context) {
+	if !a.publishDue() {
+		return
+	}
+	s := a.state
+	if err := workflow.UpsertMemo(ctx, map[string]any{MemoSummary: s}); err != nil {
+		// Only an encoding failure gets here; do not retry it in a loop.
+		workflow.GetLogger(ctx).Error("Upsert memo failed", "error", err)
+	}
+	if a.published == nil || a.published.Status != s.Status {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Agent **%s** is %s; task queue `%s`.", a.state.Name, s.Status, s.TaskQueue))
+	}
+	a.published = &s
+}
+
+// ensureSearchAttribute sets a keyword search attribute unless the run
+// already carries it (it is set at start and kept across continue-as-new).
+func ensureSearchAttribute(ctx workflow.Context, key temporal.SearchAttributeKeyKeyword, value string) error {
+	if v, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(key); ok && v == value {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, key.ValueSet(value)); err != nil {
+		return fmt.Errorf("upsert search attribute %s: %w", key.GetName(), err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package workflows
+
+import "time"
+
+// AgentStatus is the liveness of an agent as its workflow sees it.
+type AgentStatus string
+
+// Agent statuses.
+const (
+	// AgentOnline: heartbeats arrive within OfflineAfter of each other.
+	AgentOnline AgentStatus = "online"
+	// AgentOffline: no heartbeat for OfflineAfter, or the agent said it stops.
+	AgentOffline AgentStatus = "offline"
+	// AgentUnregistering: an unregister was accepted; the workflow drains
+	// and ends.
+	AgentUnregistering AgentStatus = "unregistering"
+	// AgentUnregistered: the final state, returned by unregister.
+	AgentUnregistered AgentStatus = "unregistered"
+)
+
+// Limits on what an agent may report about itself.
+const (
+	MaxAgentLabels   = 64
+	MaxAgentLabelLen = 256
+	MaxShortField    = 256
+)
+
+// Default liveness timing of agents.
+const (
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultOfflineAfter      = 45 * time.Second
+)
+
+// AgentCapabilities is what an agent reports about itself when it registers.
+type AgentCapabilities struct {
+	Version   string   `json:"version,omitempty"`
+	Hostname  string   `json:"hostname,omitempty"`
+	Providers []string `json:"providers,omitempty"`
+	Labels    []string `json:"labels,omitempty"`
+}
+
+// RegisterRequest is the argument of the register update.
+type RegisterRequest struct {
+	Capabilities AgentCapabilities `json:"capabilities"`
+	// HeartbeatInterval and OfflineAfter are set by the server, not the
+	// agent: they are the fleet's liveness policy.
+	HeartbeatInterval Duration `json:"heartbeatInterval"`
+	OfflineAfter      Duration `json:"offlineAfter"`
+	// Actor is the identity of the caller, kept in the history as an audit
+	// record.
+	Actor string `json:"actor,omitempty"`
+}
+
+// HeartbeatRequest is the argument of the heartbeat update.
+type HeartbeatRequest struct {
+	// Stopping marks the agent offline at once: it is shutting down cleanly.
+	Stopping bool `json:"stopping,omitempty"`
+}
+
+// UnregisterRequest is the argument of the unregister update.
+type UnregisterRequest struct {
+	Actor  string `json:"actor,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ProbeResult is what the agent's worker answers to a probe: proof that the
+// process polling the agent's task queue is alive, and what it is.
+type ProbeResult struct {
+	Hostname string `json:"hostname,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Version  string `json:"version,omitempty"`
+}
+
+// AgentState is the registration record of one agent, as the state query,
+// the memo and the REST API show it.
+type AgentState struct {
+	Name              string            `json:"name"`
+	Status            AgentStatus       `json:"status"`
+	TaskQueue         string            `json:"taskQueue"`
+	Capabilities      AgentCapabilities `json:"capabilities"`
+	RegisteredAt      time.Time         `json:"registeredAt"`
+	LastHeartbeat     time.Time         `json:"lastHeartbeat"`
+	HeartbeatInterval Duration          `json:"heartbeatInterval"`
+	OfflineAfter      Duration          `json:"offlineAfter"`
+	// WorkerSeenAt is when the agent's worker last answered a probe on its
+	// task queue; zero until it has.
+	WorkerSeenAt *time.Time `json:"workerSeenAt,omitempty"`
+	// Worker describes the process that answered the last probe.
+	Worker *ProbeResult `json:"worker,omitempty"`
+}
+
+// AgentWorkflowInput starts an AgentWorkflow; State is set when the workflow
+// continues as new.
+type AgentWorkflowInput struct {
+	Name  string      `json:"name"`
+	State *AgentState `json:"state,omitempty"`
+	// Probes counts probes started, so activity ids stay unique across runs.
+	Probes int `json:"probes,omitempty"`
+}
