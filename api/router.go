@@ -36,6 +36,10 @@ type Config struct {
 	// Ready reports whether the server can serve: Temporal reachable and
 	// the worker started.
 	Ready func(context.Context) error
+	// Webhook serves POST /webhooks/github; nil answers 503.
+	Webhook http.Handler
+	// Metrics serves GET /metrics (Prometheus); nil serves none.
+	Metrics http.Handler
 	// HeartbeatInterval and OfflineAfter are the liveness policy handed to
 	// agents when they register.
 	HeartbeatInterval time.Duration
@@ -68,6 +72,17 @@ func NewRouter(cfg Config) http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPISpec)
 	})
+
+	webhook := cfg.Webhook
+	if webhook == nil {
+		webhook = NewWebhook(nil, nil, cfg.Logger, nil)
+	}
+	r.Post("/webhooks/github", webhook.ServeHTTP)
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = http.NotFoundHandler()
+	}
+	r.With(cfg.Tokens.requireToken).Get("/metrics", metrics.ServeHTTP)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(cfg.Tokens.requireToken)

@@ -165,3 +165,17 @@ func mapTemporalError(err error) error {
 	}
 	return err
 }
+
+// TemporalJobs delivers job events as signals to repository workflows.
+type TemporalJobs struct {
+	Client client.Client
+}
+
+// SignalJob signals the pool of owner/repo; ErrNotFound when it has none.
+func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev workflows.JobEvent) error {
+	err := t.Client.SignalWorkflow(ctx, workflows.RepositoryWorkflowID(owner, repo), "", workflows.SignalJob, ev)
+	if err != nil {
+		return mapTemporalError(err)
+	}
+	return nil
+}

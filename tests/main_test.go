@@ -183,7 +183,10 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal, d time.Duration) error {
 	}
 }
 
-const adminToken = "e2e-admin-token-0123456789"
+const (
+	adminToken    = "e2e-admin-token-0123456789"
+	webhookSecret = "e2e-webhook-secret"
+)
 
 // startServer runs garo server in namespace ns and waits until it is ready.
 func startServer(t *testing.T, ns string, extra ...string) string {
@@ -192,7 +195,7 @@ func startServer(t *testing.T, ns string, extra ...string) string {
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--temporal-address", temporalAddr, "--temporal-namespace", ns}, extra...)
-	p := start(t, "server", []string{"GARO_ADMIN_TOKEN=" + adminToken}, args...)
+	p := start(t, "server", []string{"GARO_ADMIN_TOKEN=" + adminToken, "GARO_WEBHOOK_SECRET=" + webhookSecret}, args...)
 	waitHTTP(t, p, url+"/readyz", 60*time.Second)
 	return url
 }

@@ -128,6 +128,17 @@ func secret(file, env string, getenv func(string) string) (string, error) {
 	return getenv(env), nil
 }
 
+// lines splits s into its non-empty, trimmed lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("garo "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -141,6 +152,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 		topts     temporalclient.Options
 		listen    = fs.String("listen", ":8080", "address of the REST API and webhook")
 		tokenFile = fs.String("admin-token-file", "", "file holding the admin bearer token (or set GARO_ADMIN_TOKEN)")
+		whFile    = fs.String("webhook-secret-file", "", "file of GitHub webhook secrets, one a line, all accepted (or set GARO_WEBHOOK_SECRET)")
 		hbEvery   = fs.Duration("heartbeat-interval", workflows.DefaultHeartbeatInterval, "how often agents send a heartbeat")
 		offline   = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
 	)
@@ -158,8 +170,12 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 	if err != nil {
 		return err
 	}
+	whSecrets, err := secret(*whFile, "GARO_WEBHOOK_SECRET", getenv)
+	if err != nil {
+		return err
+	}
 	return server.Run(ctx, server.Config{
-		Listen: *listen, Temporal: topts, AdminToken: token,
+		Listen: *listen, Temporal: topts, AdminToken: token, WebhookSecrets: lines(whSecrets),
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
 		Version: versionString(), Logger: log,
 	})

@@ -18,6 +18,10 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/garo-run/garo/api"
 	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workers"
@@ -26,9 +30,11 @@ import (
 
 // Config is the configuration of one server process.
 type Config struct {
-	Listen            string
-	Temporal          temporalclient.Options
-	AdminToken        string
+	Listen     string
+	Temporal   temporalclient.Options
+	AdminToken string
+	// WebhookSecrets are the GitHub webhook secrets accepted, in order.
+	WebhookSecrets    []string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
 	Version           string
@@ -60,8 +66,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if len(cfg.WebhookSecrets) == 0 {
+		log.Warn("No webhook secret configured: POST /webhooks/github answers 503 (set --webhook-secret-file or GARO_WEBHOOK_SECRET)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
+		Webhook:           api.NewWebhook(cfg.WebhookSecrets, &api.TemporalJobs{Client: c}, log, reg),
+		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken),
 		Logger:            log,
 		Ready:             s.ready,

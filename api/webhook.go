@@ -1,0 +1,228 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// MaxWebhookBytes is GitHub's own cap on webhook payloads.
+const MaxWebhookBytes = 25 << 20
+
+// Limits on what a job event may carry into a workflow.
+const (
+	maxJobLabels   = 64
+	maxJobLabelLen = 256
+)
+
+// JobSignaler delivers job events to the repository workflows.
+type JobSignaler interface {
+	// SignalJob returns ErrNotFound when the repository has no pool.
+	SignalJob(ctx context.Context, owner, repo string, ev workflows.JobEvent) error
+}
+
+// Webhook receives GitHub's webhooks. Secrets are tried in order, so that a
+// new one can be added before the old one is removed from GitHub.
+type Webhook struct {
+	secrets    [][]byte
+	jobs       JobSignaler
+	log        *slog.Logger
+	deliveries *prometheus.CounterVec
+}
+
+// NewWebhook returns the webhook handler; metrics are registered on reg.
+func NewWebhook(secrets []string, jobs JobSignaler, log *slog.Logger, reg prometheus.Registerer) *Webhook {
+	w := &Webhook{jobs: jobs, log: log,
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garo_webhook_deliveries_total",
+			Help: "GitHub webhook deliveries by event and outcome.",
+		}, []string{"event", "outcome"}),
+	}
+	for _, s := range secrets {
+		if s != "" {
+			w.secrets = append(w.secrets, []byte(s))
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(w.deliveries)
+	}
+	return w
+}
+
+func (wh *Webhook) count(event, outcome string) {
+	wh.deliveries.WithLabelValues(event, outcome).Inc()
+}
+
+// ServeHTTP checks the signature over the raw body before it parses
+// anything, then turns workflow_job events into signals. It never waits on
+// a workflow: a signal is accepted by Temporal or not.
+func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	event := r.Header.Get("X-GitHub-Event")
+	if len(event) > 64 {
+		event = "invalid"
+	}
+	if len(wh.secrets) == 0 {
+		wh.count(event, "unconfigured")
+		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, "no webhook secret is configured on this server")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			wh.count(event, "too_large")
+			writeProblem(w, r, http.StatusRequestEntityTooLarge, ProblemTooLarge, "the payload exceeds 25 MiB")
+			return
+		}
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "read body")
+		return
+	}
+	sig := r.Header.Get("X-Hub-Signature-256")
+	if !wh.validSignature(sig, body) {
+		wh.count(event, "bad_signature")
+		wh.log.Warn("Webhook rejected: missing or bad signature", "event", event,
+			"delivery", r.Header.Get("X-GitHub-Delivery"), "signed", sig != "")
+		writeProblem(w, r, http.StatusUnauthorized, ProblemUnauthorized, "missing or invalid X-Hub-Signature-256")
+		return
+	}
+	payload, err := webhookPayload(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		wh.count(event, "invalid")
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return
+	}
+	switch event {
+	case "ping":
+		wh.count(event, "ok")
+		writeJSON(w, http.StatusOK, map[string]string{"status": "pong"})
+	case "workflow_job":
+		wh.workflowJob(w, r, payload)
+	default:
+		wh.count(event, "ignored")
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "event not handled"})
+	}
+}
+
+func (wh *Webhook) validSignature(sig string, body []byte) bool {
+	if sig == "" {
+		return false
+	}
+	for _, s := range wh.secrets {
+		if github.ValidateSignature(sig, body, s) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// webhookPayload returns the JSON of a delivery, which GitHub sends either
+// as the body or as the form field "payload".
+func webhookPayload(contentType string, body []byte) ([]byte, error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "application/json", "":
+		return body, nil
+	case "application/x-www-form-urlencoded":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errors.New("invalid form body")
+		}
+		return []byte(form.Get("payload")), nil
+	}
+	return nil, errors.New("unsupported content type " + mt)
+}
+
+func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload []byte) {
+	const event = "workflow_job"
+	parsed, err := github.ParseWebHook(event, payload)
+	if err != nil {
+		wh.count(event, "invalid")
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid workflow_job payload")
+		return
+	}
+	e := parsed.(*github.WorkflowJobEvent)
+	ev, owner, repo, err := jobEvent(e, r.Header.Get("X-GitHub-Delivery"))
+	if err != nil {
+		wh.count(event, "invalid")
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return
+	}
+	switch ev.Action {
+	case workflows.JobQueued, workflows.JobWaiting, workflows.JobInProgress, workflows.JobCompleted:
+	default:
+		wh.count(event, "ignored")
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "action not handled"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	err = wh.jobs.SignalJob(ctx, owner, repo, ev)
+	switch {
+	case err == nil:
+		wh.count(event, "signaled")
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+	case errors.Is(err, ErrNotFound):
+		wh.count(event, "no_pool")
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "no runner pool for " + ev.Repository})
+	default:
+		wh.count(event, "error")
+		wh.log.Error("Webhook not delivered to its pool; GitHub may redeliver", "repository", ev.Repository,
+			"job", ev.JobID, "action", ev.Action, "delivery", ev.DeliveryID, "error", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, "could not deliver the event; redeliver later")
+	}
+}
+
+// jobEvent turns a webhook payload into the signal it becomes.
+func jobEvent(e *github.WorkflowJobEvent, delivery string) (workflows.JobEvent, string, string, error) {
+	j := e.GetWorkflowJob()
+	if j == nil || e.GetRepo() == nil || j.GetID() == 0 {
+		return workflows.JobEvent{}, "", "", errors.New("workflow_job payload without job or repository")
+	}
+	owner, repo, err := workflows.ParseRepository(e.GetRepo().GetFullName())
+	if err != nil {
+		return workflows.JobEvent{}, "", "", err
+	}
+	if len(j.Labels) > maxJobLabels {
+		return workflows.JobEvent{}, "", "", errors.New("too many labels")
+	}
+	for _, l := range j.Labels {
+		if l == "" || len(l) > maxJobLabelLen {
+			return workflows.JobEvent{}, "", "", errors.New("invalid label")
+		}
+	}
+	if len(delivery) > 128 || len(j.GetRunnerName()) > 256 || len(j.GetName()) > 1024 {
+		return workflows.JobEvent{}, "", "", errors.New("oversized field")
+	}
+	ev := workflows.JobEvent{
+		DeliveryID: delivery,
+		Action:     e.GetAction(),
+		Repository: owner + "/" + repo,
+		JobID:      j.GetID(),
+		RunID:      j.GetRunID(),
+		RunAttempt: j.GetRunAttempt(),
+		Name:       j.GetName(),
+		Labels:     j.Labels,
+		RunnerID:   j.GetRunnerID(),
+		RunnerName: j.GetRunnerName(),
+		Conclusion: j.GetConclusion(),
+	}
+	ts := func(t *github.Timestamp) *time.Time {
+		if t == nil || t.IsZero() {
+			return nil
+		}
+		v := t.UTC()
+		return &v
+	}
+	ev.CreatedAt, ev.StartedAt, ev.CompletedAt = ts(j.CreatedAt), ts(j.StartedAt), ts(j.CompletedAt)
+	return ev, owner, repo, nil
+}
