@@ -1,0 +1,545 @@
+package githubsim
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// rateLimits keeps each token's primary budget, in hourly windows.
+type rateLimits struct {
+	mu     sync.Mutex
+	limit  int
+	byAuth map[string]*window
+}
+
+type window struct {
+	used  int
+	reset time.Time
+}
+
+func newRateLimits(limit int) *rateLimits {
+	return &rateLimits{limit: limit, byAuth: map[string]*window{}}
+}
+
+func (l *rateLimits) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.byAuth = map[string]*window{}
+}
+
+// take spends one request of auth's budget; it reports the window after
+// the request and whether the request is within the budget.
+func (l *rateLimits) take(auth string) (window, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, ok := l.byAuth[auth]
+	if !ok || time.Now().After(w.reset) {
+		w = &window{reset: time.Now().Add(time.Hour).Truncate(time.Second)}
+		l.byAuth[auth] = w
+	}
+	if w.used >= l.limit {
+		return *w, false
+	}
+	w.used++
+	return *w, true
+}
+
+// stats counts REST requests by route and status.
+type stats struct {
+	mu       sync.Mutex
+	requests map[string]int
+	runners  int
+}
+
+func newStats() *stats { return &stats{requests: map[string]int{}} }
+
+func (s *stats) add(key string) {
+	s.mu.Lock()
+	s.requests[key]++
+	s.mu.Unlock()
+}
+
+func (s *stats) snapshot() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *stats) runnerRegistered() {
+	s.mu.Lock()
+	s.runners++
+	s.mu.Unlock()
+}
+
+func (s *stats) runnersRegistered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runners
+}
+
+func (s *stats) reset() {
+	s.mu.Lock()
+	s.requests, s.runners = map[string]int{}, 0
+	s.mu.Unlock()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// githubRoutes is GitHub's REST API, mounted at / and /api/v3.
+func (s *Sim) githubRoutes() http.Handler {
+	r := chi.NewRouter()
+	s.gh = r
+	r.Use(s.middleware)
+	r.Get("/rate_limit", s.getRateLimit)
+	r.Get("/app/installations", s.listInstallations)
+	r.Post("/app/installations/{id}/access_tokens", s.createInstallationToken)
+	r.Route("/repos/{owner}/{repo}", func(r chi.Router) {
+		r.Get("/installation", s.getRepoInstallation)
+		r.Post("/actions/runners/generate-jitconfig", s.generateJITConfig)
+		r.Post("/actions/runners/registration-token", s.createToken("registration"))
+		r.Post("/actions/runners/remove-token", s.createToken("remove"))
+		r.Get("/actions/runners/downloads", s.listDownloads)
+		r.Get("/actions/runners", s.listRunners)
+		r.Get("/actions/runners/{id}", s.getRunner)
+		r.Delete("/actions/runners/{id}", s.deleteRunner)
+		r.Get("/actions/runs", s.listRuns)
+		r.Get("/actions/runs/{run}/jobs", s.listRunJobs)
+		r.Get("/actions/jobs/{job}", s.getJob)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
+	return r
+}
+
+// middleware authenticates, applies the rate limit and route faults, sets
+// GitHub's rate-limit headers, and counts the request by route and status.
+func (s *Sim) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		path := strings.TrimPrefix(r.URL.Path, "/api/v3")
+		route := s.gh.Find(chi.NewRouteContext(), r.Method, path)
+		if route == "" {
+			route = "unknown"
+		}
+		defer func() { s.stats.add(fmt.Sprintf("%s %s %d", r.Method, route, rec.status)) }()
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			writeError(rec, http.StatusUnauthorized, "Requires authentication")
+			return
+		}
+		win, ok := s.limits.take(auth)
+		h := rec.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(s.limits.limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
+		h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(win.reset.Unix(), 10))
+		h.Set("X-RateLimit-Resource", "core")
+		h.Set("X-GitHub-Request-Id", randomToken("")[:16])
+		if !ok {
+			writeJSON(rec, http.StatusForbidden, map[string]string{
+				"message":           "API rate limit exceeded for installation ID 1.",
+				"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+			return
+		}
+		if f := s.faults.match(r, path); f != nil {
+			switch f.Kind {
+			case FaultLatency:
+				select {
+				case <-time.After(time.Duration(f.LatencyMs) * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			case FaultError:
+				status := f.Status
+				if status == 0 {
+					status = http.StatusInternalServerError
+				}
+				writeError(rec, status, "Server Error (injected)")
+				return
+			case FaultPrimaryRateLimit:
+				wait := max(f.RetryAfterSeconds, 1)
+				h.Set("X-RateLimit-Remaining", "0")
+				h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Duration(wait)*time.Second).Unix(), 10))
+				writeJSON(rec, http.StatusForbidden, map[string]string{
+					"message":           "API rate limit exceeded for installation ID 1.",
+					"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+				return
+			case FaultSecondaryRateLimit:
+				h.Set("Retry-After", strconv.FormatInt(max(f.RetryAfterSeconds, 1), 10))
+				writeJSON(rec, http.StatusForbidden, map[string]string{
+					"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+					"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"})
+				return
+			}
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func (s *Sim) getRateLimit(w http.ResponseWriter, r *http.Request) {
+	s.limits.mu.Lock()
+	cur := s.limits.byAuth[r.Header.Get("Authorization")]
+	s.limits.mu.Unlock()
+	used := 0
+	reset := time.Now().Add(time.Hour)
+	if cur != nil {
+		used, reset = cur.used, cur.reset
+	}
+	res := map[string]any{"limit": s.limits.limit, "remaining": s.limits.limit - used, "used": used, "reset": reset.Unix()}
+	writeJSON(w, http.StatusOK, map[string]any{"resources": map[string]any{"core": res}, "rate": res})
+}
+
+func (s *Sim) listInstallations(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, []map[string]any{{"id": InstallationID, "app_id": AppID,
+		"account": map[string]any{"login": "githubsim", "id": 1}, "target_type": "Organization"}})
+}
+
+func (s *Sim) createInstallationToken(w http.ResponseWriter, r *http.Request) {
+	if chi.URLParam(r, "id") != strconv.Itoa(InstallationID) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || strings.Count(r.Header.Get("Authorization"), ".") != 2 {
+		writeError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")
+		return
+	}
+	tok := randomToken("ghs_")
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	s.st.mu.Lock()
+	s.st.tokens[tok] = tokenInfo{kind: "installation", expires: exp}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
+}
+
+func (s *Sim) getRepoInstallation(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"id": InstallationID, "app_id": AppID})
+}
+
+// runnerJSON is a runner as GitHub's REST API shows it.
+func runnerJSON(rn *Runner) map[string]any {
+	labels := make([]map[string]any, 0, len(rn.Labels))
+	for i, l := range rn.Labels {
+		typ := "custom"
+		if slices.Contains(defaultLabels, l) {
+			typ = "read-only"
+		}
+		labels = append(labels, map[string]any{"id": i + 1, "name": l, "type": typ})
+	}
+	return map[string]any{"id": rn.ID, "name": rn.Name, "os": "Linux", "status": rn.Status,
+		"busy": rn.Busy, "ephemeral": rn.Ephemeral, "labels": labels}
+}
+
+// defaultLabels are the labels GitHub gives every self-hosted runner.
+var defaultLabels = []string{"self-hosted", "Linux", "X64"}
+
+func withDefaultLabels(custom []string) []string {
+	out := append([]string(nil), defaultLabels...)
+	for _, l := range custom {
+		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, l) }) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// JITConfig is the decoded form of encoded_jit_config: a map of file names
+// to base64 file contents, as GitHub's runner expects.
+type JITConfig map[string]string
+
+// RunnerFile is the simulator's content of the ".runner" file.
+type RunnerFile struct {
+	AgentID   int64  `json:"agentId"`
+	AgentName string `json:"agentName"`
+	PoolID    int64  `json:"poolId"`
+	ServerURL string `json:"serverUrl"`
+	GitHubURL string `json:"gitHubUrl"`
+	Ephemeral bool   `json:"ephemeral"`
+}
+
+// CredentialsFile is the simulator's content of ".credentials".
+type CredentialsFile struct {
+	Scheme string            `json:"scheme"`
+	Data   map[string]string `json:"data"`
+}
+
+func b64json(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func (s *Sim) encodeJIT(rn *Runner) string {
+	cfg := JITConfig{
+		".runner": b64json(RunnerFile{AgentID: rn.ID, AgentName: rn.Name, PoolID: rn.GroupID,
+			ServerURL: s.baseURL + "/_sim/runner", GitHubURL: s.baseURL + "/" + rn.Repo, Ephemeral: rn.Ephemeral}),
+		".credentials": b64json(CredentialsFile{Scheme: "OAuth", Data: map[string]string{
+			"clientId": rn.credential, "authorizationUrl": s.baseURL + "/_sim/runner/connect", "requireFipsCryptography": "False"}}),
+		".credentials_rsaparams": b64json(map[string]string{"d": "", "dp": "", "dq": "", "exponent": "AQAB", "inverseQ": "", "modulus": "", "p": "", "q": ""}),
+	}
+	b, _ := json.Marshal(cfg)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// newRunner registers a runner; the caller holds the lock.
+func (s *Sim) newRunner(repo *repository, name string, labels []string, group int64, ephemeral bool) *Runner {
+	rn := &Runner{ID: s.st.id(), Name: name, Repo: repo.fullName(), Status: RunnerOffline,
+		Labels: withDefaultLabels(labels), Ephemeral: ephemeral, GroupID: group, credential: randomToken("simcred_")}
+	s.st.runners[rn.ID] = rn
+	s.stats.runnerRegistered()
+	return rn
+}
+
+func (s *Sim) generateJITConfig(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name          string   `json:"name"`
+		RunnerGroupID int64    `json:"runner_group_id"`
+		Labels        []string `json:"labels"`
+		WorkFolder    string   `json:"work_folder"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON")
+		return
+	}
+	if req.Name == "" || len(req.Name) > 64 || req.RunnerGroupID < 1 || len(req.Labels) == 0 || len(req.Labels) > 100 {
+		writeError(w, http.StatusUnprocessableEntity, "Validation Failed")
+		return
+	}
+	s.st.mu.Lock()
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	if s.st.runnerByName(repo.fullName(), req.Name) != nil {
+		s.st.mu.Unlock()
+		writeError(w, http.StatusConflict, "Already exists - A runner with the name "+req.Name+" already exists.")
+		return
+	}
+	rn := s.newRunner(repo, req.Name, req.Labels, req.RunnerGroupID, true)
+	body := map[string]any{"runner": runnerJSON(rn), "encoded_jit_config": s.encodeJIT(rn)}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusCreated, body)
+}
+
+func (s *Sim) createToken(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.ToUpper(randomToken("A"))[:29]
+		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+		s.st.mu.Lock()
+		repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+		s.st.tokens[tok] = tokenInfo{kind: kind, repo: repo.fullName(), expires: exp}
+		s.st.mu.Unlock()
+		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
+	}
+}
+
+func (s *Sim) listDownloads(w http.ResponseWriter, r *http.Request) {
+	var out []map[string]any
+	for _, p := range []struct{ os, arch, ext string }{
+		{"linux", "x64", "tar.gz"}, {"linux", "arm64", "tar.gz"}, {"osx", "x64", "tar.gz"},
+		{"osx", "arm64", "tar.gz"}, {"win", "x64", "zip"}, {"win", "arm64", "zip"},
+	} {
+		name := fmt.Sprintf("actions-runner-%s-%s-2.321.0.%s", p.os, p.arch, p.ext)
+		out = append(out, map[string]any{"os": p.os, "architecture": p.arch, "filename": name,
+			"download_url":    s.baseURL + "/_sim/downloads/" + name,
+			"sha256_checksum": fmt.Sprintf("%064x", len(name))})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// page applies GitHub's per_page and page to n items and sets the Link
+// header; it returns the bounds of the page.
+func (s *Sim) page(w http.ResponseWriter, r *http.Request, n int) (int, int) {
+	perPage, page := 30, 1
+	if v, err := strconv.Atoi(r.URL.Query().Get("per_page")); err == nil && v > 0 {
+		perPage = min(v, 100)
+	}
+	if v, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && v > 0 {
+		page = v
+	}
+	last := max(1, (n+perPage-1)/perPage)
+	link := func(p int, rel string) string {
+		u := *r.URL
+		q := u.Query()
+		q.Set("page", strconv.Itoa(p))
+		q.Set("per_page", strconv.Itoa(perPage))
+		u.RawQuery = q.Encode()
+		return fmt.Sprintf(`<%s%s>; rel="%s"`, s.baseURL, u.RequestURI(), rel)
+	}
+	var links []string
+	if page < last {
+		links = append(links, link(page+1, "next"), link(last, "last"))
+	}
+	if page > 1 {
+		links = append(links, link(1, "first"), link(page-1, "prev"))
+	}
+	if len(links) > 0 {
+		w.Header().Set("Link", strings.Join(links, ", "))
+	}
+	start := min((page-1)*perPage, n)
+	return start, min(start+perPage, n)
+}
+
+func (s *Sim) listRunners(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	all := s.st.runnersOf(repo.fullName())
+	if name := r.URL.Query().Get("name"); name != "" {
+		all = slices.DeleteFunc(all, func(rn *Runner) bool { return !strings.EqualFold(rn.Name, name) })
+	}
+	from, to := s.page(w, r, len(all))
+	runners := make([]map[string]any, 0, to-from)
+	for _, rn := range all[from:to] {
+		runners = append(runners, runnerJSON(rn))
+	}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(all), "runners": runners})
+}
+
+func (s *Sim) runnerFromPath(w http.ResponseWriter, r *http.Request) *Runner {
+	id, ok := atoi64(chi.URLParam(r, "id"))
+	repo := chi.URLParam(r, "owner") + "/" + chi.URLParam(r, "repo")
+	rn := s.st.runners[id]
+	if !ok || rn == nil || !sameRepo(rn.Repo, repo) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return nil
+	}
+	return rn
+}
+
+func (s *Sim) getRunner(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if rn := s.runnerFromPath(w, r); rn != nil {
+		writeJSON(w, http.StatusOK, runnerJSON(rn))
+	}
+}
+
+// deleteRunner removes a runner; a busy one cannot be, as on GitHub.
+func (s *Sim) deleteRunner(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	rn := s.runnerFromPath(w, r)
+	if rn == nil {
+		return
+	}
+	if rn.Busy {
+		writeError(w, http.StatusUnprocessableEntity, "Bad request - Runner \""+rn.Name+"\" is still running a job\"")
+		return
+	}
+	delete(s.st.runners, rn.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) runJSON(j *Job) map[string]any {
+	status := j.Status
+	return map[string]any{"id": j.RunID, "name": "CI", "status": status, "conclusion": nullable(j.Conclusion),
+		"run_attempt": 1, "head_branch": "main", "event": "push",
+		"html_url":   s.baseURL + "/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10),
+		"created_at": j.CreatedAt.Format(time.RFC3339), "updated_at": j.CreatedAt.Format(time.RFC3339)}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func timeOrNull(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.Format(time.RFC3339)
+}
+
+// jobJSON is a job as the REST API and the webhook show it.
+func (s *Sim) jobJSON(j *Job) map[string]any {
+	runURL := s.baseURL + "/repos/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10)
+	out := map[string]any{"id": j.ID, "run_id": j.RunID, "run_attempt": 1, "status": j.Status,
+		"conclusion": nullable(j.Conclusion), "name": j.Name, "workflow_name": "CI", "head_branch": "main",
+		"html_url": s.baseURL + "/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10) + "/job/" + strconv.FormatInt(j.ID, 10),
+		"run_url":  runURL, "labels": j.Labels, "steps": []any{},
+		"runner_id": nil, "runner_name": nil, "runner_group_id": nil, "runner_group_name": nil,
+		"created_at": j.CreatedAt.Format(time.RFC3339), "started_at": timeOrNull(j.StartedAt),
+		"completed_at": timeOrNull(j.CompletedAt)}
+	if j.RunnerID != 0 {
+		out["runner_id"], out["runner_name"] = j.RunnerID, j.RunnerName
+		out["runner_group_id"], out["runner_group_name"] = 1, "Default"
+	}
+	return out
+}
+
+func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	status := r.URL.Query().Get("status")
+	var runs []map[string]any
+	for _, j := range s.st.jobsOf(repo.fullName()) {
+		if status == "" || j.Status == status {
+			runs = append(runs, s.runJSON(j))
+		}
+	}
+	s.st.mu.Unlock()
+	from, to := s.page(w, r, len(runs))
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(runs), "workflow_runs": append([]map[string]any{}, runs[from:to]...)})
+}
+
+func (s *Sim) listRunJobs(w http.ResponseWriter, r *http.Request) {
+	runID, _ := atoi64(chi.URLParam(r, "run"))
+	s.st.mu.Lock()
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	var jobs []map[string]any
+	for _, j := range s.st.jobsOf(repo.fullName()) {
+		if j.RunID == runID {
+			jobs = append(jobs, s.jobJSON(j))
+		}
+	}
+	s.st.mu.Unlock()
+	if jobs == nil {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(jobs), "jobs": jobs})
+}
+
+func (s *Sim) getJob(w http.ResponseWriter, r *http.Request) {
+	id, _ := atoi64(chi.URLParam(r, "job"))
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	j := s.st.jobs[id]
+	if j == nil || !sameRepo(j.Repo, chi.URLParam(r, "owner")+"/"+chi.URLParam(r, "repo")) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.jobJSON(j))
+}
+
+// jobWebhook sends the workflow_job event of j.
+func (s *Sim) jobWebhook(action string, repo *repository, j *Job) {
+	payload := map[string]any{
+		"action":       action,
+		"workflow_job": s.jobJSON(j),
+		"repository": map[string]any{"id": repo.id, "name": repo.name, "full_name": repo.fullName(),
+			"private": true, "owner": map[string]any{"login": repo.owner, "type": "Organization"},
+			"html_url": s.baseURL + "/" + repo.fullName()},
+		"sender":       map[string]any{"login": "githubsim-bot", "type": "Bot"},
+		"installation": map[string]any{"id": InstallationID},
+	}
+	s.hooks.enqueue("workflow_job", action, repo.fullName(), j.ID, payload)
+}

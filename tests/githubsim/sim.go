@@ -1,0 +1,351 @@
+package githubsim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// AppID and InstallationID are the simulated GitHub App's ids.
+const (
+	AppID          = 1
+	InstallationID = 1
+)
+
+// Options configure a simulator.
+type Options struct {
+	// WebhookURL receives every repository's workflow_job events, as a
+	// GitHub App's webhook does; empty sends none.
+	WebhookURL    string
+	WebhookSecret string
+	Seed          int64
+	// RateLimit is each token's hourly budget (default 15000).
+	RateLimit int
+	// RunnerOfflineAfter marks a simulated runner offline, and fails its
+	// job, when it has not been heard from for this long (default 5s).
+	RunnerOfflineAfter time.Duration
+	Logger             *slog.Logger
+}
+
+// Sim is a running simulator. Its Handler serves both GitHub's REST API and
+// the control API.
+type Sim struct {
+	opts    Options
+	st      *state
+	faults  *faults
+	hooks   *webhooks
+	limits  *rateLimits
+	stats   *stats
+	baseURL string
+	// gh is GitHub's REST router, to name a request's route in stats.
+	gh     *chi.Mux
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New starts a simulator's background work (webhook deliveries, runner
+// liveness); Close stops it.
+func New(opts Options) *Sim {
+	if opts.RateLimit == 0 {
+		opts.RateLimit = 15000
+	}
+	if opts.RunnerOfflineAfter == 0 {
+		opts.RunnerOfflineAfter = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := newFaults(opts.Seed)
+	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, f),
+		limits: newRateLimits(opts.RateLimit), stats: newStats()}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.hooks.run(ctx) }()
+	go func() { defer s.wg.Done(); s.watchRunners(ctx) }()
+	return s
+}
+
+// Close stops the background work.
+func (s *Sim) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// SetBaseURL tells the simulator its own URL, for the URLs in its answers.
+func (s *Sim) SetBaseURL(u string) { s.baseURL = strings.TrimSuffix(u, "/") }
+
+// Handler serves GitHub's REST API at / and /api/v3/, the simulated runners'
+// protocol at /_sim/runner/, and the control API at /_sim/.
+func (s *Sim) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Route("/_sim", func(r chi.Router) {
+		r.Post("/jobs", s.enqueueJobs)
+		r.Get("/jobs", s.listJobs)
+		r.Get("/runners", s.listSimRunners)
+		r.Get("/stats", s.getStats)
+		r.Get("/deliveries", s.listDeliveries)
+		r.Put("/faults", s.putFaults)
+		r.Get("/faults", s.getFaults)
+		r.Post("/reset", s.reset)
+		r.Route("/runner", func(r chi.Router) {
+			r.Post("/register", s.runnerRegister)
+			r.Post("/connect", s.runnerConnect)
+			r.Post("/acquire", s.runnerAcquire)
+			r.Post("/complete", s.runnerComplete)
+			r.Post("/heartbeat", s.runnerHeartbeat)
+			r.Post("/exit", s.runnerExit)
+		})
+	})
+	gh := s.githubRoutes()
+	r.Mount("/api/v3", gh)
+	r.Mount("/", gh)
+	return r
+}
+
+// --- control API ---
+
+// EnqueueRequest is the body of POST /_sim/jobs.
+type EnqueueRequest struct {
+	Repo       string   `json:"repo"`
+	Labels     []string `json:"labels"`
+	DurationMs int64    `json:"durationMs"`
+	Count      int      `json:"count"`
+	Name       string   `json:"name"`
+}
+
+func (s *Sim) enqueueJobs(w http.ResponseWriter, r *http.Request) {
+	var req EnqueueRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid body: "+err.Error())
+		return
+	}
+	owner, name, ok := strings.Cut(req.Repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		writeError(w, http.StatusBadRequest, "repo must be owner/name")
+		return
+	}
+	if req.Count == 0 {
+		req.Count = 1
+	}
+	if req.Count < 0 || req.Count > 10000 || req.DurationMs < 0 {
+		writeError(w, http.StatusBadRequest, "count must be 1-10000 and durationMs >= 0")
+		return
+	}
+	if len(req.Labels) == 0 {
+		req.Labels = []string{"self-hosted"}
+	}
+	if req.Name == "" {
+		req.Name = "build"
+	}
+	ids := s.Enqueue(owner, name, req.Labels, time.Duration(req.DurationMs)*time.Millisecond, req.Count, req.Name)
+	writeJSON(w, http.StatusCreated, map[string]any{"ids": ids})
+}
+
+// Enqueue queues count jobs in owner/name, each one its own workflow run,
+// and sends their queued webhooks.
+func (s *Sim) Enqueue(owner, name string, labels []string, d time.Duration, count int, jobName string) []int64 {
+	s.st.mu.Lock()
+	repo := s.st.repo(owner, name)
+	var ids []int64
+	var events []*Job
+	for range count {
+		j := &Job{ID: s.st.id(), RunID: s.st.id(), Repo: repo.fullName(), Name: jobName, Status: StatusQueued,
+			Labels: append([]string(nil), labels...), DurationMs: d.Milliseconds(), CreatedAt: now()}
+		s.st.jobs[j.ID] = j
+		ids = append(ids, j.ID)
+		c := *j
+		events = append(events, &c)
+	}
+	s.st.signalJobs()
+	s.st.mu.Unlock()
+	for _, j := range events {
+		s.jobWebhook("queued", repo, j)
+	}
+	return ids
+}
+
+func (s *Sim) listJobs(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	jobs := []Job{}
+	for _, j := range s.st.jobsOf(r.URL.Query().Get("repo")) {
+		jobs = append(jobs, *j)
+	}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusOK, jobs)
+}
+
+func (s *Sim) listSimRunners(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Runners(r.URL.Query().Get("repo")))
+}
+
+// Runners returns the registered runners of repo (all when empty).
+func (s *Sim) Runners(repo string) []Runner {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	out := []Runner{}
+	for _, rn := range s.st.runners {
+		if repo == "" || sameRepo(rn.Repo, repo) {
+			out = append(out, *rn)
+		}
+	}
+	sortRunners(out)
+	return out
+}
+
+// Jobs returns the jobs of repo (all when empty), oldest first.
+func (s *Sim) Jobs(repo string) []Job {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	var out []Job
+	for _, j := range s.st.jobsOf(repo) {
+		out = append(out, *j)
+	}
+	return out
+}
+
+// Stats is the answer of GET /_sim/stats.
+type Stats struct {
+	// Requests counts GitHub REST requests by "METHOD route status".
+	Requests          map[string]int `json:"requests"`
+	WebhooksSent      int            `json:"webhooksSent"`
+	WebhooksFailed    int            `json:"webhooksFailed"`
+	WebhooksDropped   int            `json:"webhooksDropped"`
+	RunnersRegistered int            `json:"runnersRegistered"`
+}
+
+// Stats returns the counters.
+func (s *Sim) Stats() Stats {
+	st := Stats{Requests: s.stats.snapshot(), RunnersRegistered: s.stats.runnersRegistered()}
+	s.hooks.mu.Lock()
+	st.WebhooksSent, st.WebhooksFailed, st.WebhooksDropped = s.hooks.sent, s.hooks.failed, s.hooks.dropped
+	s.hooks.mu.Unlock()
+	return st
+}
+
+func (s *Sim) getStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// Deliveries returns the webhook delivery log, oldest first.
+func (s *Sim) Deliveries() []Delivery { return s.hooks.deliveries() }
+
+// WebhooksIdle reports whether every webhook enqueued so far was processed.
+func (s *Sim) WebhooksIdle() bool { return s.hooks.idle() }
+
+func (s *Sim) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.hooks.deliveries())
+}
+
+func (s *Sim) putFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid faults: "+err.Error())
+		return
+	}
+	for _, rf := range f.Routes {
+		switch rf.Kind {
+		case FaultError, FaultPrimaryRateLimit, FaultSecondaryRateLimit, FaultLatency:
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown fault kind %q", rf.Kind))
+			return
+		}
+	}
+	s.SetFaults(f)
+	writeJSON(w, http.StatusOK, f)
+}
+
+// SetFaults replaces the faults and reseeds their random source.
+func (s *Sim) SetFaults(f Faults) { s.faults.set(f) }
+
+func (s *Sim) getFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.faults.get())
+}
+
+func (s *Sim) reset(w http.ResponseWriter, r *http.Request) {
+	s.Reset()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Reset forgets every repository, runner, job, token, fault and counter.
+func (s *Sim) Reset() {
+	s.st.mu.Lock()
+	fresh := newState()
+	s.st.repos, s.st.runners, s.st.jobs, s.st.tokens = fresh.repos, fresh.runners, fresh.jobs, fresh.tokens
+	s.st.signalJobs()
+	s.st.mu.Unlock()
+	s.faults.set(Faults{Seed: s.opts.Seed})
+	s.hooks.reset()
+	s.stats.reset()
+	s.limits.reset()
+}
+
+// watchRunners marks runners offline when they fall silent, failing the job
+// they ran, as GitHub does when a runner is lost mid-job.
+func (s *Sim) watchRunners(ctx context.Context) {
+	t := time.NewTicker(s.opts.RunnerOfflineAfter / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.st.mu.Lock()
+		var failed []*Job
+		var repos []*repository
+		for _, rn := range s.st.runners {
+			if rn.Status == RunnerOnline && time.Since(rn.LastSeen) > s.opts.RunnerOfflineAfter {
+				rn.Status = RunnerOffline
+				if j, ok := s.st.jobs[rn.JobID]; ok && j.Status == StatusInProgress {
+					s.finishJob(j, "failure")
+					c := *j
+					failed = append(failed, &c)
+					repos = append(repos, s.st.repoOf(j.Repo))
+				}
+				rn.Busy, rn.JobID = false, 0
+				if rn.Ephemeral && rn.jobsDone > 0 {
+					delete(s.st.runners, rn.ID)
+				}
+			}
+		}
+		s.st.mu.Unlock()
+		for i, j := range failed {
+			s.jobWebhook("completed", repos[i], j)
+		}
+	}
+}
+
+// finishJob completes j; the caller holds the lock.
+func (s *Sim) finishJob(j *Job, conclusion string) {
+	t := now()
+	j.Status, j.Conclusion, j.CompletedAt = StatusCompleted, conclusion, &t
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers as GitHub does: {"message", "documentation_url"}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+}
+
+func atoi64(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0
+}

@@ -1,0 +1,437 @@
+package githubsim
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const hookSecret = "sim-secret"
+
+// receiver is a webhook endpoint that checks signatures as GitHub's
+// consumers do and keeps what arrived.
+type receiver struct {
+	mu     sync.Mutex
+	events []received
+	bad    int
+}
+
+type received struct {
+	delivery, action string
+	jobID            int64
+	runner           string
+	headers          http.Header
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	payload, err := github.ValidatePayload(r, []byte(hookSecret))
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if err != nil {
+		rc.bad++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	ev, err := github.ParseWebHook(github.WebHookType(r), payload)
+	if err != nil {
+		rc.bad++
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	e := ev.(*github.WorkflowJobEvent)
+	rc.events = append(rc.events, received{delivery: github.DeliveryID(r), action: e.GetAction(),
+		jobID: e.GetWorkflowJob().GetID(), runner: e.GetWorkflowJob().GetRunnerName(), headers: r.Header.Clone()})
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (rc *receiver) actions(jobID int64) []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []string
+	for _, e := range rc.events {
+		if e.jobID == jobID {
+			out = append(out, e.action)
+		}
+	}
+	return out
+}
+
+type simEnv struct {
+	t    *testing.T
+	sim  *Sim
+	srv  *httptest.Server
+	recv *receiver
+}
+
+func newSimEnv(t *testing.T) *simEnv {
+	t.Helper()
+	e := &simEnv{t: t, recv: &receiver{}}
+	hooks := httptest.NewServer(e.recv)
+	t.Cleanup(hooks.Close)
+	e.sim = New(Options{WebhookURL: hooks.URL, WebhookSecret: hookSecret, Seed: 7, RunnerOfflineAfter: time.Second})
+	t.Cleanup(e.sim.Close)
+	e.srv = httptest.NewServer(e.sim.Handler())
+	t.Cleanup(e.srv.Close)
+	e.sim.SetBaseURL(e.srv.URL)
+	return e
+}
+
+// clients returns go-github clients for github.com-style (/) and
+// GHES-style (/api/v3/) paths.
+func (e *simEnv) clients() map[string]*github.Client {
+	dot := github.NewClient(nil).WithAuthToken("ghs_test")
+	dot.BaseURL = mustURL(e.srv.URL + "/")
+	ghes, err := github.NewClient(nil).WithAuthToken("ghs_test").WithEnterpriseURLs(e.srv.URL, e.srv.URL)
+	require.NoError(e.t, err)
+	return map[string]*github.Client{"dotcom": dot, "ghes": ghes}
+}
+
+func (e *simEnv) eventually(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestJITRunnerRunsOneJobAndIsRemoved(t *testing.T) {
+	for _, name := range []string{"dotcom", "ghes"} {
+		t.Run(name, func(t *testing.T) {
+			e := newSimEnv(t)
+			gh := e.clients()[name]
+			ctx := context.Background()
+			jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+				Name: "r-1", RunnerGroupID: 1, Labels: []string{"self-hosted", "linux", "gpu"}})
+			require.NoError(t, err)
+			assert.Equal(t, "r-1", jit.GetRunner().GetName())
+			var labels []string
+			for _, l := range jit.GetRunner().Labels {
+				labels = append(labels, l.GetName())
+			}
+			assert.Equal(t, []string{"self-hosted", "Linux", "X64", "gpu"}, labels)
+
+			// GitHub's shape: base64 of a JSON map of base64 files.
+			url, cred, rf, err := DecodeJITConfig(jit.GetEncodedJITConfig())
+			require.NoError(t, err)
+			assert.Equal(t, e.srv.URL, url)
+			assert.NotEmpty(t, cred)
+			assert.Equal(t, "r-1", rf.AgentName)
+
+			_, _, err = gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+				Name: "r-1", RunnerGroupID: 1, Labels: []string{"x"}})
+			var ge *github.ErrorResponse
+			require.ErrorAs(t, err, &ge)
+			assert.Equal(t, http.StatusConflict, ge.Response.StatusCode)
+
+			ids := e.sim.Enqueue("octo", "app", []string{"self-hosted", "linux"}, 50*time.Millisecond, 1, "build")
+			done := make(chan error, 1)
+			go func() { done <- RunRunner(ctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}) }()
+			select {
+			case err := <-done:
+				require.NoError(t, err, "an ephemeral runner exits after its job")
+			case <-time.After(10 * time.Second):
+				t.Fatal("runner did not finish its job")
+			}
+			j := e.sim.Jobs("octo/app")[0]
+			assert.Equal(t, ids[0], j.ID)
+			assert.Equal(t, StatusCompleted, j.Status)
+			assert.Equal(t, "success", j.Conclusion)
+			assert.Equal(t, "r-1", j.RunnerName)
+			require.NotNil(t, j.StartedAt)
+			require.NotNil(t, j.CompletedAt)
+
+			runners, _, err := gh.Actions.ListRunners(ctx, "octo", "app", nil)
+			require.NoError(t, err)
+			assert.Zero(t, runners.TotalCount, "an ephemeral runner disappears after its job")
+
+			e.eventually("three signed webhooks", func() bool { return len(e.recv.actions(ids[0])) == 3 })
+			assert.Equal(t, []string{"queued", "in_progress", "completed"}, e.recv.actions(ids[0]))
+			assert.Zero(t, e.recv.bad)
+			h := e.recv.events[0].headers
+			assert.True(t, strings.HasPrefix(h.Get("User-Agent"), "GitHub-Hookshot/"))
+			assert.NotEmpty(t, h.Get("X-GitHub-Delivery"))
+		})
+	}
+}
+
+func TestReusableRunnerWithRegistrationToken(t *testing.T) {
+	e := newSimEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gh := e.clients()["ghes"]
+	tok, _, err := gh.Actions.CreateRegistrationToken(ctx, "octo", "app")
+	require.NoError(t, err)
+	assert.True(t, tok.GetExpiresAt().After(time.Now()))
+	e.sim.Enqueue("octo", "app", []string{"self-hosted"}, 10*time.Millisecond, 3, "test")
+	done := make(chan error, 1)
+	go func() { done <- RunRunner(ctx, RunnerConfig{URL: e.srv.URL, Token: tok.GetToken(), Name: "reuse-1"}) }()
+	e.eventually("three jobs done by one runner", func() bool {
+		n := 0
+		for _, j := range e.sim.Jobs("octo/app") {
+			if j.Status == StatusCompleted && j.RunnerName == "reuse-1" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	rs := e.sim.Runners("octo/app")
+	require.Len(t, rs, 1, "a reusable runner stays registered")
+	assert.Equal(t, RunnerOnline, rs[0].Status)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, RunnerOffline, e.sim.Runners("octo/app")[0].Status, "a stopped runner goes offline at once")
+
+	err = RunRunner(context.Background(), RunnerConfig{URL: e.srv.URL, Token: "bogus", Name: "x"})
+	assert.ErrorContains(t, err, "401")
+}
+
+func TestBusyRunnerCannotBeRemovedAndKilledRunnerFailsItsJob(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["dotcom"]
+	ctx := context.Background()
+	jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+		Name: "busy-1", RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+	require.NoError(t, err)
+	ids := e.sim.Enqueue("octo", "app", []string{"self-hosted"}, time.Hour, 1, "long")
+	rctx, kill := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- RunRunner(rctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}) }()
+	e.eventually("job in progress", func() bool { return e.sim.Jobs("octo/app")[0].Status == StatusInProgress })
+
+	_, err = gh.Actions.RemoveRunner(ctx, "octo", "app", jit.GetRunner().GetID())
+	var ge *github.ErrorResponse
+	require.ErrorAs(t, err, &ge)
+	assert.Equal(t, http.StatusUnprocessableEntity, ge.Response.StatusCode, "a busy runner is never removed")
+	r, _, err := gh.Actions.GetRunner(ctx, "octo", "app", jit.GetRunner().GetID())
+	require.NoError(t, err)
+	assert.True(t, r.GetBusy())
+
+	kill()
+	<-done
+	e.eventually("killed runner's job failed", func() bool {
+		j := e.sim.Jobs("octo/app")[0]
+		return j.Status == StatusCompleted && j.Conclusion == "failure"
+	})
+	e.eventually("completed webhook", func() bool { return len(e.recv.actions(ids[0])) == 3 })
+
+	_, err = gh.Actions.RemoveRunner(ctx, "octo", "app", jit.GetRunner().GetID())
+	require.NoError(t, err)
+	_, resp, err := gh.Actions.GetRunner(ctx, "octo", "app", jit.GetRunner().GetID())
+	require.Error(t, err)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestSilentRunnerGoesOfflineAndFailsItsJob(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["dotcom"]
+	ctx := context.Background()
+	jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+		Name: "lost-1", RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+	require.NoError(t, err)
+	e.sim.Enqueue("octo", "app", nil, time.Hour, 1, "long")
+	// A runner process that takes the job and then vanishes without a word,
+	// as one killed with SIGKILL does.
+	_, cred, _, err := DecodeJITConfig(jit.GetEncodedJITConfig())
+	require.NoError(t, err)
+	c := &runnerClient{url: e.srv.URL, cred: cred, http: http.DefaultClient}
+	_, err = c.post(ctx, "/connect", nil, nil)
+	require.NoError(t, err)
+	var a Assignment
+	_, err = c.post(ctx, "/acquire", nil, &a)
+	require.NoError(t, err)
+	e.eventually("job failed after the runner fell silent", func() bool {
+		j := e.sim.Jobs("octo/app")[0]
+		return j.Status == StatusCompleted && j.Conclusion == "failure"
+	})
+	assert.Equal(t, RunnerOffline, e.sim.Runners("octo/app")[0].Status)
+}
+
+func TestListRunnersPaginates(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["ghes"]
+	ctx := context.Background()
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		_, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+			Name: n, RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+		require.NoError(t, err)
+	}
+	var names []string
+	opts := &github.ListOptions{PerPage: 2}
+	pages := 0
+	for {
+		rs, resp, err := gh.Actions.ListRunners(ctx, "octo", "app", opts)
+		require.NoError(t, err)
+		assert.Equal(t, 5, rs.TotalCount)
+		pages++
+		for _, r := range rs.Runners {
+			names = append(names, r.GetName())
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	assert.Equal(t, 3, pages)
+	assert.Equal(t, []string{"a", "b", "c", "d", "e"}, names)
+}
+
+func TestRunsAndJobs(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["dotcom"]
+	ctx := context.Background()
+	ids := e.sim.Enqueue("octo", "app", []string{"self-hosted", "linux"}, 0, 2, "lint")
+	runs, _, err := gh.Actions.ListRepositoryWorkflowRuns(ctx, "octo", "app", &github.ListWorkflowRunsOptions{Status: "queued"})
+	require.NoError(t, err)
+	require.Equal(t, 2, runs.GetTotalCount())
+	jobs, _, err := gh.Actions.ListWorkflowJobs(ctx, "octo", "app", runs.WorkflowRuns[0].GetID(), nil)
+	require.NoError(t, err)
+	require.Len(t, jobs.Jobs, 1)
+	assert.Equal(t, []string{"self-hosted", "linux"}, jobs.Jobs[0].Labels)
+	j, _, err := gh.Actions.GetWorkflowJobByID(ctx, "octo", "app", ids[1])
+	require.NoError(t, err)
+	assert.Equal(t, "queued", j.GetStatus())
+	assert.Nil(t, j.StartedAt, "null, never an empty string")
+	runs, _, err = gh.Actions.ListRepositoryWorkflowRuns(ctx, "octo", "app", &github.ListWorkflowRunsOptions{Status: "completed"})
+	require.NoError(t, err)
+	assert.Zero(t, runs.GetTotalCount())
+}
+
+func TestRateLimitHeadersAndFaults(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["ghes"]
+	ctx := context.Background()
+	_, resp, err := gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	require.NoError(t, err)
+	assert.Equal(t, 15000, resp.Rate.Limit)
+	assert.Equal(t, 14999, resp.Rate.Remaining)
+	assert.True(t, resp.Rate.Reset.After(time.Now()))
+
+	e.sim.SetFaults(Faults{Seed: 1, Routes: []RouteFault{
+		{Method: "GET", Path: "/repos/octo/app/actions/runners", Kind: FaultError, Status: 502, Count: 1},
+	}})
+	_, resp, err = gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	require.Error(t, err)
+	assert.Equal(t, 502, resp.StatusCode)
+	_, _, err = gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	require.NoError(t, err, "the fault hit once, as its count says")
+
+	e.sim.SetFaults(Faults{Routes: []RouteFault{{Path: "/repos/octo/app", Kind: FaultSecondaryRateLimit, RetryAfterSeconds: 7, Count: 1}}})
+	_, _, err = gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	var abuse *github.AbuseRateLimitError
+	require.ErrorAs(t, err, &abuse)
+	assert.Equal(t, 7*time.Second, abuse.GetRetryAfter())
+
+	// A fresh client, since go-github refuses to call before a known reset.
+	gh = newSimEnv(t).clients()["dotcom"]
+	e2 := newSimEnv(t)
+	gh.BaseURL = mustURL(e2.srv.URL + "/")
+	e2.sim.SetFaults(Faults{Routes: []RouteFault{{Path: "/repos/", Kind: FaultPrimaryRateLimit, RetryAfterSeconds: 30, Count: 1}}})
+	_, _, err = gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	var rl *github.RateLimitError
+	require.ErrorAs(t, err, &rl)
+	assert.WithinDuration(t, time.Now().Add(30*time.Second), rl.Rate.Reset.Time, 2*time.Second)
+
+	stats := e.sim.Stats()
+	assert.Equal(t, 1, stats.Requests["GET /repos/{owner}/{repo}/actions/runners 502"])
+	assert.Equal(t, 1, stats.Requests["GET /repos/{owner}/{repo}/actions/runners 403"])
+	assert.GreaterOrEqual(t, stats.Requests["GET /repos/{owner}/{repo}/actions/runners 200"], 2)
+}
+
+func TestWebhookFaultsAreSeeded(t *testing.T) {
+	e := newSimEnv(t)
+	e.sim.SetFaults(Faults{Seed: 3, Webhooks: WebhookFaults{DropRate: 1}})
+	ids := e.sim.Enqueue("octo", "app", nil, 0, 2, "x")
+	e.eventually("deliveries processed", e.sim.WebhooksIdle)
+	time.Sleep(50 * time.Millisecond)
+	assert.Empty(t, e.recv.actions(ids[0]))
+	assert.Equal(t, 2, e.sim.Stats().WebhooksDropped)
+
+	e.sim.SetFaults(Faults{Seed: 3, Webhooks: WebhookFaults{DuplicateRate: 1}})
+	ids = e.sim.Enqueue("octo", "app", nil, 0, 1, "y")
+	e.eventually("duplicate delivered", func() bool { return len(e.recv.actions(ids[0])) == 2 })
+	e.recv.mu.Lock()
+	n := len(e.recv.events)
+	assert.Equal(t, e.recv.events[n-1].delivery, e.recv.events[n-2].delivery, "a duplicate keeps its delivery id")
+	e.recv.mu.Unlock()
+}
+
+func TestControlAPI(t *testing.T) {
+	e := newSimEnv(t)
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(e.srv.URL+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("/_sim/jobs", `{"repo":"octo/app","labels":["self-hosted","linux"],"durationMs":5,"count":3}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	var created struct{ IDs []int64 }
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	assert.Len(t, created.IDs, 3)
+
+	resp, err := http.Get(e.srv.URL + "/_sim/jobs?repo=octo/app")
+	require.NoError(t, err)
+	var jobs []map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&jobs))
+	resp.Body.Close()
+	require.Len(t, jobs, 3)
+	for _, k := range []string{"id", "repo", "status", "labels", "runnerName", "createdAt", "startedAt", "completedAt"} {
+		assert.Contains(t, jobs[0], k)
+	}
+	code, _ = post("/_sim/jobs", `{"repo":"bad","count":1}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/_sim/faults", strings.NewReader(`{"routes":[{"path":"/x","kind":"meteor"}]}`))
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	code, _ = post("/_sim/reset", "")
+	assert.Equal(t, http.StatusNoContent, code)
+	assert.Empty(t, e.sim.Jobs(""))
+
+	resp, err = http.Get(e.srv.URL + "/repos/octo/app/actions/runners")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "GitHub's API needs a token")
+}
+
+func TestInstallationTokenExchange(t *testing.T) {
+	e := newSimEnv(t)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v3/app/installations/1/access_tokens", nil)
+	req.Header.Set("Authorization", "Bearer aaa.bbb.ccc")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	var tok struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	assert.True(t, strings.HasPrefix(tok.Token, "ghs_"))
+	assert.True(t, tok.ExpiresAt.After(time.Now()))
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

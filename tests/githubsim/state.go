@@ -1,0 +1,197 @@
+// Package githubsim is a fake of the parts of GitHub that a runner
+// orchestrator touches. It speaks GitHub's REST wire format (at / and, as
+// GitHub Enterprise Server does, at /api/v3/), sends signed workflow_job
+// webhooks, and runs simulated runners that take jobs, so that an
+// orchestrator's real GitHub client is exercised end to end. A control API
+// under /_sim/ enqueues jobs, lists what happened and injects faults.
+package githubsim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Job states, as GitHub names them.
+const (
+	StatusQueued     = "queued"
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+)
+
+// Runner statuses, as GitHub names them.
+const (
+	RunnerOnline  = "online"
+	RunnerOffline = "offline"
+)
+
+// Job is one simulated workflow job.
+type Job struct {
+	ID          int64      `json:"id"`
+	RunID       int64      `json:"runId"`
+	Repo        string     `json:"repo"`
+	Name        string     `json:"name"`
+	Status      string     `json:"status"`
+	Conclusion  string     `json:"conclusion"`
+	Labels      []string   `json:"labels"`
+	DurationMs  int64      `json:"durationMs"`
+	RunnerID    int64      `json:"runnerId"`
+	RunnerName  string     `json:"runnerName"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	StartedAt   *time.Time `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt"`
+}
+
+// Runner is one registered self-hosted runner.
+type Runner struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Repo      string    `json:"repo"`
+	Status    string    `json:"status"`
+	Busy      bool      `json:"busy"`
+	Labels    []string  `json:"labels"`
+	Ephemeral bool      `json:"ephemeral"`
+	GroupID   int64     `json:"runnerGroupId"`
+	JobID     int64     `json:"jobId,omitempty"`
+	LastSeen  time.Time `json:"lastSeen"`
+	// credential authenticates the simulated runner process.
+	credential string
+	// jobsDone counts finished jobs; an ephemeral runner takes one.
+	jobsDone int
+}
+
+type repository struct {
+	id    int64
+	owner string
+	name  string
+}
+
+// state is everything the simulator knows; guarded by mu.
+type state struct {
+	mu        sync.Mutex
+	repos     map[string]*repository // by lower-case full name
+	runners   map[int64]*Runner
+	jobs      map[int64]*Job
+	nextID    int64
+	tokens    map[string]tokenInfo // registration, remove and installation tokens
+	jobsReady chan struct{}        // closed and replaced when a job is queued
+}
+
+type tokenInfo struct {
+	kind    string // "registration", "remove", "installation"
+	repo    string
+	expires time.Time
+}
+
+func newState() *state {
+	return &state{
+		repos:     map[string]*repository{},
+		runners:   map[int64]*Runner{},
+		jobs:      map[int64]*Job{},
+		nextID:    1000,
+		tokens:    map[string]tokenInfo{},
+		jobsReady: make(chan struct{}),
+	}
+}
+
+func (s *state) id() int64 {
+	s.nextID++
+	return s.nextID
+}
+
+// repo returns the repository called full, creating it on first use, as a
+// GitHub App sees every repository it is installed on. Names keep the case
+// first seen and match case-insensitively, as on GitHub.
+func (s *state) repo(owner, name string) *repository {
+	key := strings.ToLower(owner + "/" + name)
+	r, ok := s.repos[key]
+	if !ok {
+		r = &repository{id: s.id(), owner: owner, name: name}
+		s.repos[key] = r
+	}
+	return r
+}
+
+// repoOf returns the repository of a full name "owner/name".
+func (s *state) repoOf(full string) *repository {
+	owner, name, _ := strings.Cut(full, "/")
+	return s.repo(owner, name)
+}
+
+func (r *repository) fullName() string { return r.owner + "/" + r.name }
+
+func sameRepo(a, b string) bool { return strings.EqualFold(a, b) }
+
+// runnersOf returns the runners of repo, ordered by id.
+func (s *state) runnersOf(repo string) []*Runner {
+	var out []*Runner
+	for _, r := range s.runners {
+		if sameRepo(r.Repo, repo) {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (s *state) runnerByName(repo, name string) *Runner {
+	for _, r := range s.runners {
+		if sameRepo(r.Repo, repo) && strings.EqualFold(r.Name, name) {
+			return r
+		}
+	}
+	return nil
+}
+
+// jobsOf returns the jobs of repo (all repositories when repo is empty),
+// oldest first.
+func (s *state) jobsOf(repo string) []*Job {
+	var out []*Job
+	for _, j := range s.jobs {
+		if repo == "" || sameRepo(j.Repo, repo) {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// nextJobFor returns the oldest queued job of the runner's repository whose
+// labels are all among the runner's, as GitHub matches runs-on.
+func (s *state) nextJobFor(r *Runner) *Job {
+	for _, j := range s.jobsOf(r.Repo) {
+		if j.Status == StatusQueued && labelsMatch(j.Labels, r.Labels) {
+			return j
+		}
+	}
+	return nil
+}
+
+func labelsMatch(want, have []string) bool {
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// signalJobs wakes runners waiting for a job.
+func (s *state) signalJobs() {
+	close(s.jobsReady)
+	s.jobsReady = make(chan struct{})
+}
+
+func sortRunners(rs []Runner) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
