@@ -39,7 +39,8 @@ type RouteFault struct {
 	// "/repos/octo/app/actions/runners").
 	Path string `json:"path"`
 	Kind string `json:"kind"`
-	// Status of an error fault; default 500.
+	// Status of an error fault (default 500), or of a primary rate limit
+	// (403, or 429).
 	Status int `json:"status"`
 	// Rate is the probability that a request is hit; default 1.
 	Rate float64 `json:"rate"`

@@ -180,7 +180,11 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 				wait := max(f.RetryAfterSeconds, 1)
 				h.Set("X-RateLimit-Remaining", "0")
 				h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Duration(wait)*time.Second).Unix(), 10))
-				writeJSON(rec, http.StatusForbidden, map[string]string{
+				status := f.Status
+				if status != http.StatusTooManyRequests {
+					status = http.StatusForbidden
+				}
+				writeJSON(rec, status, map[string]string{
 					"message":           "API rate limit exceeded for installation ID 1.",
 					"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
 				return

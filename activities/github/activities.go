@@ -1,0 +1,45 @@
+package github
+
+import "context"
+
+// Activity names, as registered on the agent's worker.
+const (
+	ListRunnersName    = "GitHubListRunners"
+	RunnerByNameName   = "GitHubRunnerByName"
+	RemoveRunnerName   = "GitHubRemoveRunner"
+	ListQueuedJobsName = "GitHubListQueuedJobs"
+)
+
+// Activities are the GitHub calls that workflows make directly. Those that
+// return secrets (JIT configs, registration tokens) are not among them:
+// the activity that obtains one starts the runner with it.
+type Activities struct {
+	Client *Client
+}
+
+// RunnerLookup is the answer of RunnerByName.
+type RunnerLookup struct {
+	Runner RunnerInfo `json:"runner"`
+	Found  bool       `json:"found"`
+}
+
+// ListRunners lists every runner of repo.
+func (a *Activities) ListRunners(ctx context.Context, repo Repo) ([]RunnerInfo, error) {
+	return a.Client.ListRunners(ctx, repo)
+}
+
+// RunnerByName finds the runner of repo called name.
+func (a *Activities) RunnerByName(ctx context.Context, repo Repo, name string) (RunnerLookup, error) {
+	r, found, err := a.Client.RunnerByName(ctx, repo, name)
+	return RunnerLookup{Runner: r, Found: found}, err
+}
+
+// RemoveRunner removes a runner; idempotent, RunnerBusy while it works.
+func (a *Activities) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
+	return a.Client.RemoveRunner(ctx, repo, id)
+}
+
+// ListQueuedJobs lists the queued jobs of repo.
+func (a *Activities) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
+	return a.Client.ListQueuedJobs(ctx, repo)
+}

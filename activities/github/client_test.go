@@ -1,0 +1,227 @@
+package github
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/tests/githubsim"
+)
+
+var repo = Repo{Owner: "octo", Name: "app"}
+
+func newSim(t *testing.T) (*githubsim.Sim, string) {
+	t.Helper()
+	sim := githubsim.New(githubsim.Options{Seed: 1})
+	t.Cleanup(sim.Close)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	return sim, srv.URL
+}
+
+// newClient returns a token client of the simulator as a GHES (/api/v3).
+func newClient(t *testing.T, url string) *Client {
+	t.Helper()
+	c, err := New(Config{URL: url, Token: "ghp_test", Registerer: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	return c
+}
+
+func appErr(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "want an application error, got %v", err)
+	return ae
+}
+
+func TestCreateJITConfigAndRunnerLifecycle(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	jit, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted", "linux"}, 0)
+	require.NoError(t, err)
+	assert.NotZero(t, jit.RunnerID)
+	_, _, _, err = githubsim.DecodeJITConfig(jit.EncodedConfig)
+	require.NoError(t, err)
+
+	r, found, err := c.RunnerByName(ctx, repo, "r-1")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, jit.RunnerID, r.ID)
+	assert.Contains(t, r.Labels, "Linux")
+	assert.Equal(t, "offline", r.Status)
+
+	require.NoError(t, c.RemoveRunner(ctx, repo, jit.RunnerID))
+	require.NoError(t, c.RemoveRunner(ctx, repo, jit.RunnerID), "removing a removed runner is a success")
+	assert.Empty(t, sim.Runners("octo/app"))
+	_, found, err = c.RunnerByName(ctx, repo, "r-1")
+	require.NoError(t, err)
+	assert.False(t, found)
+	assert.Equal(t, 1.0, c.RequestCount("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig", 201))
+	assert.Equal(t, 1.0, c.RequestCount("DELETE /repos/{owner}/{repo}/actions/runners/{id}", 204))
+	assert.Equal(t, 1.0, c.RequestCount("DELETE /repos/{owner}/{repo}/actions/runners/{id}", 404))
+}
+
+func TestCreateJITConfigReplacesAStaleRunnerOfTheSameName(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	first, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	// The first attempt's activity died before it started the runner; the
+	// retry meets 409, removes the stale registration and tries once more.
+	second, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	assert.NotEqual(t, first.RunnerID, second.RunnerID)
+	rs := sim.Runners("octo/app")
+	require.Len(t, rs, 1)
+	assert.Equal(t, second.RunnerID, rs[0].ID)
+	assert.Equal(t, 1.0, c.RequestCount("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig", 409))
+}
+
+// busyRunner registers r-busy and has it take a long job.
+func busyRunner(t *testing.T, sim *githubsim.Sim, c *Client) JITConfig {
+	t.Helper()
+	jit, err := c.CreateJITConfig(context.Background(), repo, "r-busy", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	sim.Enqueue("octo", "app", []string{"self-hosted"}, time.Hour, 1, "long")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- githubsim.RunRunner(ctx, githubsim.RunnerConfig{JITConfig: jit.EncodedConfig}) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool {
+		rs := sim.Runners("octo/app")
+		return len(rs) == 1 && rs[0].Busy
+	}, 10*time.Second, 20*time.Millisecond)
+	return jit
+}
+
+func TestBusyRunnerIsNeverRemoved(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	jit := busyRunner(t, sim, c)
+	err := c.RemoveRunner(context.Background(), repo, jit.RunnerID)
+	ae := appErr(t, err)
+	assert.Equal(t, ErrTypeRunnerBusy, ae.Type())
+	assert.True(t, ae.NonRetryable(), "the workflow waits for the job; the activity does not retry")
+	assert.Len(t, sim.Runners("octo/app"), 1)
+
+	// Nor is a busy runner that holds the name a new runner asks for.
+	_, err = c.CreateJITConfig(context.Background(), repo, "r-busy", []string{"self-hosted"}, 1)
+	assert.Equal(t, ErrTypeNameInUse, appErr(t, err).Type())
+	assert.Len(t, sim.Runners("octo/app"), 1)
+}
+
+func TestRateLimitsBecomeRetryDelays(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault githubsim.RouteFault
+		want  time.Duration
+	}{
+		{"primary 403", githubsim.RouteFault{Path: "/repos/", Kind: githubsim.FaultPrimaryRateLimit, RetryAfterSeconds: 30, Count: 1}, 31 * time.Second},
+		{"primary 429", githubsim.RouteFault{Path: "/repos/", Kind: githubsim.FaultPrimaryRateLimit, Status: 429, RetryAfterSeconds: 20, Count: 1}, 21 * time.Second},
+		{"secondary", githubsim.RouteFault{Path: "/repos/", Kind: githubsim.FaultSecondaryRateLimit, RetryAfterSeconds: 60, Count: 1}, 61 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, url := newSim(t)
+			c := newClient(t, url)
+			sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{tc.fault}})
+			_, err := c.ListRunners(context.Background(), repo)
+			ae := appErr(t, err)
+			assert.Equal(t, ErrTypeRateLimited, ae.Type())
+			assert.False(t, ae.NonRetryable())
+			assert.InDelta(t, tc.want.Seconds(), ae.NextRetryDelay().Seconds(), 2, "wait as long as GitHub asks")
+		})
+	}
+}
+
+func TestServerErrorsRetryAndClientErrorsDoNot(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{{Path: "/repos/", Kind: githubsim.FaultError, Status: 502, Count: 1}}})
+	_, err := c.ListRunners(context.Background(), repo)
+	require.Error(t, err)
+	var ae *temporal.ApplicationError
+	assert.False(t, errors.As(err, &ae) && ae.NonRetryable(), "a 502 is retried")
+	_, err = c.ListRunners(context.Background(), repo)
+	require.NoError(t, err)
+
+	_, err = c.CreateJITConfig(context.Background(), repo, "x", nil, 1)
+	ae = appErr(t, err)
+	assert.Equal(t, ErrTypeInvalid, ae.Type(), "no labels: GitHub answers 422")
+	assert.True(t, ae.NonRetryable())
+}
+
+func TestListRunnersFollowsEveryPage(t *testing.T) {
+	_, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	for i := range 130 {
+		_, err := c.CreateJITConfig(ctx, repo, "r-"+string(rune('a'+i/26))+string(rune('a'+i%26)), []string{"self-hosted"}, 1)
+		require.NoError(t, err)
+	}
+	rs, err := c.ListRunners(ctx, repo)
+	require.NoError(t, err)
+	assert.Len(t, rs, 130)
+	assert.Equal(t, 2.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runners", 200), "two pages of 100")
+}
+
+func TestListQueuedJobs(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ids := sim.Enqueue("octo", "app", []string{"self-hosted", "gpu"}, 0, 3, "train")
+	jobs, err := c.ListQueuedJobs(context.Background(), repo)
+	require.NoError(t, err)
+	require.Len(t, jobs, 3)
+	assert.Equal(t, ids[0], jobs[0].ID)
+	assert.Equal(t, []string{"self-hosted", "gpu"}, jobs[0].Labels)
+}
+
+func TestGitHubAppAuthExchangesAnInstallationToken(t *testing.T) {
+	sim, url := newSim(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	c, err := New(Config{URL: url, AppID: githubsim.AppID, InstallationID: githubsim.InstallationID,
+		PrivateKeyPEM: pemKey, Registerer: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	_, err = c.CreateJITConfig(context.Background(), repo, "app-runner", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	_, err = c.ListRunners(context.Background(), repo)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, c.RequestCount("POST /app/installations/{id}/access_tokens", 201), "one token serves many calls")
+	assert.Equal(t, 1, sim.Stats().Requests["POST /app/installations/{id}/access_tokens 201"])
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := New(Config{})
+	assert.ErrorContains(t, err, "no GitHub credentials")
+	_, err = New(Config{AppID: 1})
+	assert.ErrorContains(t, err, "installation id")
+	_, err = New(Config{AppID: 1, InstallationID: 1, PrivateKeyPEM: []byte("junk")})
+	assert.Error(t, err)
+}
+
+func TestRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"/api/v3/repos/o/r/actions/runners/12":          "/repos/{owner}/{repo}/actions/runners/{id}",
+		"/repos/o/r/actions/runs/5/jobs":                "/repos/{owner}/{repo}/actions/runs/{id}/jobs",
+		"/app/installations/1/access_tokens":            "/app/installations/{id}/access_tokens",
+		"/repos/o/r/actions/runners/registration-token": "/repos/{owner}/{repo}/actions/runners/registration-token",
+	} {
+		assert.Equal(t, want, Route(in), in)
+	}
+}

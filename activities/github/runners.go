@@ -1,0 +1,246 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	gh "github.com/google/go-github/v60/github"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Error types of the application errors this package returns, for
+// workflows to tell them apart.
+const (
+	// ErrTypeRunnerBusy: GitHub refused to remove a runner that runs a
+	// job. Not retryable: the workflow waits for the job, never forces.
+	ErrTypeRunnerBusy = "RunnerBusy"
+	// ErrTypeRateLimited: retryable after exactly the delay GitHub asked.
+	ErrTypeRateLimited = "RateLimited"
+	// ErrTypeNotFound: the repository (or the app's access to it) is gone.
+	ErrTypeNotFound = "NotFound"
+	// ErrTypeInvalid: GitHub rejected the request as invalid.
+	ErrTypeInvalid = "Invalid"
+	// ErrTypeNameInUse: a busy runner already has the name asked for.
+	ErrTypeNameInUse = "NameInUse"
+)
+
+// Repo names a repository.
+type Repo struct {
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
+}
+
+func (r Repo) String() string { return r.Owner + "/" + r.Name }
+
+// RunnerInfo is what Garo keeps of a GitHub runner.
+type RunnerInfo struct {
+	ID     int64    `json:"id"`
+	Name   string   `json:"name"`
+	Status string   `json:"status"`
+	Busy   bool     `json:"busy"`
+	Labels []string `json:"labels,omitempty"`
+}
+
+func runnerInfo(r *gh.Runner) RunnerInfo {
+	info := RunnerInfo{ID: r.GetID(), Name: r.GetName(), Status: r.GetStatus(), Busy: r.GetBusy()}
+	for _, l := range r.Labels {
+		info.Labels = append(info.Labels, l.GetName())
+	}
+	return info
+}
+
+// JITConfig is a just-in-time runner configuration. EncodedConfig is a
+// secret: it goes straight to the instance that runs the runner, never to
+// a workflow.
+type JITConfig struct {
+	RunnerID      int64
+	EncodedConfig string
+}
+
+// CreateJITConfig registers an ephemeral runner called name and returns its
+// JIT config. Retries are safe: when the name is taken by a runner that is
+// not busy (left by an attempt that failed after GitHub registered it), that
+// runner is removed and the call made once more.
+func (c *Client) CreateJITConfig(ctx context.Context, repo Repo, name string, labels []string, groupID int64) (JITConfig, error) {
+	if groupID == 0 {
+		groupID = 1
+	}
+	req := &gh.GenerateJITConfigRequest{Name: name, RunnerGroupID: groupID, Labels: labels}
+	for attempt := 0; ; attempt++ {
+		jit, resp, err := c.gh.Actions.GenerateRepoJITConfig(ctx, repo.Owner, repo.Name, req)
+		if err == nil {
+			return JITConfig{RunnerID: jit.GetRunner().GetID(), EncodedConfig: jit.GetEncodedJITConfig()}, nil
+		}
+		if resp == nil || resp.StatusCode != http.StatusConflict || attempt > 0 {
+			return JITConfig{}, classify(fmt.Sprintf("create JIT config for %s in %s", name, repo), resp, err)
+		}
+		stale, found, err := c.RunnerByName(ctx, repo, name)
+		if err != nil {
+			return JITConfig{}, err
+		}
+		if found {
+			if stale.Busy {
+				return JITConfig{}, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("runner name %s in %s is taken by a busy runner", name, repo), ErrTypeNameInUse, nil)
+			}
+			if err := c.RemoveRunner(ctx, repo, stale.ID); err != nil {
+				return JITConfig{}, err
+			}
+		}
+	}
+}
+
+// RegistrationToken returns a token to register a reusable runner with
+// (config.sh); a secret, like a JIT config.
+func (c *Client) RegistrationToken(ctx context.Context, repo Repo) (string, time.Time, error) {
+	tok, resp, err := c.gh.Actions.CreateRegistrationToken(ctx, repo.Owner, repo.Name)
+	if err != nil {
+		return "", time.Time{}, classify("create registration token for "+repo.String(), resp, err)
+	}
+	return tok.GetToken(), tok.GetExpiresAt().Time, nil
+}
+
+// ListRunners returns every runner of repo, following all pages.
+func (c *Client) ListRunners(ctx context.Context, repo Repo) ([]RunnerInfo, error) {
+	var out []RunnerInfo
+	opts := &gh.ListOptions{PerPage: 100}
+	for {
+		page, resp, err := c.gh.Actions.ListRunners(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return nil, classify("list runners of "+repo.String(), resp, err)
+		}
+		for _, r := range page.Runners {
+			out = append(out, runnerInfo(r))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// RunnerByName returns the runner of repo called name, if there is one.
+func (c *Client) RunnerByName(ctx context.Context, repo Repo, name string) (RunnerInfo, bool, error) {
+	runners, err := c.ListRunners(ctx, repo)
+	if err != nil {
+		return RunnerInfo{}, false, err
+	}
+	for _, r := range runners {
+		if r.Name == name {
+			return r, true, nil
+		}
+	}
+	return RunnerInfo{}, false, nil
+}
+
+// RemoveRunner removes a runner from GitHub. A runner already gone is
+// removed; a busy one is an ErrTypeRunnerBusy error.
+func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
+	resp, err := c.gh.Actions.RemoveRunner(ctx, repo.Owner, repo.Name, id)
+	if err == nil || (resp != nil && resp.StatusCode == http.StatusNotFound) {
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("runner %d of %s is running a job", id, repo), ErrTypeRunnerBusy, err)
+	}
+	return classify(fmt.Sprintf("remove runner %d of %s", id, repo), resp, err)
+}
+
+// QueuedJob is a job GitHub reports queued.
+type QueuedJob struct {
+	ID        int64     `json:"id"`
+	RunID     int64     `json:"runId"`
+	Name      string    `json:"name"`
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// ListQueuedJobs returns the queued jobs of repo, from its queued runs: the
+// fallback for webhooks that never arrived.
+func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
+	var out []QueuedJob
+	opts := &gh.ListWorkflowRunsOptions{Status: "queued", ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		runs, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return nil, classify("list queued runs of "+repo.String(), resp, err)
+		}
+		for _, run := range runs.WorkflowRuns {
+			jobs, err := c.runJobs(ctx, repo, run.GetID())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, jobs...)
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func (c *Client) runJobs(ctx context.Context, repo Repo, runID int64) ([]QueuedJob, error) {
+	var out []QueuedJob
+	opts := &gh.ListWorkflowJobsOptions{Filter: "latest", ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		jobs, resp, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Name, runID, opts)
+		if err != nil {
+			return nil, classify(fmt.Sprintf("list jobs of run %d of %s", runID, repo), resp, err)
+		}
+		for _, j := range jobs.Jobs {
+			if j.GetStatus() == "queued" {
+				out = append(out, QueuedJob{ID: j.GetID(), RunID: runID, Name: j.GetName(), Labels: j.Labels,
+					CreatedAt: j.GetCreatedAt().Time})
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// classify turns a go-github error into the error an activity returns:
+// rate limits retry after exactly the delay GitHub asks for; client errors
+// that no retry can fix do not retry; the rest retries with the policy's
+// backoff.
+func classify(what string, resp *gh.Response, err error) error {
+	var (
+		primary   *gh.RateLimitError
+		secondary *gh.AbuseRateLimitError
+	)
+	switch {
+	case errors.As(err, &primary):
+		return rateLimited(what+": primary rate limit", time.Until(primary.Rate.Reset.Time), err)
+	case errors.As(err, &secondary):
+		return rateLimited(what+": secondary rate limit", secondary.GetRetryAfter(), err)
+	case resp == nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests || (code == http.StatusForbidden && resp.Header.Get("X-RateLimit-Remaining") == "0"):
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			n, _ := strconv.Atoi(s)
+			return rateLimited(what+": rate limited", time.Duration(n)*time.Second, err)
+		}
+		return rateLimited(what+": rate limited", time.Until(resp.Rate.Reset.Time), err)
+	case code == http.StatusNotFound:
+		return temporal.NewNonRetryableApplicationError(what+": not found (does the app have access?)", ErrTypeNotFound, err)
+	case code == http.StatusUnprocessableEntity || code == http.StatusBadRequest:
+		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), ErrTypeInvalid, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// rateLimited is a retryable error whose next attempt waits d (at least a
+// second, plus a second of margin for clock skew).
+func rateLimited(msg string, d time.Duration, cause error) error {
+	d = max(d, 0) + time.Second
+	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)),
+		ErrTypeRateLimited, temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: cause})
+}
