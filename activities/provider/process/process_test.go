@@ -1,0 +1,110 @@
+package process
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/providertest"
+)
+
+func newProvider(t *testing.T, dir string, command ...string) *Provider {
+	t.Helper()
+	p, err := New(Config{StateDir: dir, Command: command, StopTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		list, _ := p.List(context.Background(), nil)
+		for _, in := range list {
+			_ = p.Delete(context.Background(), in.Name)
+		}
+	})
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	providertest.Run(t, providertest.Harness{
+		New: func(t *testing.T) provider.Provider { return newProvider(t, t.TempDir(), "sleep", "300") },
+		Reopen: func(t *testing.T, p provider.Provider) provider.Provider {
+			return newProvider(t, p.(*Provider).cfg.StateDir, "sleep", "300")
+		},
+		Request: func(name string, tags map[string]string) provider.CreateRequest {
+			return provider.CreateRequest{Name: name, Tags: tags}
+		},
+	})
+}
+
+// TestSecretsTravelOutsideArgv: the JIT config reaches the runner through
+// its environment and stdin, never through its arguments, which any user
+// of the machine can read.
+func TestSecretsTravelOutsideArgv(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "seen")
+	p := newProvider(t, dir, "sh", "-c", `echo "args=$0 $* env=$ACTIONS_RUNNER_INPUT_JITCONFIG stdin=$(cat)" > `+out+`; sleep 300`, "{{.Name}}")
+	_, err := p.Create(context.Background(), provider.CreateRequest{Name: "r-1",
+		Env: map[string]string{"ACTIONS_RUNNER_INPUT_JITCONFIG": "s3cret-jit"}, Stdin: []byte("s3cret-stdin")})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { b, _ := os.ReadFile(out); return len(b) > 0 }, 5*time.Second, 20*time.Millisecond)
+	b, _ := os.ReadFile(out)
+	assert.Equal(t, "args=r-1  env=s3cret-jit stdin=s3cret-stdin\n", string(b))
+	cmdline, err := os.ReadFile("/proc/" + mustGet(t, p, "r-1").ID + "/cmdline")
+	require.NoError(t, err)
+	assert.NotContains(t, string(cmdline), "s3cret")
+	rec, err := os.ReadFile(filepath.Join(dir, "r-1.json"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(rec), "s3cret", "the state directory holds no secret")
+}
+
+func mustGet(t *testing.T, p *Provider, name string) provider.Instance {
+	t.Helper()
+	in, err := p.Get(context.Background(), name)
+	require.NoError(t, err)
+	return in
+}
+
+func TestExitedProcessIsReported(t *testing.T) {
+	p := newProvider(t, t.TempDir(), "sh", "-c", "exit 3")
+	_, err := p.Create(context.Background(), provider.CreateRequest{Name: "r-1"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return mustGet(t, p, "r-1").State == provider.StateExited }, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 3, mustGet(t, p, "r-1").ExitCode)
+	// An agent restarted afterwards still sees it exited.
+	p2 := newProvider(t, p.cfg.StateDir, "true")
+	assert.Equal(t, provider.StateExited, mustGet(t, p2, "r-1").State)
+	require.NoError(t, p2.Delete(context.Background(), "r-1"))
+}
+
+func TestDeleteKillsWhatIgnoresSIGTERM(t *testing.T) {
+	p := newProvider(t, t.TempDir(), "sh", "-c", `trap "" TERM; sleep 300 & wait`)
+	p.cfg.StopTimeout = 200 * time.Millisecond
+	_, err := p.Create(context.Background(), provider.CreateRequest{Name: "stubborn"})
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	pid := mustGet(t, p, "stubborn").ID
+	start := time.Now()
+	require.NoError(t, p.Delete(context.Background(), "stubborn"))
+	assert.Less(t, time.Since(start), 5*time.Second)
+	_, err = os.Stat("/proc/" + pid)
+	assert.True(t, os.IsNotExist(err) || processGone(pid), "the process group is gone")
+}
+
+func processGone(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	return err != nil || strings.Contains(string(b), ") Z ")
+}
+
+func TestBadInputs(t *testing.T) {
+	_, err := New(Config{StateDir: t.TempDir()})
+	assert.ErrorContains(t, err, "no command")
+	_, err = New(Config{StateDir: t.TempDir(), Command: []string{"{{.Nope"}})
+	assert.ErrorContains(t, err, "template")
+	p := newProvider(t, t.TempDir(), "true")
+	_, err = p.Create(context.Background(), provider.CreateRequest{Name: "../escape"})
+	assert.ErrorContains(t, err, "invalid instance name")
+}

@@ -1,0 +1,74 @@
+// Package provider defines what a compute provider does for Garo: create,
+// delete, get and list the instances that run GitHub runners. Every
+// operation is keyed by the runner's name, so that activities calling it
+// can be retried safely.
+package provider
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every provider returns for these cases (wrapped or not).
+var (
+	// ErrNotFound: no instance has that name.
+	ErrNotFound = errors.New("instance not found")
+	// ErrDuplicate: an instance with that name exists already; Create
+	// returns it beside this error.
+	ErrDuplicate = errors.New("instance already exists")
+)
+
+// Instance states.
+const (
+	StateRunning = "running"
+	StateExited  = "exited"
+)
+
+// Instance is one compute instance that runs (or ran) a runner.
+type Instance struct {
+	// Name is the runner's name, unique per provider.
+	Name string `json:"name"`
+	// ID is the provider's own id (a pid, an EC2 instance id...).
+	ID        string            `json:"id"`
+	State     string            `json:"state"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	// ExitCode of an exited process-like instance.
+	ExitCode int `json:"exitCode,omitempty"`
+}
+
+// CreateRequest asks for an instance. Env and Stdin carry secrets (a JIT
+// config): providers hand them to the runner and never log or store them.
+type CreateRequest struct {
+	Name  string
+	Tags  map[string]string
+	Env   map[string]string
+	Stdin []byte
+}
+
+// Provider creates and deletes runner instances.
+type Provider interface {
+	// Kind names the provider ("process", "ec2", ...).
+	Kind() string
+	// Create starts an instance called req.Name. If one exists already it
+	// returns that one and ErrDuplicate.
+	Create(ctx context.Context, req CreateRequest) (Instance, error)
+	// Delete stops and removes the instance called name; ErrNotFound when
+	// there is none.
+	Delete(ctx context.Context, name string) error
+	// Get returns the instance called name, or ErrNotFound.
+	Get(ctx context.Context, name string) (Instance, error)
+	// List returns the instances whose tags include all of tags.
+	List(ctx context.Context, tags map[string]string) ([]Instance, error)
+}
+
+// HasTags reports whether have includes every key and value of want.
+func HasTags(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
