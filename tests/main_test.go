@@ -32,6 +32,7 @@ var namespaces = []string{"e2e-agents", "e2e-stop"}
 
 var (
 	garoBin      string
+	githubsimBin string
 	temporalBin  string
 	devServer    *testsuite.DevServer
 	temporalAddr string
@@ -56,11 +57,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "end-to-end tests need the temporal CLI at ../bin/temporal: run `make tools` (%v)\n", err)
 		return 1
 	}
-	garoBin = filepath.Join(tmp, "garo")
-	build := exec.Command("go", "build", "-o", garoBin, "../cmd/garo")
+	garoBin, githubsimBin = filepath.Join(tmp, "garo"), filepath.Join(tmp, "githubsim")
+	build := exec.Command("go", "build", "-o", tmp, "../cmd/garo", "../cmd/githubsim")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build garo:", err)
+		fmt.Fprintln(os.Stderr, "build garo and githubsim:", err)
 		return 1
 	}
 	var extra []string
