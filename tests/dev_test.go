@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 func startDev(t *testing.T, dir string) (*proc, devstack.Info) {
 	t.Helper()
 	p := start(t, "garo dev", nil, "dev", "--state-dir", dir, "--temporal-bin", temporalBin,
+		"--githubsim-bin", githubsimBin, "--githubsim-port", strconv.Itoa(freePort(t)),
 		"--api-port", strconv.Itoa(freePort(t)), "--temporal-port", strconv.Itoa(freePort(t)),
 		"--ui-port", strconv.Itoa(freePort(t)))
 	var info devstack.Info
@@ -53,7 +55,7 @@ func TestDevStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strings.TrimSpace(string(token)), info.AdminToken)
 	assert.Equal(t, "local", info.Agent)
-	for _, u := range []string{info.API, info.UI} {
+	for _, u := range []string{info.API, info.UI, info.GitHubSim} {
 		assert.True(t, strings.HasPrefix(u, "http://127.0.0.1:"), "%s binds to loopback", u)
 	}
 
@@ -61,6 +63,28 @@ func TestDevStack(t *testing.T) {
 	eventually(t, 30*time.Second, "agent local online", func() bool {
 		st, err := api.GetAgent(context.Background(), "local")
 		return err == nil && st.Status == workflows.AgentOnline && st.WorkerSeenAt != nil
+	})
+	st, err := api.GetAgent(context.Background(), "local")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"process"}, st.Capabilities.Providers)
+
+	// Without GitHub credentials the simulator stands in, wired to the
+	// server's webhook with a shared secret.
+	resp, err := http.Post(info.GitHubSim+"/_sim/jobs", "application/json",
+		strings.NewReader(`{"repo":"dev/check","labels":["self-hosted"],"count":1}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	eventually(t, 15*time.Second, "the simulator's webhook verified by the server", func() bool {
+		req, _ := http.NewRequest("GET", info.API+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+info.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `garo_webhook_deliveries_total{event="workflow_job",outcome="no_pool"} 1`)
 	})
 	eventually(t, 30*time.Second, "Temporal Web UI serving", func() bool {
 		resp, err := http.Get(info.UI)
@@ -83,6 +107,8 @@ func TestDevStack(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "dev.json is removed when the stack stops")
 	_, err = net.DialTimeout("tcp", info.Temporal, time.Second)
 	assert.Error(t, err, "the Temporal dev server stopped with garo dev")
+	_, err = net.DialTimeout("tcp", strings.TrimPrefix(info.GitHubSim, "http://"), time.Second)
+	assert.Error(t, err, "the GitHub simulator stopped with garo dev")
 
 	// Restarted on the same state, the agent's workflow continues.
 	p2, info2 := startDev(t, dir)

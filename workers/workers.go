@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -31,15 +32,29 @@ func NewServer(c client.Client, identity string) worker.Worker {
 	return w
 }
 
+// AgentDeps are what an agent's activities work with; nil members leave
+// their activities unregistered.
+type AgentDeps struct {
+	Version string
+	GitHub  *github.Client
+}
+
 // NewAgent returns the worker of the agent called name on its own task
 // queue. It runs activities only: workflows stay on the server's queue.
-func NewAgent(c client.Client, name, identity, version string) worker.Worker {
+func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Worker {
 	w := worker.New(c, workflows.AgentTaskQueue(name), worker.Options{
 		Identity:              identity,
 		DisableWorkflowWorker: true,
 		WorkerStopTimeout:     30 * time.Second,
 	})
-	a := &activities.Agent{Version: version}
+	a := &activities.Agent{Version: deps.Version}
 	w.RegisterActivityWithOptions(a.ProbeAgent, activity.RegisterOptions{Name: activities.ProbeAgentName})
+	if deps.GitHub != nil {
+		g := &github.Activities{Client: deps.GitHub}
+		w.RegisterActivityWithOptions(g.ListRunners, activity.RegisterOptions{Name: github.ListRunnersName})
+		w.RegisterActivityWithOptions(g.RunnerByName, activity.RegisterOptions{Name: github.RunnerByNameName})
+		w.RegisterActivityWithOptions(g.RemoveRunner, activity.RegisterOptions{Name: github.RemoveRunnerName})
+		w.RegisterActivityWithOptions(g.ListQueuedJobs, activity.RegisterOptions{Name: github.ListQueuedJobsName})
+	}
 	return w
 }

@@ -11,11 +11,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/devstack"
 	"github.com/garo-run/garo/internal/envflag"
@@ -128,6 +132,42 @@ func secret(file, env string, getenv func(string) string) (string, error) {
 	return getenv(env), nil
 }
 
+// githubFlags select GitHub and the agent's credentials for it.
+type githubFlags struct {
+	url            string
+	appID          int64
+	installationID int64
+	keyFile        string
+	tokenFile      string
+}
+
+func (g *githubFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.url, "github-url", "", "base URL of a GitHub Enterprise Server (default github.com)")
+	fs.Int64Var(&g.appID, "github-app-id", 0, "GitHub App id (App auth, preferred)")
+	fs.Int64Var(&g.installationID, "github-installation-id", 0, "GitHub App installation id")
+	fs.StringVar(&g.keyFile, "github-private-key-file", "", "GitHub App private key PEM file")
+	fs.StringVar(&g.tokenFile, "github-token-file", "", "file holding a GitHub token, instead of an App (or set GARO_GITHUB_TOKEN)")
+}
+
+// client returns the GitHub client the flags describe, or nil when no
+// credentials are configured.
+func (g *githubFlags) client(getenv func(string) string) (*github.Client, error) {
+	token, err := secret(g.tokenFile, "GARO_GITHUB_TOKEN", getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg := github.Config{URL: g.url, Token: token, AppID: g.appID, InstallationID: g.installationID}
+	if g.keyFile != "" {
+		if cfg.PrivateKeyPEM, err = os.ReadFile(g.keyFile); err != nil {
+			return nil, fmt.Errorf("read GitHub App key: %w", err)
+		}
+	}
+	if cfg.Token == "" && cfg.AppID == 0 {
+		return nil, nil
+	}
+	return github.New(cfg)
+}
+
 // lines splits s into its non-empty, trimmed lines.
 func lines(s string) []string {
 	var out []string
@@ -186,14 +226,16 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	var (
 		lf        logFlags
 		topts     temporalclient.Options
+		ghf       githubFlags
 		labels    envflag.StringList
-		providers envflag.StringList
 		name      = fs.String("name", "", "this agent's name (required): lower-case letters, digits and hyphens")
 		serverURL = fs.String("server", "http://localhost:8080", "URL of garo server")
 		tokenFile = fs.String("token-file", "", "file holding this agent's bearer token (or set GARO_TOKEN)")
+		stateDir  = fs.String("state-dir", "", "directory for the agent's state (the process provider's instance records)")
+		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
 	)
 	fs.Var(&labels, "labels", "comma-separated labels this agent reports")
-	fs.Var(&providers, "providers", "comma-separated provider kinds this agent offers")
+	ghf.register(fs)
 	lf.register(fs)
 	topts.Register(fs)
 	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
@@ -212,8 +254,24 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	gh, err := ghf.client(getenv)
+	if err != nil {
+		return err
+	}
+	var providers []provider.Provider
+	if *procCmd != "" {
+		if *stateDir == "" {
+			return errors.New("--process-command needs --state-dir")
+		}
+		p, err := process.New(process.Config{StateDir: filepath.Join(*stateDir, "process"),
+			Command: strings.Fields(*procCmd), Logger: log.With("provider", process.Kind)})
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
 	return agent.Run(ctx, agent.Config{
-		Name: *name, ServerURL: *serverURL, Token: token, Temporal: topts,
+		Name: *name, ServerURL: *serverURL, Token: token, Temporal: topts, GitHub: gh,
 		Labels: labels, Providers: providers, Version: versionString(), Logger: log,
 	})
 }
@@ -227,10 +285,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		temporalPort = fs.Int("temporal-port", 7233, "port of the Temporal frontend (on 127.0.0.1)")
 		uiPort       = fs.Int("ui-port", 8233, "port of the Temporal Web UI (on 127.0.0.1)")
 		temporalBin  = fs.String("temporal-bin", "", "temporal CLI binary (default ./bin/temporal, then $PATH)")
+		simBin       = fs.String("githubsim-bin", "", "GitHub simulator binary, used without GitHub credentials (default ./bin/githubsim, then $PATH)")
+		simPort      = fs.Int("githubsim-port", 9980, "port of the GitHub simulator (on 127.0.0.1)")
+		ghf          githubFlags
 		agentName    = fs.String("agent-name", "local", "name of the dev agent")
 		hbEvery      = fs.Duration("heartbeat-interval", 5*time.Second, "how often the agent sends a heartbeat")
 		offline      = fs.Duration("offline-after", 20*time.Second, "an agent without a heartbeat for this long is offline")
 	)
+	ghf.register(fs)
 	lf.register(fs)
 	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
 		return err
@@ -239,7 +301,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
+	gh, err := ghf.client(getenv)
+	if err != nil {
+		return err
+	}
 	return devstack.Run(ctx, devstack.Config{
+		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort,
 		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
 		TemporalBin: *temporalBin, AgentName: *agentName,
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,

@@ -40,6 +40,8 @@ func TestCommandsRefuseMissingEssentials(t *testing.T) {
 		{"bad env value", map[string]string{"GARO_OFFLINE_AFTER": "soon"}, []string{"server"}, "GARO_OFFLINE_AFTER"},
 		{"bad log level", nil, []string{"server", "--log-level", "loud"}, "--log-level"},
 		{"missing token file", nil, []string{"server", "--admin-token-file", "/nonexistent/t"}, "read secret"},
+		{"process provider without state", map[string]string{"GARO_TOKEN": "t"}, []string{"agent", "--name", "a1", "--process-command", "run.sh"}, "--state-dir"},
+		{"app without key", map[string]string{"GARO_TOKEN": "t"}, []string{"agent", "--name", "a1", "--github-app-id", "5"}, "installation id"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workers"
@@ -26,8 +28,12 @@ type Config struct {
 	Token     string
 	Temporal  temporalclient.Options
 	Labels    []string
-	Providers []string
 	Version   string
+	// GitHub, when set, is the agent's GitHub client: its credentials
+	// stay in this process.
+	GitHub *github.Client
+	// Providers are the compute providers this agent offers.
+	Providers []provider.Provider
 	Logger    *slog.Logger
 	// Registered, when set, is called after each successful registration.
 	Registered func(workflows.AgentState)
@@ -59,13 +65,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer c.Close()
 
+	var kinds []string
+	for _, p := range cfg.Providers {
+		kinds = append(kinds, p.Kind())
+	}
 	a := &agent{cfg: cfg, log: log, api: apiclient.New(cfg.ServerURL, cfg.Token),
-		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: cfg.Providers, Labels: cfg.Labels}}
+		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: kinds, Labels: cfg.Labels}}
 	st, err := a.register(ctx)
 	if err != nil {
 		return err
 	}
-	w := workers.NewAgent(c, cfg.Name, identity, cfg.Version)
+	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
 	}

@@ -24,6 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/server"
 	"github.com/garo-run/garo/internal/temporalclient"
@@ -38,7 +41,14 @@ type Config struct {
 	UIPort       int
 	// TemporalBin is the temporal CLI; empty means ./bin/temporal, then
 	// $PATH.
-	TemporalBin       string
+	TemporalBin string
+	// GitHubSimBin is the githubsim binary; empty means ./bin/githubsim,
+	// then $PATH. It is used when GitHub is nil.
+	GitHubSimBin  string
+	GitHubSimPort int
+	// GitHub is the agent's GitHub client when credentials are
+	// configured; nil runs the GitHub simulator instead.
+	GitHub            *github.Client
 	AgentName         string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
@@ -53,6 +63,7 @@ type Info struct {
 	API        string `json:"api"`
 	UI         string `json:"ui"`
 	Temporal   string `json:"temporal"`
+	GitHubSim  string `json:"githubsim,omitempty"`
 	Namespace  string `json:"namespace"`
 	AdminToken string `json:"adminToken"`
 	Agent      string `json:"agent"`
@@ -73,7 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	bin, err := findTemporal(cfg.TemporalBin)
+	bin, err := findTool(cfg.TemporalBin, "temporal")
 	if err != nil {
 		return err
 	}
@@ -84,6 +95,47 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer tmp.stop(log)
+	uiURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.UIPort))
+	apiAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort))
+
+	// Without GitHub credentials, the simulator stands in for GitHub.
+	var webhookSecrets []string
+	var simURL string
+	gh := cfg.GitHub
+	var providers []provider.Provider
+	if gh == nil {
+		secret, err := secretFile(filepath.Join(cfg.StateDir, "webhook-secret"), "whsec_")
+		if err != nil {
+			return err
+		}
+		webhookSecrets = []string{secret}
+		simBin, err := findTool(cfg.GitHubSimBin, "githubsim")
+		if err != nil {
+			return err
+		}
+		simURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GitHubSimPort))
+		sim, err := startChild("githubsim", simBin, []string{
+			"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GitHubSimPort)),
+			"--webhook-url", "http://" + apiAddr + "/webhooks/github", "--seed", "1",
+		}, []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret}, filepath.Join(cfg.StateDir, "githubsim.log"), log)
+		if err != nil {
+			return err
+		}
+		defer sim.stop(log)
+		if err := waitHTTP(ctx, simURL+"/_sim/stats", sim.exited); err != nil {
+			return fmt.Errorf("GitHub simulator did not come up (see %s): %w", sim.logPath, err)
+		}
+		if gh, err = github.New(github.Config{URL: simURL, Token: "garo-dev"}); err != nil {
+			return err
+		}
+		p, err := process.New(process.Config{StateDir: filepath.Join(cfg.StateDir, "agent", "process"),
+			Command: []string{simBin, "runner"}, Logger: log.With("component", "agent", "provider", process.Kind)})
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+		log.Info("GitHub simulator up", "url", simURL, "log", sim.logPath)
+	}
 
 	topts := temporalclient.Options{Address: temporalAddr, Namespace: Namespace}
 	copts, err := topts.ClientOptions("garo-dev", log)
@@ -100,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("temporal dev server did not come up (see %s): %w", tmp.logPath, err)
 	}
 	c.Close()
-	log.Info("Temporal dev server up", "address", temporalAddr, "ui", tmp.uiURL, "log", tmp.logPath)
+	log.Info("Temporal dev server up", "address", temporalAddr, "ui", uiURL, "log", tmp.logPath)
 
 	// Components stop in reverse order: agent, then server.
 	var wg sync.WaitGroup
@@ -112,9 +164,10 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		defer wg.Done()
 		err := server.Run(serverCtx, server.Config{
-			Listen:            net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort)),
+			Listen:            apiAddr,
 			Temporal:          topts,
 			AdminToken:        token,
+			WebhookSecrets:    webhookSecrets,
 			HeartbeatInterval: cfg.HeartbeatInterval,
 			OfflineAfter:      cfg.OfflineAfter,
 			Version:           cfg.Version,
@@ -140,7 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	info := Info{API: apiURL, UI: tmp.uiURL, Temporal: temporalAddr, Namespace: Namespace,
+	info := Info{API: apiURL, UI: uiURL, Temporal: temporalAddr, GitHubSim: simURL, Namespace: Namespace,
 		AdminToken: token, Agent: cfg.AgentName, PID: os.Getpid()}
 	infoPath := filepath.Join(cfg.StateDir, "dev.json")
 	if err := writeJSONFile(infoPath, info); err != nil {
@@ -161,6 +214,8 @@ func Run(ctx context.Context, cfg Config) error {
 			ServerURL: apiURL,
 			Token:     token,
 			Temporal:  topts,
+			GitHub:    gh,
+			Providers: providers,
 			Version:   cfg.Version,
 			Logger:    log.With("component", "agent"),
 		})
@@ -172,12 +227,13 @@ Garo dev stack is up.
   API          %s   (token in %s)
   Temporal UI  %s
   Temporal     %s   namespace %s
+  GitHub       %s
   Agent        %s
   dev.json     %s
 Try:  curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/agents
 Ctrl-C stops everything; state stays in %s.
 
-`, apiURL, filepath.Join(cfg.StateDir, "admin-token"), tmp.uiURL, temporalAddr, Namespace, cfg.AgentName,
+`, apiURL, filepath.Join(cfg.StateDir, "admin-token"), uiURL, temporalAddr, Namespace, githubLine(simURL), cfg.AgentName,
 		infoPath, filepath.Join(cfg.StateDir, "admin-token"), apiURL, cfg.StateDir)
 
 	var runErr error
@@ -187,8 +243,8 @@ Ctrl-C stops everything; state stays in %s.
 		if !errors.Is(err, errStopped) {
 			runErr = err
 		}
-	case err := <-tmp.exited:
-		runErr = fmt.Errorf("temporal dev server exited (see %s): %v", tmp.logPath, err)
+	case <-tmp.exited:
+		runErr = fmt.Errorf("temporal dev server exited (see %s)", tmp.logPath)
 	}
 	log.Info("Stopping dev stack")
 	stopAgent()
@@ -207,52 +263,61 @@ func errOrStopped(err error) error {
 	return err
 }
 
+func githubLine(simURL string) string {
+	if simURL == "" {
+		return "as configured"
+	}
+	return simURL + "   (simulator; control API at /_sim/)"
+}
+
 // adminToken reads the dev stack's admin token, creating it on first use.
-func adminToken(path string) (string, error) {
+func adminToken(path string) (string, error) { return secretFile(path, "garo_") }
+
+// secretFile reads a secret kept in path, creating a random one (with the
+// given prefix, mode 0600) on first use.
+func secretFile(path, prefix string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		if t := strings.TrimSpace(string(b)); t != "" {
 			return t, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read admin token: %w", err)
+		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	t := "garo_" + hex.EncodeToString(b)
+	t := prefix + hex.EncodeToString(b)
 	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return t, nil
 }
 
-func findTemporal(bin string) (string, error) {
+// findTool returns bin, or else ./bin/NAME, or else NAME on $PATH.
+func findTool(bin, name string) (string, error) {
 	if bin != "" {
 		return bin, nil
 	}
-	if _, err := os.Stat("bin/temporal"); err == nil {
-		return filepath.Abs("bin/temporal")
+	if _, err := os.Stat(filepath.Join("bin", name)); err == nil {
+		return filepath.Abs(filepath.Join("bin", name))
 	}
-	if p, err := exec.LookPath("temporal"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", errors.New("temporal CLI not found in ./bin or $PATH: run `make tools` (or pass --temporal-bin)")
+	return "", fmt.Errorf("%s not found in ./bin or $PATH: run `make tools build` (or pass --%s-bin)", name, name)
 }
 
-type temporalProcess struct {
+// childProcess is a tool the dev stack runs: the Temporal dev server or
+// the GitHub simulator.
+type childProcess struct {
+	name    string
 	cmd     *exec.Cmd
-	exited  chan error
+	exited  chan struct{}
 	logPath string
-	uiURL   string
 }
 
-func startTemporal(bin string, cfg Config, log *slog.Logger) (*temporalProcess, error) {
-	logPath := filepath.Join(cfg.StateDir, "temporal.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open temporal log: %w", err)
-	}
+func startTemporal(bin string, cfg Config, log *slog.Logger) (*childProcess, error) {
 	args := []string{"server", "start-dev",
 		"--ip", "127.0.0.1",
 		"--port", strconv.Itoa(cfg.TemporalPort),
@@ -264,7 +329,17 @@ func startTemporal(bin string, cfg Config, log *slog.Logger) (*temporalProcess, 
 	for _, k := range workflows.SearchAttributeKeys() {
 		args = append(args, "--search-attribute", k.GetName()+"=Keyword")
 	}
+	return startChild("temporal", bin, args, nil, filepath.Join(cfg.StateDir, "temporal.log"), log)
+}
+
+// startChild starts bin with its output appended to logPath.
+func startChild(name, bin string, args, env []string, logPath string, log *slog.Logger) (*childProcess, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s log: %w", name, err)
+	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childAttrs()
@@ -272,28 +347,53 @@ func startTemporal(bin string, cfg Config, log *slog.Logger) (*temporalProcess, 
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	log.Info("Temporal dev server starting", "pid", cmd.Process.Pid, "bin", bin)
-	p := &temporalProcess{cmd: cmd, exited: make(chan error, 1), logPath: logPath,
-		uiURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.UIPort))}
+	log.Info("Started "+name, "pid", cmd.Process.Pid, "bin", bin)
+	p := &childProcess{name: name, cmd: cmd, exited: make(chan struct{}), logPath: logPath}
 	go func() {
-		p.exited <- cmd.Wait()
+		_ = cmd.Wait()
 		logFile.Close()
+		close(p.exited)
 	}()
 	return p, nil
 }
 
-// stop ends the Temporal dev server: SIGTERM, then SIGKILL after 15 s.
-func (p *temporalProcess) stop(log *slog.Logger) {
-	if p.cmd.ProcessState != nil {
+// stop ends the child: SIGTERM, then SIGKILL after 15 s.
+func (p *childProcess) stop(log *slog.Logger) {
+	select {
+	case <-p.exited:
 		return
+	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
 	case <-time.After(15 * time.Second):
-		log.Warn("Temporal dev server did not stop; killing it")
+		log.Warn(p.name + " did not stop; killing it")
 		_ = p.cmd.Process.Kill()
 		<-p.exited
+	}
+}
+
+// waitHTTP polls url until it answers 200, the child exits, or 60 s pass.
+func waitHTTP(ctx context.Context, url string, exited <-chan struct{}) error {
+	deadline := time.After(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-exited:
+			return errors.New("it exited")
+		case <-deadline:
+			return fmt.Errorf("no answer at %s after 60s", url)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
