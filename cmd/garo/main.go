@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/provider/process"
@@ -151,12 +153,12 @@ func (g *githubFlags) register(fs *flag.FlagSet) {
 
 // client returns the GitHub client the flags describe, or nil when no
 // credentials are configured.
-func (g *githubFlags) client(getenv func(string) string) (*github.Client, error) {
+func (g *githubFlags) client(getenv func(string) string, reg prometheus.Registerer) (*github.Client, error) {
 	token, err := secret(g.tokenFile, "GARO_GITHUB_TOKEN", getenv)
 	if err != nil {
 		return nil, err
 	}
-	cfg := github.Config{URL: g.url, Token: token, AppID: g.appID, InstallationID: g.installationID}
+	cfg := github.Config{URL: g.url, Token: token, AppID: g.appID, InstallationID: g.installationID, Registerer: reg}
 	if g.keyFile != "" {
 		if cfg.PrivateKeyPEM, err = os.ReadFile(g.keyFile); err != nil {
 			return nil, fmt.Errorf("read GitHub App key: %w", err)
@@ -232,6 +234,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		serverURL = fs.String("server", "http://localhost:8080", "URL of garo server")
 		tokenFile = fs.String("token-file", "", "file holding this agent's bearer token (or set GARO_TOKEN)")
 		stateDir  = fs.String("state-dir", "", "directory for the agent's state (the process provider's instance records)")
+		metrics   = fs.String("metrics-listen", "", "serve Prometheus metrics (GitHub requests by route and status) at this address, e.g. 127.0.0.1:9464; off by default")
 		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
 	)
 	fs.Var(&labels, "labels", "comma-separated labels this agent reports")
@@ -254,7 +257,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	gh, err := ghf.client(getenv)
+	reg := prometheus.NewRegistry()
+	gh, err := ghf.client(getenv, reg)
 	if err != nil {
 		return err
 	}
@@ -272,6 +276,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	return agent.Run(ctx, agent.Config{
 		Name: *name, ServerURL: *serverURL, Token: token, Temporal: topts, GitHub: gh,
+		MetricsListen: *metrics, Registry: reg,
 		Labels: labels, Providers: providers, Version: versionString(), Logger: log,
 	})
 }
@@ -301,7 +306,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
-	gh, err := ghf.client(getenv)
+	gh, err := ghf.client(getenv, nil)
 	if err != nil {
 		return err
 	}

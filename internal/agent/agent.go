@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
@@ -35,6 +39,11 @@ type Config struct {
 	// Providers are the compute providers this agent offers.
 	Providers []provider.Provider
 	Logger    *slog.Logger
+	// MetricsListen, when set, serves Prometheus metrics of Registry at
+	// /metrics there; the agent has no other listener. Bind it to
+	// loopback unless a scraper must reach it.
+	MetricsListen string
+	Registry      *prometheus.Registry
 	// Registered, when set, is called after each successful registration.
 	Registered func(workflows.AgentState)
 }
@@ -69,6 +78,13 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, p := range cfg.Providers {
 		kinds = append(kinds, p.Kind())
 	}
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, cfg.Registry, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	a := &agent{cfg: cfg, log: log, api: apiclient.New(cfg.ServerURL, cfg.Token),
 		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: kinds, Labels: cfg.Labels}}
 	st, err := a.register(ctx)
@@ -93,6 +109,23 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("Could not tell the server the agent stops; it will show offline after its timeout", "error", err)
 	}
 	return nil
+}
+
+// serveMetrics serves reg at addr/metrics until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("Agent metrics listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 type agent struct {

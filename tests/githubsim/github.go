@@ -545,5 +545,8 @@ func (s *Sim) jobWebhook(action string, repo *repository, j *Job) {
 		"sender":       map[string]any{"login": "githubsim-bot", "type": "Bot"},
 		"installation": map[string]any{"id": InstallationID},
 	}
-	s.hooks.enqueue("workflow_job", action, repo.fullName(), j.ID, payload)
+	s.st.mu.Lock()
+	url, secret := repo.hookURL, repo.hookSecret
+	s.st.mu.Unlock()
+	s.hooks.enqueue(url, secret, "workflow_job", action, repo.fullName(), j.ID, payload)
 }

@@ -88,6 +88,7 @@ func (s *Sim) SetBaseURL(u string) { s.baseURL = strings.TrimSuffix(u, "/") }
 func (s *Sim) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Route("/_sim", func(r chi.Router) {
+		r.Post("/repos", s.createRepo)
 		r.Post("/jobs", s.enqueueJobs)
 		r.Get("/jobs", s.listJobs)
 		r.Get("/runners", s.listSimRunners)
@@ -113,6 +114,58 @@ func (s *Sim) Handler() http.Handler {
 
 // --- control API ---
 
+// RepoRequest is the body of POST /_sim/repos: a repository with its own
+// webhook (repositories without one use the app-wide webhook).
+type RepoRequest struct {
+	Repo          string `json:"repo"`
+	WebhookURL    string `json:"webhookUrl"`
+	WebhookSecret string `json:"webhookSecret"`
+}
+
+// decodeControl reads a control request's JSON body, strictly; on failure
+// it has answered 400.
+func decodeControl(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// splitRepo splits "owner/name"; on failure it has answered 400.
+func splitRepo(w http.ResponseWriter, full string) (string, string, bool) {
+	owner, name, ok := strings.Cut(full, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		writeError(w, http.StatusBadRequest, "repo must be owner/name")
+		return "", "", false
+	}
+	return owner, name, true
+}
+
+func (s *Sim) createRepo(w http.ResponseWriter, r *http.Request) {
+	var req RepoRequest
+	if !decodeControl(w, r, &req) {
+		return
+	}
+	owner, name, ok := splitRepo(w, req.Repo)
+	if !ok {
+		return
+	}
+	id := s.CreateRepo(owner, name, req.WebhookURL, req.WebhookSecret)
+	writeJSON(w, http.StatusCreated, map[string]any{"repo": req.Repo, "id": id})
+}
+
+// CreateRepo creates owner/name (or updates it) with its own webhook.
+func (s *Sim) CreateRepo(owner, name, webhookURL, webhookSecret string) int64 {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	repo := s.st.repo(owner, name)
+	repo.hookURL, repo.hookSecret = webhookURL, webhookSecret
+	return repo.id
+}
+
 // EnqueueRequest is the body of POST /_sim/jobs.
 type EnqueueRequest struct {
 	Repo       string   `json:"repo"`
@@ -124,13 +177,11 @@ type EnqueueRequest struct {
 
 func (s *Sim) enqueueJobs(w http.ResponseWriter, r *http.Request) {
 	var req EnqueueRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid body: "+err.Error())
+	if !decodeControl(w, r, &req) {
 		return
 	}
-	owner, name, ok := strings.Cut(req.Repo, "/")
-	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		writeError(w, http.StatusBadRequest, "repo must be owner/name")
+	owner, name, ok := splitRepo(w, req.Repo)
+	if !ok {
 		return
 	}
 	if req.Count == 0 {
@@ -247,10 +298,7 @@ func (s *Sim) listDeliveries(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) putFaults(w http.ResponseWriter, r *http.Request) {
 	var f Faults
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid faults: "+err.Error())
+	if !decodeControl(w, r, &f) {
 		return
 	}
 	for _, rf := range f.Routes {

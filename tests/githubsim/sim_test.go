@@ -435,3 +435,40 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+func TestRepositoryWebhookOverridesTheAppWebhook(t *testing.T) {
+	e := newSimEnv(t)
+	own := &receiver{}
+	srv := httptest.NewServer(own)
+	t.Cleanup(srv.Close)
+	body := `{"repo":"octo/own","webhookUrl":"` + srv.URL + `","webhookSecret":"` + hookSecret + `"}`
+	resp, err := http.Post(e.srv.URL+"/_sim/repos", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	ownIDs := e.sim.Enqueue("octo", "own", nil, 0, 1, "x")
+	appIDs := e.sim.Enqueue("octo", "app", nil, 0, 1, "y")
+	e.eventually("both webhooks", func() bool {
+		return len(own.actions(ownIDs[0])) == 1 && len(e.recv.actions(appIDs[0])) == 1
+	})
+	assert.Empty(t, e.recv.actions(ownIDs[0]), "a repository's own webhook replaces the app's")
+}
+
+func TestReorderAndLatencyFaults(t *testing.T) {
+	e := newSimEnv(t)
+	e.sim.SetFaults(Faults{Seed: 1, Webhooks: WebhookFaults{ReorderRate: 1}})
+	ids := e.sim.Enqueue("octo", "app", nil, 0, 2, "x")
+	e.eventually("both delivered", func() bool {
+		return len(e.recv.actions(ids[0])) == 1 && len(e.recv.actions(ids[1])) == 1
+	})
+	e.recv.mu.Lock()
+	assert.Equal(t, ids[1], e.recv.events[0].jobID, "the second event overtook the first")
+	e.recv.mu.Unlock()
+
+	e.sim.SetFaults(Faults{Routes: []RouteFault{{Method: "GET", Path: "/repos/", Kind: FaultLatency, LatencyMs: 300, Count: 1}}})
+	gh := e.clients()["dotcom"]
+	start := time.Now()
+	_, _, err := gh.Actions.ListRunners(context.Background(), "octo", "app", nil)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+}

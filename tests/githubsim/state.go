@@ -68,6 +68,9 @@ type repository struct {
 	id    int64
 	owner string
 	name  string
+	// hookURL and hookSecret, when set, receive this repository's events
+	// instead of the app-wide webhook.
+	hookURL, hookSecret string
 }
 
 // state is everything the simulator knows; guarded by mu.

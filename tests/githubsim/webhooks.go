@@ -27,7 +27,9 @@ type Delivery struct {
 	Dropped    bool      `json:"dropped,omitempty"`
 	Duplicate  bool      `json:"duplicate,omitempty"`
 	SentAt     time.Time `json:"sentAt"`
+	URL        string    `json:"url"`
 	payload    []byte
+	secret     string
 }
 
 // webhooks sends deliveries in order on one goroutine, applying the
@@ -52,16 +54,21 @@ func newWebhooks(url, secret string, f *faults) *webhooks {
 		client: &http.Client{Timeout: 10 * time.Second}}
 }
 
-// enqueue schedules a delivery; it never blocks the caller's request.
-func (w *webhooks) enqueue(event, action, repo string, jobID int64, payload any) {
-	if w.url == "" {
+// enqueue schedules a delivery to url (the app-wide webhook when empty);
+// it never blocks the caller's request.
+func (w *webhooks) enqueue(url, secret, event, action, repo string, jobID int64, payload any) {
+	if url == "" {
+		url, secret = w.url, w.secret
+	}
+	if url == "" {
 		return
 	}
 	b, err := json.Marshal(payload)
 	if err != nil {
 		panic(fmt.Sprintf("githubsim: encode %s payload: %v", event, err))
 	}
-	d := &Delivery{ID: newDeliveryID(), Event: event, Action: action, Repo: repo, JobID: jobID, payload: b}
+	d := &Delivery{ID: newDeliveryID(), Event: event, Action: action, Repo: repo, JobID: jobID, URL: url,
+		payload: b, secret: secret}
 	select {
 	case w.queue <- d:
 	default:
@@ -134,12 +141,12 @@ func (w *webhooks) process(ctx context.Context, d *Delivery) {
 }
 
 func (w *webhooks) send(ctx context.Context, d *Delivery) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(d.payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.payload))
 	if err != nil {
 		w.record(d, 0, err.Error())
 		return
 	}
-	mac := hmac.New(sha256.New, []byte(w.secret))
+	mac := hmac.New(sha256.New, []byte(d.secret))
 	mac.Write(d.payload)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/githubsim")
