@@ -7,14 +7,20 @@ package activities
 import (
 	"context"
 	"os"
-
-	"github.com/garo-run/garo/workflows"
 )
 
 // Activity names as registered with the agent worker.
 const (
 	ProbeAgentName = "ProbeAgent"
 )
+
+// ProbeResult is what the agent's worker answers to a probe: proof that the
+// process polling the agent's task queue is alive, and what it is.
+type ProbeResult struct {
+	Hostname string `json:"hostname,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Version  string `json:"version,omitempty"`
+}
 
 // Agent holds the activities every agent serves whatever its providers.
 type Agent struct {
@@ -23,7 +29,7 @@ type Agent struct {
 
 // ProbeAgent answers a probe from the agent's workflow: it proves that a
 // worker polls the agent's task queue and says which process it is.
-func (a *Agent) ProbeAgent(ctx context.Context) (workflows.ProbeResult, error) {
+func (a *Agent) ProbeAgent(ctx context.Context) (ProbeResult, error) {
 	host, _ := os.Hostname()
-	return workflows.ProbeResult{Hostname: host, PID: os.Getpid(), Version: a.Version}, nil
+	return ProbeResult{Hostname: host, PID: os.Getpid(), Version: a.Version}, nil
 }

@@ -132,15 +132,24 @@ func (h *handlers) getAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// pageLimit reads the limit of a list; on failure it has answered 400.
+func pageLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return DefaultPageSize, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxPageSize {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "limit must be an integer from 1 to 1000")
+		return 0, false
+	}
+	return n, true
+}
+
 func (h *handlers) listAgents(w http.ResponseWriter, r *http.Request) {
-	limit := DefaultPageSize
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxPageSize {
-			writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "limit must be an integer from 1 to 1000")
-			return
-		}
-		limit = n
+	limit, ok := pageLimit(w, r)
+	if !ok {
+		return
 	}
 	agents, next, err := h.cfg.Agents.List(r.Context(), limit, r.URL.Query().Get("cursor"))
 	if err != nil {
@@ -158,7 +167,7 @@ func (h *handlers) backendError(w http.ResponseWriter, r *http.Request, what str
 	var rej *RejectedError
 	switch {
 	case errors.Is(err, ErrNotFound):
-		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": agent is not registered")
+		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": not found")
 	case errors.Is(err, ErrUnregistered):
 		writeProblem(w, r, http.StatusGone, ProblemUnregistered, what+": the agent was unregistered; register it again to serve")
 	case errors.Is(err, ErrBadCursor):

@@ -31,6 +31,7 @@ func OpenAPISpec() []byte { return openAPISpec }
 // Config wires the router to its backends.
 type Config struct {
 	Agents Agents
+	Pools  Pools
 	Tokens *Tokens
 	Logger *slog.Logger
 	// Ready reports whether the server can serve: Temporal reachable and
@@ -91,6 +92,12 @@ func NewRouter(cfg Config) http.Handler {
 		r.Delete("/agents/{name}", h.unregisterAgent)
 		r.Post("/agents/{name}/register", h.registerAgent)
 		r.Post("/agents/{name}/heartbeat", h.heartbeatAgent)
+		r.Get("/repositories", h.listRepositories)
+		r.Get("/repositories/{owner}/{repo}", h.getRepository)
+		r.Put("/repositories/{owner}/{repo}", h.putRepository)
+		r.Delete("/repositories/{owner}/{repo}", h.deleteRepository)
+		r.Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
+		r.Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
 	})
 	return r
 }

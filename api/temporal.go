@@ -179,3 +179,105 @@ func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev wor
 	}
 	return nil
 }
+
+// TemporalPools implements Pools on RepositoryWorkflows.
+type TemporalPools struct {
+	Client    client.Client
+	Namespace string
+}
+
+// Configure starts the pool's workflow if it is not running and sends it
+// the validated configure update, in one call.
+func (t *TemporalPools) Configure(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
+	id := workflows.RepositoryWorkflowID(owner, repo)
+	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.ServerTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAttributeRepository.ValueSet(owner+"/"+repo),
+			workflows.SearchAttributeAgent.ValueSet(req.Config.Agent)),
+		StaticSummary: "runner pool of " + owner + "/" + repo,
+	}, workflows.RepositoryWorkflowName, workflows.RepositoryInput{Owner: owner, Repo: repo})
+	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateConfigure,
+			Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted},
+	})
+	if err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	var v workflows.PoolView
+	if err := h.Get(ctx, &v); err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	return v, nil
+}
+
+// Get returns the pool's live state from its workflow.
+func (t *TemporalPools) Get(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
+	id := workflows.RepositoryWorkflowID(owner, repo)
+	d, err := t.Client.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return workflows.PoolView{}, ErrNotFound
+	}
+	v, err := t.Client.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	var view workflows.PoolView
+	if err := v.Get(&view); err != nil {
+		return workflows.PoolView{}, fmt.Errorf("decode state of pool %s/%s: %w", owner, repo, err)
+	}
+	return view, nil
+}
+
+// Drain starts draining the pool; its workflow ends when its runners are
+// gone.
+func (t *TemporalPools) Drain(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.PoolView, error) {
+	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.RepositoryWorkflowID(owner, repo), UpdateName: workflows.UpdateDrain,
+		Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	var v workflows.PoolView
+	if err := h.Get(ctx, &v); err != nil {
+		return workflows.PoolView{}, mapTemporalError(err)
+	}
+	return v, nil
+}
+
+// List returns the running pools from the visibility store's memos.
+func (t *TemporalPools) List(ctx context.Context, limit int, cursor string) ([]workflows.PoolView, string, error) {
+	token, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, "", ErrBadCursor
+	}
+	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: t.Namespace, PageSize: int32(limit), NextPageToken: token,
+		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.RepositoryWorkflowName),
+	})
+	if err != nil {
+		return nil, "", mapTemporalError(err)
+	}
+	dc := converter.GetDefaultDataConverter()
+	pools := make([]workflows.PoolView, 0, len(resp.Executions))
+	for _, e := range resp.Executions {
+		var v workflows.PoolView
+		if p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]; ok {
+			if err := dc.FromPayload(p, &v); err != nil {
+				return nil, "", fmt.Errorf("decode memo of %s: %w", e.GetExecution().GetWorkflowId(), err)
+			}
+		} else {
+			v.Repository = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "garo/repo/")
+		}
+		pools = append(pools, v)
+	}
+	return pools, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+}

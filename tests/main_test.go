@@ -28,7 +28,7 @@ import (
 )
 
 // namespaces the shared dev server creates, one per test that needs one.
-var namespaces = []string{"e2e-agents", "e2e-stop"}
+var namespaces = []string{"e2e-agents", "e2e-stop", "e2e-pool"}
 
 var (
 	garoBin      string

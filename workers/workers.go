@@ -12,6 +12,8 @@ import (
 
 	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -19,6 +21,8 @@ import (
 // Replay tests use it too, so that they replay exactly what runs.
 func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.AgentWorkflow, workflow.RegisterOptions{Name: workflows.AgentWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RepositoryWorkflow, workflow.RegisterOptions{Name: workflows.RepositoryWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RunnerWorkflow, workflow.RegisterOptions{Name: workflows.RunnerWorkflowName})
 }
 
 // NewServer returns the worker of garo server on the garo-server task
@@ -35,8 +39,9 @@ func NewServer(c client.Client, identity string) worker.Worker {
 // AgentDeps are what an agent's activities work with; nil members leave
 // their activities unregistered.
 type AgentDeps struct {
-	Version string
-	GitHub  *github.Client
+	Version   string
+	GitHub    *github.Client
+	Providers []provider.Provider
 }
 
 // NewAgent returns the worker of the agent called name on its own task
@@ -56,5 +61,12 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 		w.RegisterActivityWithOptions(g.RemoveRunner, activity.RegisterOptions{Name: github.RemoveRunnerName})
 		w.RegisterActivityWithOptions(g.ListQueuedJobs, activity.RegisterOptions{Name: github.ListQueuedJobsName})
 	}
+	// The runner activities answer even without GitHub or providers, with
+	// a non-retryable error that tells the pool what is missing.
+	ra := &runners.Activities{Agent: name, GitHub: deps.GitHub, Providers: map[string]provider.Provider{}}
+	for _, p := range deps.Providers {
+		ra.Providers[p.Kind()] = p
+	}
+	ra.Register(w)
 	return w
 }

@@ -7,11 +7,13 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
 )
 
 // probeActivityName is the activity the agent's worker serves to prove it
-// polls its task queue (activities.ProbeAgentName).
-const probeActivityName = "ProbeAgent"
+// polls its task queue.
+const probeActivityName = activities.ProbeAgentName
 
 // memoHeartbeatRefresh bounds how stale the last heartbeat in the memo (and
 // so in agent lists) may be, while keeping heartbeats from writing the

@@ -1,6 +1,10 @@
 package workflows
 
-import "time"
+import (
+	"time"
+
+	"github.com/garo-run/garo/activities"
+)
 
 // AgentStatus is the liveness of an agent as its workflow sees it.
 type AgentStatus string
@@ -63,13 +67,8 @@ type UnregisterRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ProbeResult is what the agent's worker answers to a probe: proof that the
-// process polling the agent's task queue is alive, and what it is.
-type ProbeResult struct {
-	Hostname string `json:"hostname,omitempty"`
-	PID      int    `json:"pid,omitempty"`
-	Version  string `json:"version,omitempty"`
-}
+// ProbeResult is what the agent's worker answers to a probe.
+type ProbeResult = activities.ProbeResult
 
 // AgentState is the registration record of one agent, as the state query,
 // the memo and the REST API show it.

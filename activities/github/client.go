@@ -42,6 +42,7 @@ type Config struct {
 type Client struct {
 	gh       *gh.Client
 	requests *prometheus.CounterVec
+	webURL   string
 }
 
 // New returns a client for cfg.
@@ -97,7 +98,11 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("GitHub Enterprise URL %s: %w", cfg.URL, err)
 		}
 	}
-	return &Client{gh: c, requests: requests}, nil
+	webURL := "https://github.com"
+	if cfg.URL != "" {
+		webURL = cfg.URL
+	}
+	return &Client{gh: c, requests: requests, webURL: webURL}, nil
 }
 
 // RequestCount returns how many requests went to route with status; the

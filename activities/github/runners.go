@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
@@ -243,4 +244,22 @@ func rateLimited(msg string, d time.Duration, cause error) error {
 	d = max(d, 0) + time.Second
 	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)),
 		ErrTypeRateLimited, temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: cause})
+}
+
+// Runner returns the runner of repo with the given id, if it exists: one
+// request, where RunnerByName lists them all.
+func (c *Client) Runner(ctx context.Context, repo Repo, id int64) (RunnerInfo, bool, error) {
+	r, resp, err := c.gh.Actions.GetRunner(ctx, repo.Owner, repo.Name, id)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return RunnerInfo{}, false, nil
+	}
+	if err != nil {
+		return RunnerInfo{}, false, classify(fmt.Sprintf("get runner %d of %s", id, repo), resp, err)
+	}
+	return runnerInfo(r), true, nil
+}
+
+// RepoURL is the repository's web URL, which a runner registers with.
+func (c *Client) RepoURL(repo Repo) string {
+	return strings.TrimSuffix(c.webURL, "/") + "/" + repo.Owner + "/" + repo.Name
 }

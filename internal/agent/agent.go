@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub})
+	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub, Providers: cfg.Providers})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
 	}

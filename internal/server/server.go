@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
+		Pools:             &api.TemporalPools{Client: c, Namespace: cfg.Temporal.Namespace},
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, &api.TemporalJobs{Client: c}, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken),

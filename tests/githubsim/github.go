@@ -335,7 +335,9 @@ func (s *Sim) generateJITConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rn := s.newRunner(repo, req.Name, req.Labels, req.RunnerGroupID, true)
-	body := map[string]any{"runner": runnerJSON(rn), "encoded_jit_config": s.encodeJIT(rn)}
+	jit := s.encodeJIT(rn)
+	s.st.issued = append(s.st.issued, jit, rn.credential)
+	body := map[string]any{"runner": runnerJSON(rn), "encoded_jit_config": jit}
 	s.st.mu.Unlock()
 	writeJSON(w, http.StatusCreated, body)
 }

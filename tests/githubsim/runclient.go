@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -81,6 +82,16 @@ func (c *runnerClient) post(ctx context.Context, path string, in, out any) (int,
 	return resp.StatusCode, nil
 }
 
+// baseURL keeps the scheme and host of u: a runner is given its
+// repository's URL (http://sim/owner/repo), as GitHub's runner is.
+func baseURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return strings.TrimSuffix(u, "/")
+	}
+	return p.Scheme + "://" + p.Host
+}
+
 // DecodeJITConfig reads the simulator URL and the runner credential out of
 // an encoded_jit_config.
 func DecodeJITConfig(encoded string) (url, credential string, rf RunnerFile, err error) {
@@ -120,15 +131,15 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 	if cfg.HeartbeatEvery == 0 {
 		cfg.HeartbeatEvery = time.Second
 	}
-	c := &runnerClient{url: strings.TrimSuffix(cfg.URL, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &runnerClient{url: baseURL(cfg.URL), http: &http.Client{Timeout: 30 * time.Second}}
 	switch {
 	case cfg.JITConfig != "":
-		url, cred, _, err := DecodeJITConfig(cfg.JITConfig)
+		simURL, cred, _, err := DecodeJITConfig(cfg.JITConfig)
 		if err != nil {
 			return err
 		}
 		if c.url == "" {
-			c.url = url
+			c.url = simURL
 		}
 		c.cred = cred
 	case cfg.Token != "":

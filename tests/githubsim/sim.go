@@ -263,6 +263,14 @@ func (s *Sim) Jobs(repo string) []Job {
 	return out
 }
 
+// Secrets returns every JIT config and runner credential the simulator
+// handed out, for tests that check where they went.
+func (s *Sim) Secrets() []string {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	return append([]string(nil), s.st.issued...)
+}
+
 // Stats is the answer of GET /_sim/stats.
 type Stats struct {
 	// Requests counts GitHub REST requests by "METHOD route status".

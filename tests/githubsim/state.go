@@ -82,6 +82,9 @@ type state struct {
 	nextID    int64
 	tokens    map[string]tokenInfo // registration, remove and installation tokens
 	jobsReady chan struct{}        // closed and replaced when a job is queued
+	// issued are the JIT configs and runner credentials handed out, for
+	// tests that check no secret leaked.
+	issued []string
 }
 
 type tokenInfo struct {

@@ -1,0 +1,62 @@
+package activities
+
+// Names of the runner activities the agent serves (activities/runners).
+const (
+	CreateRunnerName = "CreateRunner"
+	DeleteRunnerName = "DeleteRunner"
+	RunnerStatusName = "RunnerStatus"
+)
+
+// Error types of the runner activities.
+const (
+	// ErrTypeNoProvider: the agent does not offer the pool's provider.
+	ErrTypeNoProvider = "NoProvider"
+	// ErrTypeNoGitHub: the agent has no GitHub credentials.
+	ErrTypeNoGitHub = "NoGitHub"
+)
+
+// CreateRunnerInput asks an agent to register a runner with GitHub and
+// start its instance, in one activity, so that the JIT config (a secret)
+// goes from GitHub to the instance and nowhere else.
+type CreateRunnerInput struct {
+	Owner     string            `json:"owner"`
+	Repo      string            `json:"repo"`
+	Name      string            `json:"name"`
+	Labels    []string          `json:"labels"`
+	GroupID   int64             `json:"groupId"`
+	Ephemeral bool              `json:"ephemeral"`
+	Provider  map[string]string `json:"provider"`
+}
+
+// CreateRunnerResult holds ids only.
+type CreateRunnerResult struct {
+	RunnerID   int64  `json:"runnerId"`
+	InstanceID string `json:"instanceId"`
+}
+
+// DeleteRunnerInput asks an agent to remove a runner from GitHub and then
+// delete its instance.
+type DeleteRunnerInput struct {
+	Owner    string            `json:"owner"`
+	Repo     string            `json:"repo"`
+	Name     string            `json:"name"`
+	RunnerID int64             `json:"runnerId"`
+	Provider map[string]string `json:"provider"`
+}
+
+// RunnerStatusInput asks for a runner's status on GitHub and its instance.
+type RunnerStatusInput struct {
+	Owner    string            `json:"owner"`
+	Repo     string            `json:"repo"`
+	Name     string            `json:"name"`
+	RunnerID int64             `json:"runnerId"`
+	Provider map[string]string `json:"provider"`
+}
+
+// RunnerStatus is a runner's status: GitHubStatus is "online", "offline"
+// or "absent"; Instance is "running", "exited" or "absent".
+type RunnerStatus struct {
+	GitHubStatus string `json:"githubStatus"`
+	Busy         bool   `json:"busy"`
+	Instance     string `json:"instance"`
+}

@@ -1,0 +1,193 @@
+// Package runners holds the activities that create and delete runners on
+// an agent: each obtains what it needs from GitHub and acts on the
+// provider in one step, so that secrets (JIT configs, registration tokens)
+// travel from GitHub to the instance and never into a workflow history.
+package runners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
+)
+
+// Environment variables GitHub's runner reads its inputs from (the
+// simulator's runner reads the same).
+const (
+	envJITConfig = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+	envURL       = "ACTIONS_RUNNER_INPUT_URL"
+	envToken     = "ACTIONS_RUNNER_INPUT_TOKEN"
+	envName      = "ACTIONS_RUNNER_INPUT_NAME"
+	envLabels    = "ACTIONS_RUNNER_INPUT_LABELS"
+	envEphemeral = "ACTIONS_RUNNER_INPUT_EPHEMERAL"
+)
+
+// Activities serve the runner activities of one agent.
+type Activities struct {
+	Agent     string
+	GitHub    *github.Client
+	Providers map[string]provider.Provider
+}
+
+// Register adds the activities to r.
+func (a *Activities) Register(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}) {
+	r.RegisterActivityWithOptions(a.CreateRunner, activity.RegisterOptions{Name: activities.CreateRunnerName})
+	r.RegisterActivityWithOptions(a.DeleteRunner, activity.RegisterOptions{Name: activities.DeleteRunnerName})
+	r.RegisterActivityWithOptions(a.RunnerStatus, activity.RegisterOptions{Name: activities.RunnerStatusName})
+}
+
+func (a *Activities) provider(cfg map[string]string) (provider.Provider, error) {
+	p, ok := a.Providers[cfg["kind"]]
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("agent %s offers no provider %q", a.Agent, cfg["kind"]), activities.ErrTypeNoProvider, nil)
+	}
+	return p, nil
+}
+
+func (a *Activities) github() (*github.Client, error) {
+	if a.GitHub == nil {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("agent %s has no GitHub credentials", a.Agent), activities.ErrTypeNoGitHub, nil)
+	}
+	return a.GitHub, nil
+}
+
+func tags(agent, owner, repo string) map[string]string {
+	return map[string]string{"garo-agent": agent, "garo-repository": owner + "/" + repo}
+}
+
+// CreateRunner registers the runner with GitHub and starts its instance.
+// Safe to retry: an instance that runs already is kept and its runner id
+// looked up; a stale registration of the same name is replaced.
+func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
+	p, err := a.provider(in.Provider)
+	if err != nil {
+		return activities.CreateRunnerResult{}, err
+	}
+	gh, err := a.github()
+	if err != nil {
+		return activities.CreateRunnerResult{}, err
+	}
+	repo := github.Repo{Owner: in.Owner, Name: in.Repo}
+	if inst, err := p.Get(ctx, in.Name); err == nil && inst.State == provider.StateRunning {
+		// A previous attempt started it; find its runner id.
+		r, found, err := gh.RunnerByName(ctx, repo, in.Name)
+		if err != nil {
+			return activities.CreateRunnerResult{}, err
+		}
+		if found {
+			return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, nil
+		}
+		// Running but unregistered (a reusable runner still configuring,
+		// or one that lost its registration): start afresh.
+		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
+			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
+		}
+	} else if err == nil {
+		// An exited instance of an earlier attempt.
+		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
+			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
+		}
+	}
+	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo)}
+	var runnerID int64
+	if in.Ephemeral {
+		jit, err := gh.CreateJITConfig(ctx, repo, in.Name, in.Labels, in.GroupID)
+		if err != nil {
+			return activities.CreateRunnerResult{}, err
+		}
+		runnerID = jit.RunnerID
+		req.Env = map[string]string{envJITConfig: jit.EncodedConfig}
+	} else {
+		tok, _, err := gh.RegistrationToken(ctx, repo)
+		if err != nil {
+			return activities.CreateRunnerResult{}, err
+		}
+		req.Env = map[string]string{envToken: tok, envURL: gh.RepoURL(repo), envName: in.Name,
+			envLabels: strings.Join(in.Labels, ","), envEphemeral: "false"}
+	}
+	inst, err := p.Create(ctx, req)
+	if err != nil && !errors.Is(err, provider.ErrDuplicate) {
+		return activities.CreateRunnerResult{}, fmt.Errorf("start instance of runner %s: %w", in.Name, err)
+	}
+	activity.GetLogger(ctx).Info("Runner started", "runner", in.Name, "repository", repo.String(),
+		"runnerId", runnerID, "instance", inst.ID, "provider", p.Kind())
+	return activities.CreateRunnerResult{RunnerID: runnerID, InstanceID: inst.ID}, nil
+}
+
+// DeleteRunner removes the runner from GitHub first (a busy one is a
+// RunnerBusy error: nothing is forced), then deletes its instance.
+func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunnerInput) error {
+	p, err := a.provider(in.Provider)
+	if err != nil {
+		return err
+	}
+	gh, err := a.github()
+	if err != nil {
+		return err
+	}
+	repo := github.Repo{Owner: in.Owner, Name: in.Repo}
+	id := in.RunnerID
+	if id == 0 {
+		r, found, err := gh.RunnerByName(ctx, repo, in.Name)
+		if err != nil {
+			return err
+		}
+		if found {
+			id = r.ID
+		}
+	}
+	if id != 0 {
+		if err := gh.RemoveRunner(ctx, repo, id); err != nil {
+			return err
+		}
+	}
+	if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
+		return fmt.Errorf("delete instance of runner %s: %w", in.Name, err)
+	}
+	activity.GetLogger(ctx).Info("Runner deleted", "runner", in.Name, "repository", repo.String(), "runnerId", id)
+	return nil
+}
+
+// RunnerStatus reports the runner's status on GitHub and its instance's.
+func (a *Activities) RunnerStatus(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+	p, err := a.provider(in.Provider)
+	if err != nil {
+		return activities.RunnerStatus{}, err
+	}
+	gh, err := a.github()
+	if err != nil {
+		return activities.RunnerStatus{}, err
+	}
+	st := activities.RunnerStatus{GitHubStatus: "absent", Instance: "absent"}
+	if inst, err := p.Get(ctx, in.Name); err == nil {
+		st.Instance = inst.State
+	} else if !errors.Is(err, provider.ErrNotFound) {
+		return st, err
+	}
+	repo := github.Repo{Owner: in.Owner, Name: in.Repo}
+	var r github.RunnerInfo
+	var found bool
+	if in.RunnerID != 0 {
+		r, found, err = gh.Runner(ctx, repo, in.RunnerID)
+	} else {
+		r, found, err = gh.RunnerByName(ctx, repo, in.Name)
+	}
+	if err != nil {
+		return st, err
+	}
+	if found {
+		st.GitHubStatus, st.Busy = r.Status, r.Busy
+	}
+	return st, nil
+}

@@ -1,0 +1,191 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/garo-run/garo/api/apiclient"
+	"github.com/garo-run/garo/tests/githubsim"
+	"github.com/garo-run/garo/workflows"
+)
+
+// poolEnv is a server, an agent with the process provider and GitHub
+// (the simulator), and the simulator's webhook wired to the server.
+type poolEnv struct {
+	t   *testing.T
+	ns  string
+	url string
+	sim *githubsim.Sim
+	api *apiclient.Client
+}
+
+func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
+	t.Helper()
+	e := &poolEnv{t: t, ns: ns}
+	e.url = startServer(t, ns, "--heartbeat-interval", "1s", "--offline-after", "5s")
+	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
+		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
+	t.Cleanup(e.sim.Close)
+	srv := httptest.NewServer(e.sim.Handler())
+	t.Cleanup(srv.Close)
+	e.sim.SetBaseURL(srv.URL)
+	start(t, "agent "+agent, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
+		"agent", "--name", agent, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", ns,
+		"--github-url", srv.URL, "--state-dir", t.TempDir(), "--process-command", githubsimBin+" runner")
+	e.api = apiclient.New(e.url, adminToken)
+	eventually(t, 30*time.Second, "agent online", func() bool {
+		st, err := e.api.GetAgent(context.Background(), agent)
+		return err == nil && st.Status == workflows.AgentOnline
+	})
+	return e
+}
+
+func (e *poolEnv) do(method, path, body string) (int, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	require.NoError(e.t, err)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.Bytes()
+}
+
+func (e *poolEnv) pool(repo string) workflows.PoolView {
+	e.t.Helper()
+	code, b := e.do("GET", "/api/v1/repositories/"+repo, "")
+	require.Equal(e.t, http.StatusOK, code, "%s", b)
+	var v workflows.PoolView
+	require.NoError(e.t, json.Unmarshal(b, &v))
+	return v
+}
+
+// TestPoolServesJobsWithinItsLimits: a pool of minIdle 1 and maxRunners 3
+// serves 20 jobs of 100 ms: all complete, never more than 3 runners exist
+// at once, and after the grace period the pool is back to 1 idle runner
+// with no other runner left on GitHub. No secret reaches a history.
+func TestPoolServesJobsWithinItsLimits(t *testing.T) {
+	t.Parallel()
+	e := newPoolEnv(t, "e2e-pool", "pool-1")
+	const repo = "e2e/pool"
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"pool-1","labels":["self-hosted","linux"],
+		"minIdle":1,"maxRunners":3,"idleGracePeriod":"5s","bootstrapTimeout":"1m","provider":{"kind":"process"}}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+
+	eventually(t, 60*time.Second, "one idle runner, online on GitHub", func() bool {
+		v := e.pool(repo)
+		rs := e.sim.Runners(repo)
+		return v.Counts.Idle == 1 && len(rs) == 1 && rs[0].Status == githubsim.RunnerOnline
+	})
+
+	var most atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if n := int64(len(e.sim.Runners(repo))); n > most.Load() {
+				most.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	ids := e.sim.Enqueue("e2e", "pool", []string{"self-hosted", "linux"}, 100*time.Millisecond, 20, "build")
+	eventually(t, 120*time.Second, "all 20 jobs completed", func() bool {
+		done := 0
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Status == githubsim.StatusCompleted {
+				done++
+			}
+		}
+		return done == len(ids)
+	})
+	for _, j := range e.sim.Jobs(repo) {
+		assert.Equal(t, "success", j.Conclusion, "job %d", j.ID)
+	}
+	eventually(t, 60*time.Second, "back to one idle runner after the grace period", func() bool {
+		v := e.pool(repo)
+		c := v.Counts
+		return c.Idle == 1 && c.Busy == 0 && c.Provisioning == 0 && c.Deleting == 0 && len(e.sim.Runners(repo)) == 1
+	})
+	close(stop)
+	<-sampled
+	t.Logf("peak runners on GitHub: %d", most.Load())
+	assert.LessOrEqual(t, most.Load(), int64(3), "never more than maxRunners runners at once")
+	assert.GreaterOrEqual(t, most.Load(), int64(2), "the pool grew to serve the burst")
+	v := e.pool(repo)
+	assert.Equal(t, 20, v.Counts.JobsDone)
+	assert.False(t, v.Degraded)
+
+	// Draining ends the pool and leaves no runner behind.
+	code, b = e.do("DELETE", "/api/v1/repositories/"+repo, "")
+	require.Equal(t, http.StatusAccepted, code, "%s", b)
+	eventually(t, 60*time.Second, "pool drained", func() bool {
+		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
+		return code == http.StatusNotFound && len(e.sim.Runners(repo)) == 0
+	})
+
+	c := temporalClient(t, e.ns)
+	secrets := e.sim.Secrets()
+	require.NotEmpty(t, secrets)
+	resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: e.ns, Query: "GaroRepository = 'e2e/pool'"})
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Executions)
+	recorded := map[string]bool{}
+	for _, ex := range resp.Executions {
+		h := historyJSON(t, c, ex.Execution.WorkflowId, ex.Execution.RunId)
+		decoded := decodePayloads(h)
+		for _, s := range secrets {
+			require.False(t, strings.Contains(decoded, s), "a JIT config or runner credential is in the history of %s", ex.Execution.WorkflowId)
+		}
+		typ := ex.Type.Name
+		if !recorded[typ] && ex.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			recorded[typ] = true
+			recordHistory(t, strings.ToLower(typ)+"_e2e.json", h)
+		}
+	}
+}
+
+// decodePayloads returns the history JSON with every base64 "data" field
+// decoded too, so that a secret inside a payload can be found.
+func decodePayloads(history string) string {
+	var out strings.Builder
+	out.WriteString(history)
+	for _, part := range strings.Split(history, `"data":`) {
+		part = strings.TrimSpace(part)
+		if !strings.HasPrefix(part, `"`) {
+			continue
+		}
+		end := strings.Index(part[1:], `"`)
+		if end < 0 {
+			continue
+		}
+		if b, err := base64.StdEncoding.DecodeString(part[1 : end+1]); err == nil {
+			out.Write(b)
+		}
+	}
+	return out.String()
+}
