@@ -126,23 +126,31 @@ func (p *pool) setHandlers(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalJob)
-		for {
-			var ev JobEvent
-			ch.Receive(ctx, &ev)
-			p.onJob(ctx, ev)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalRunner)
-		for {
-			var ev RunnerEvent
-			ch.Receive(ctx, &ev)
-			p.onRunner(ctx, ev)
-		}
-	})
 	return nil
+}
+
+// takeSignals applies every buffered signal. Signals are taken by the main
+// loop only, so that none is in flight when the run continues as new.
+func (p *pool) takeSignals(ctx workflow.Context) {
+	jobs, runners := workflow.GetSignalChannel(ctx, SignalJob), workflow.GetSignalChannel(ctx, SignalRunner)
+	for {
+		var ev JobEvent
+		if !jobs.ReceiveAsync(&ev) {
+			break
+		}
+		p.onJob(ctx, ev)
+	}
+	for {
+		var ev RunnerEvent
+		if !runners.ReceiveAsync(&ev) {
+			break
+		}
+		p.onRunner(ctx, ev)
+	}
+}
+
+func (p *pool) signalsWaiting(ctx workflow.Context) bool {
+	return workflow.GetSignalChannel(ctx, SignalJob).Len() > 0 || workflow.GetSignalChannel(ctx, SignalRunner).Len() > 0
 }
 
 // markSeen records a job event; it reports false for a duplicate.
@@ -472,6 +480,7 @@ func sameConfig(a, b PoolConfig) bool {
 
 func (p *pool) run(ctx workflow.Context) (PoolView, error) {
 	for {
+		p.takeSignals(ctx)
 		next := p.reconcile(ctx)
 		p.publish(ctx)
 		if p.s.Draining && len(p.s.Runners) == 0 {
@@ -481,7 +490,9 @@ func (p *pool) run(ctx workflow.Context) (PoolView, error) {
 			return p.continueAsNew(ctx)
 		}
 		p.dirty = false
-		cond := func() bool { return p.dirty || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }
+		cond := func() bool {
+			return p.dirty || p.signalsWaiting(ctx) || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
 				return p.view(), err
@@ -505,20 +516,7 @@ func (p *pool) continueAsNew(ctx workflow.Context) (PoolView, error) {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return p.view(), err
 	}
-	for {
-		var ev JobEvent
-		if !workflow.GetSignalChannel(ctx, SignalJob).ReceiveAsync(&ev) {
-			break
-		}
-		p.onJob(ctx, ev)
-	}
-	for {
-		var ev RunnerEvent
-		if !workflow.GetSignalChannel(ctx, SignalRunner).ReceiveAsync(&ev) {
-			break
-		}
-		p.onRunner(ctx, ev)
-	}
+	p.takeSignals(ctx)
 	st := p.s
 	return p.view(), workflow.NewContinueAsNewError(ctx, RepositoryWorkflowName,
 		RepositoryInput{Owner: p.owner, Repo: p.repo, State: &st})

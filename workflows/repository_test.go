@@ -1,0 +1,344 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+)
+
+// poolEnv runs a RepositoryWorkflow with fake runners: each comes online at
+// once (or fails, when told to), and deletes itself when asked.
+type poolEnv struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+	// started records each runner start with its time.
+	started []startRec
+	// failNext makes the next runners fail to come up.
+	failNext int
+	// slow makes runners take this long to come online.
+	slow time.Duration
+}
+
+type startRec struct {
+	name string
+	at   time.Time
+}
+
+func newPoolEnv(t *testing.T) *poolEnv {
+	var s testsuite.WorkflowTestSuite
+	e := &poolEnv{t: t, env: s.NewTestWorkflowEnvironment()}
+	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
+	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
+	return e
+}
+
+func (e *poolEnv) fakeRunner(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
+	e.started = append(e.started, startRec{in.Name, workflow.Now(ctx)})
+	tell := func(s RunnerState, msg string) {
+		_ = workflow.SignalExternalWorkflow(ctx, in.PoolID, "", SignalRunner, RunnerEvent{Name: in.Name, State: s, RunnerID: 7, Error: msg}).Get(ctx, nil)
+	}
+	if e.failNext > 0 {
+		e.failNext--
+		_ = workflow.Sleep(ctx, time.Second)
+		tell(RunnerFailed, "boom")
+		return RunnerResult{State: RunnerFailed}, nil
+	}
+	if e.slow > 0 {
+		_ = workflow.Sleep(ctx, e.slow)
+	}
+	tell(RunnerIdle, "")
+	ch := workflow.GetSignalChannel(ctx, SignalControl)
+	for {
+		var c RunnerControl
+		ch.Receive(ctx, &c)
+		if c.Action == ControlDelete || (c.Action == ControlJobDone && in.Ephemeral) {
+			_ = workflow.Sleep(ctx, time.Second)
+			tell(RunnerDeleted, "")
+			return RunnerResult{State: RunnerDeleted}, nil
+		}
+	}
+}
+
+func poolConfig(mutate ...func(*PoolConfig)) PoolConfig {
+	c := PoolConfigRequest{}.Config()
+	c.Agent = "lab-1"
+	for _, m := range mutate {
+		m(&c)
+	}
+	return c
+}
+
+func (e *poolEnv) at(d time.Duration, f func()) { e.env.RegisterDelayedCallback(f, d) }
+
+func (e *poolEnv) configure(d time.Duration, c PoolConfig, errp *error) {
+	e.at(d, func() {
+		e.env.UpdateWorkflow(UpdateConfigure, "", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *errp = err },
+			OnComplete: func(_ any, err error) { *errp = err },
+		}, ConfigureRequest{Config: c, Actor: "admin"})
+	})
+}
+
+func (e *poolEnv) drain(d time.Duration) {
+	e.at(d, func() {
+		e.env.UpdateWorkflow(UpdateDrain, "", &testsuite.TestUpdateCallback{}, DrainRequest{Actor: "admin"})
+	})
+}
+
+func (e *poolEnv) job(d time.Duration, action string, id int64, runner string, labels ...string) {
+	if labels == nil {
+		labels = []string{"self-hosted", "linux"}
+	}
+	e.at(d, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: action, Repository: "octo/app", JobID: id, Labels: labels, RunnerName: runner})
+	})
+}
+
+func (e *poolEnv) view(d time.Duration, v *PoolView) {
+	e.at(d, func() {
+		enc, err := e.env.QueryWorkflow(QueryState)
+		require.NoError(e.t, err)
+		require.NoError(e.t, enc.Get(v))
+	})
+}
+
+func (e *poolEnv) run() PoolView {
+	e.env.ExecuteWorkflow(RepositoryWorkflowName, RepositoryInput{Owner: "octo", Repo: "app"})
+	require.True(e.t, e.env.IsWorkflowCompleted())
+	require.NoError(e.t, e.env.GetWorkflowError())
+	var v PoolView
+	require.NoError(e.t, e.env.GetWorkflowResult(&v))
+	return v
+}
+
+func runnerName(e *poolEnv, i int) string { return e.started[i].name }
+
+func TestPoolKeepsMinIdleAndDrains(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), &cfgErr)
+	e.view(time.Minute, &v)
+	e.drain(2 * time.Minute)
+	final := e.run()
+	require.NoError(t, cfgErr)
+	assert.Equal(t, 1, v.Counts.Idle)
+	require.Len(t, v.Runners, 1)
+	assert.Len(t, e.started, 1, "one runner for minIdle 1, no more")
+	assert.True(t, final.Draining)
+	assert.Empty(t, final.Runners, "a drained pool ends with no runner")
+}
+
+func TestPoolScalesToQueueWithinMaxRunners(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle, c.MaxRunners = 1, 3 }), &cfgErr)
+	for i := int64(1); i <= 5; i++ {
+		e.job(time.Minute, JobQueued, i, "")
+	}
+	e.view(2*time.Minute, &v)
+	e.drain(3 * time.Minute)
+	e.run()
+	// wanted = min(maxRunners 3, busy 0 + minIdle 1 + queued 5) = 3.
+	assert.Len(t, e.started, 3)
+	assert.Equal(t, 5, v.Counts.Queued, "jobs wait until GitHub reports them started")
+	assert.Equal(t, []int64{1, 2, 3, 4, 5}, queueIDs(v), "FIFO")
+}
+
+func queueIDs(v PoolView) []int64 {
+	var ids []int64
+	for _, q := range v.Queue {
+		ids = append(ids, q.JobID)
+	}
+	return ids
+}
+
+func TestPoolBindsJobsOnlyWhenInProgressAndDeletesEphemeralAfterTheirJob(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var queued, busy, after PoolView
+	e.configure(0, poolConfig(), &cfgErr)
+	e.job(time.Minute, JobQueued, 1, "")
+	e.view(2*time.Minute, &queued)
+	e.at(3*time.Minute, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 1, RunnerName: runnerName(e, 0)})
+	})
+	e.view(4*time.Minute, &busy)
+	e.at(5*time.Minute, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 1, RunnerName: runnerName(e, 0)})
+	})
+	e.view(10*time.Minute, &after)
+	e.drain(11 * time.Minute)
+	e.run()
+	assert.Equal(t, 1, queued.Counts.Queued)
+	assert.Equal(t, 1, queued.Counts.Idle, "a runner was started for the job, but the job is not bound yet")
+	assert.Equal(t, 0, busy.Counts.Queued)
+	require.Len(t, busy.Runners, 1)
+	assert.Equal(t, RunnerBusy, busy.Runners[0].State)
+	assert.Equal(t, int64(1), busy.Runners[0].JobID)
+	assert.Empty(t, after.Runners, "an ephemeral runner is deleted after its one job")
+	assert.Equal(t, 1, after.Counts.JobsDone)
+	assert.Len(t, e.started, 1, "no new runner without demand (minIdle 0)")
+}
+
+func TestPoolDedupesAndToleratesAnyOrder(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 10 }), &cfgErr)
+	e.job(time.Minute, JobQueued, 1, "")
+	e.job(time.Minute, JobQueued, 1, "") // duplicate delivery
+	e.job(time.Minute, JobWaiting, 1, "")
+	e.job(time.Minute, JobCompleted, 2, "") // completed before its queued
+	e.job(time.Minute+time.Second, JobQueued, 2, "")
+	e.job(time.Minute, JobInProgress, 3, "someone-else") // in progress for an unknown job
+	e.job(time.Minute+time.Second, JobQueued, 3, "")
+	e.job(time.Minute, JobQueued, 4, "", "self-hosted", "gpu") // labels the pool lacks
+	e.job(time.Minute, JobQueued, 5, "", "SELF-HOSTED")        // labels match case-insensitively
+	e.view(2*time.Minute, &v)
+	e.drain(3 * time.Minute)
+	e.run()
+	assert.Equal(t, []int64{1, 5}, queueIDs(v))
+}
+
+func TestPoolDeletesIdleRunnersAfterGraceNeverBusyOnes(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr, cfg2Err error
+	var before, after PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) {
+		c.MinIdle, c.MaxRunners, c.Ephemeral, c.IdleGracePeriod = 0, 3, false, Duration(2*time.Minute)
+	}), &cfgErr)
+	for i := int64(1); i <= 3; i++ {
+		e.job(time.Minute, JobQueued, i, "")
+	}
+	// Runner 0 takes job 1 and keeps it; runners 1 and 2 take and finish
+	// jobs 2 and 3 at 3m, and are idle from then on.
+	e.at(2*time.Minute, func() {
+		for i := 0; i < 3; i++ {
+			e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: int64(i + 1), RunnerName: runnerName(e, i)})
+		}
+	})
+	e.at(3*time.Minute, func() {
+		for i := 1; i < 3; i++ {
+			e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: int64(i + 1), RunnerName: runnerName(e, i)})
+		}
+	})
+	e.view(4*time.Minute+50*time.Second, &before)
+	// Lowering maxRunners to 1 cannot take the busy runner.
+	e.configure(6*time.Minute, poolConfig(func(c *PoolConfig) {
+		c.MinIdle, c.MaxRunners, c.Ephemeral, c.IdleGracePeriod = 0, 1, false, Duration(2*time.Minute)
+	}), &cfg2Err)
+	e.view(10*time.Minute, &after)
+	e.at(11*time.Minute, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 1, RunnerName: runnerName(e, 0)})
+	})
+	e.drain(12 * time.Minute)
+	e.run()
+	require.NoError(t, cfg2Err)
+	assert.Equal(t, 2, before.Counts.Idle, "within the grace period, idle runners stay")
+	assert.Equal(t, 1, before.Counts.Busy)
+	assert.Equal(t, 0, after.Counts.Idle, "after it, idle runners beyond minIdle are gone")
+	require.Len(t, after.Runners, 1)
+	assert.Equal(t, RunnerBusy, after.Runners[0].State, "a busy runner is never deleted")
+}
+
+func TestPoolBacksOffAfterFailuresAndRecovers(t *testing.T) {
+	e := newPoolEnv(t)
+	e.failNext = 3
+	var cfgErr error
+	var degraded, recovered PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), &cfgErr)
+	e.view(30*time.Second, &degraded)
+	e.view(30*time.Minute, &recovered)
+	e.drain(31 * time.Minute)
+	e.run()
+	assert.True(t, degraded.Degraded)
+	assert.Equal(t, "boom", degraded.LastError)
+	require.Len(t, e.started, 4, "three failures, then a success")
+	// Each failure (1s after its start) is followed by a longer pause.
+	var gaps []time.Duration
+	for i := 1; i < len(e.started); i++ {
+		gaps = append(gaps, e.started[i].at.Sub(e.started[i-1].at)-time.Second)
+	}
+	assert.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second}, gaps)
+	assert.False(t, recovered.Degraded, "one success clears degraded")
+	assert.Equal(t, 1, recovered.Counts.Idle)
+}
+
+func TestPoolRejectsBadConfigAndChangesNothing(t *testing.T) {
+	e := newPoolEnv(t)
+	var okErr, badErr, drainedErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), &okErr)
+	e.configure(time.Minute, poolConfig(func(c *PoolConfig) { c.MinIdle, c.MaxRunners = 5, 2 }), &badErr)
+	e.view(2*time.Minute, &v)
+	e.drain(3 * time.Minute)
+	e.configure(3*time.Minute+time.Second, poolConfig(), &drainedErr)
+	e.run()
+	require.NoError(t, okErr)
+	assert.ErrorContains(t, badErr, "minIdle")
+	assert.Equal(t, 1, v.Config.MinIdle, "a rejected update changes nothing")
+	assert.ErrorContains(t, drainedErr, "draining")
+}
+
+func TestPoolContinuesAsNewKeepingState(t *testing.T) {
+	e := newPoolEnv(t)
+	e.slow = time.Hour // runners stay provisioning
+	// The runners are abandoned, not ended, when the pool moves on.
+	e.env.SetDetachedChildWait(false)
+	var cfgErr error
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), &cfgErr)
+	e.job(time.Minute, JobQueued, 1, "")
+	e.job(time.Minute, JobQueued, 2, "")
+	e.job(time.Minute, JobCompleted, 9, "")
+	e.job(2*time.Minute, JobQueued, 3, "")
+	e.at(2*time.Minute+time.Second, func() { e.env.SetContinueAsNewSuggested(true) })
+	e.env.ExecuteWorkflow(RepositoryWorkflowName, RepositoryInput{Owner: "octo", Repo: "app"})
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(e.env.GetWorkflowError(), &can), "got %v", e.env.GetWorkflowError())
+	var next RepositoryInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.NotNil(t, next.State)
+	st := next.State
+	assert.Equal(t, 1, st.Config.MinIdle)
+	assert.Equal(t, []int64{1, 2, 3}, queueIDs(PoolView{Queue: st.Queue}), "the queue goes along, in order")
+	assert.Len(t, st.Runners, 3)
+	assert.Contains(t, st.Seen, "9/completed", "the dedupe window goes along")
+	assert.Equal(t, 3, st.Seq)
+	assert.NotEmpty(t, st.Prefix)
+}
+
+func TestPoolConfigDefaultsAndValidation(t *testing.T) {
+	c := PoolConfigRequest{}.Config()
+	assert.Equal(t, PoolConfig{Agent: "local", Labels: []string{"self-hosted", "linux"}, MinIdle: 0, MaxRunners: 3,
+		IdleGracePeriod: Duration(2 * time.Minute), BootstrapTimeout: Duration(10 * time.Minute), Ephemeral: true,
+		RunnerGroup: "default", Provider: ProviderConfig{"kind": "process"}}, c)
+	require.NoError(t, c.Validate())
+	for name, mutate := range map[string]func(*PoolConfig){
+		"minIdle > maxRunners": func(c *PoolConfig) { c.MinIdle = 4 },
+		"negative minIdle":     func(c *PoolConfig) { c.MinIdle = -1 },
+		"too many runners":     func(c *PoolConfig) { c.MaxRunners = 1001 },
+		"no runners":           func(c *PoolConfig) { c.MaxRunners = 0 },
+		"no labels":            func(c *PoolConfig) { c.Labels = nil },
+		"long label":           func(c *PoolConfig) { c.Labels = []string{string(make([]byte, 257))} },
+		"grace too long":       func(c *PoolConfig) { c.IdleGracePeriod = Duration(25 * time.Hour) },
+		"bootstrap too short":  func(c *PoolConfig) { c.BootstrapTimeout = Duration(time.Second) },
+		"bad agent":            func(c *PoolConfig) { c.Agent = "Bad Agent" },
+		"bad group":            func(c *PoolConfig) { c.RunnerGroup = "ops" },
+		"no provider":          func(c *PoolConfig) { c.Provider = ProviderConfig{} },
+	} {
+		c := PoolConfigRequest{}.Config()
+		mutate(&c)
+		assert.Error(t, c.Validate(), name)
+	}
+	id, err := RunnerGroupID("42")
+	require.NoError(t, err)
+	assert.Equal(t, int64(42), id)
+}

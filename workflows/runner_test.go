@@ -1,0 +1,162 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/garo-run/garo/activities"
+)
+
+// runnerEnv runs a RunnerWorkflow against fake agent activities and
+// records what it tells its pool.
+type runnerEnv struct {
+	t         *testing.T
+	env       *testsuite.TestWorkflowEnvironment
+	told      []RunnerEvent
+	creates   int
+	deletes   int
+	queues    map[string]bool
+	online    func(n int) bool // status poll n (from 1) finds it online
+	polls     int
+	createErr error
+	deleteErr func(n int) error
+}
+
+func newRunnerEnv(t *testing.T) *runnerEnv {
+	var s testsuite.WorkflowTestSuite
+	e := &runnerEnv{t: t, env: s.NewTestWorkflowEnvironment(), queues: map[string]bool{},
+		online: func(int) bool { return true }, deleteErr: func(int) error { return nil }}
+	e.env.RegisterWorkflow(RunnerWorkflow)
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
+		e.creates++
+		e.queues[activity.GetInfo(ctx).TaskQueue] = true
+		if e.createErr != nil {
+			return activities.CreateRunnerResult{}, e.createErr
+		}
+		return activities.CreateRunnerResult{RunnerID: 77, InstanceID: "pid-1"}, nil
+	}, activity.RegisterOptions{Name: activities.CreateRunnerName})
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+		e.polls++
+		if e.online(e.polls) {
+			return activities.RunnerStatus{GitHubStatus: "online", Instance: "running"}, nil
+		}
+		return activities.RunnerStatus{GitHubStatus: "offline", Instance: "running"}, nil
+	}, activity.RegisterOptions{Name: activities.RunnerStatusName})
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteRunnerInput) error {
+		e.deletes++
+		return e.deleteErr(e.deletes)
+	}, activity.RegisterOptions{Name: activities.DeleteRunnerName})
+	e.env.OnSignalExternalWorkflow(mock.Anything, "garo/repo/octo/app", "", SignalRunner, mock.Anything).Return(
+		func(_, _, _, _ string, arg any) error {
+			e.told = append(e.told, arg.(RunnerEvent))
+			return nil
+		})
+	return e
+}
+
+func runnerInput(ephemeral bool) RunnerInput {
+	return RunnerInput{PoolID: "garo/repo/octo/app", Owner: "octo", Repo: "app", Name: "garo-abc-1", Agent: "lab-1",
+		Labels: []string{"self-hosted"}, GroupID: 1, Ephemeral: ephemeral, BootstrapTimeout: Duration(time.Minute),
+		Provider: ProviderConfig{"kind": "process"}}
+}
+
+func (e *runnerEnv) control(d time.Duration, action string) {
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalControl, RunnerControl{Action: action, JobID: 5}) }, d)
+}
+
+func (e *runnerEnv) run(in RunnerInput) RunnerResult {
+	e.env.ExecuteWorkflow(RunnerWorkflow, in)
+	require.True(e.t, e.env.IsWorkflowCompleted())
+	require.NoError(e.t, e.env.GetWorkflowError())
+	var res RunnerResult
+	require.NoError(e.t, e.env.GetWorkflowResult(&res))
+	return res
+}
+
+func (e *runnerEnv) states() []RunnerState {
+	var out []RunnerState
+	for _, ev := range e.told {
+		out = append(out, ev.State)
+	}
+	return out
+}
+
+func TestEphemeralRunnerLivesForOneJob(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.control(time.Minute, ControlBusy)
+	e.control(2*time.Minute, ControlJobDone)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, int64(77), res.RunnerID)
+	assert.Equal(t, []RunnerState{RunnerIdle, RunnerDeleted}, e.states())
+	assert.Equal(t, 1, e.creates)
+	assert.Equal(t, 1, e.deletes)
+	assert.Equal(t, map[string]bool{"garo-agent-lab-1": true}, e.queues, "activities run on the agent's queue")
+}
+
+func TestReusableRunnerStaysAfterItsJobUntilDeleted(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.control(time.Minute, ControlBusy)
+	e.control(2*time.Minute, ControlJobDone)
+	var deletesBefore int
+	e.env.RegisterDelayedCallback(func() { deletesBefore = e.deletes }, 10*time.Minute)
+	e.control(11*time.Minute, ControlDelete)
+	res := e.run(runnerInput(false))
+	assert.Equal(t, 0, deletesBefore, "a reusable runner returns to idle after its job")
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, 1, e.deletes)
+}
+
+func TestRunnerThatNeverComesOnlineIsReplaced(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.online = func(int) bool { return false }
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
+	assert.Contains(t, res.Error, "did not come online within 1m0s")
+	assert.Equal(t, 1, e.deletes, "what it left is cleaned up")
+	require.Len(t, e.told, 1)
+	assert.Equal(t, RunnerFailed, e.told[0].State)
+	assert.Contains(t, e.told[0].Error, "did not come online")
+	// Polls back off: 2s, 4s, 8s, 16s, 30s within the minute.
+	assert.LessOrEqual(t, e.polls, 6)
+}
+
+func TestBusyRunnerIsNotForcedButWaitedFor(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.deleteErr = func(n int) error {
+		if n < 3 {
+			return temporal.NewNonRetryableApplicationError("runner is running a job", "RunnerBusy", nil)
+		}
+		return nil
+	}
+	e.control(time.Minute, ControlDelete)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, 3, e.deletes, "tried again after the job, never forced")
+}
+
+func TestRunnerThatCannotBeCreatedFails(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.createErr = temporal.NewNonRetryableApplicationError("agent lab-1 offers no provider \"ec2\"", activities.ErrTypeNoProvider, nil)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
+	assert.Contains(t, res.Error, "offers no provider")
+	assert.Equal(t, 1, e.creates, "a non-retryable error is not retried")
+}
+
+func TestRunnerDeletedWhileProvisioning(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.online = func(n int) bool { return n > 100 }
+	e.control(3*time.Second, ControlDelete)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, []RunnerState{RunnerDeleted}, e.states())
+}
