@@ -14,6 +14,11 @@ const (
 	ProbeAgentName = "ProbeAgent"
 )
 
+// Activity names as registered with the server worker (activities/pools).
+const (
+	DrainAgentPoolsName = "DrainAgentPools"
+)
+
 // ProbeResult is what the agent's worker answers to a probe: proof that the
 // process polling the agent's task queue is alive, and what it is.
 type ProbeResult struct {

@@ -189,3 +189,27 @@ func decodePayloads(history string) string {
 	}
 	return out.String()
 }
+
+// TestUnregisteringAnAgentDrainsItsPools: DELETE /api/v1/agents/{name}
+// drains every pool of the agent (a busy runner finishes its job) before
+// the agent's registration ends.
+func TestUnregisteringAnAgentDrainsItsPools(t *testing.T) {
+	t.Parallel()
+	e := newPoolEnv(t, "e2e-drain", "drain-1")
+	const repo = "e2e/drain"
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"drain-1","minIdle":1,"idleGracePeriod":"1m","bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	eventually(t, 60*time.Second, "an idle runner", func() bool { return e.pool(repo).Counts.Idle == 1 })
+	ids := e.sim.Enqueue("e2e", "drain", []string{"self-hosted", "linux"}, 3*time.Second, 1, "long")
+	eventually(t, 30*time.Second, "the job running", func() bool { return e.pool(repo).Counts.Busy == 1 })
+
+	final, err := e.api.UnregisterAgent(context.Background(), "drain-1")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.AgentUnregistered, final.Status)
+	code, _ = e.do("GET", "/api/v1/repositories/"+repo, "")
+	assert.Equal(t, http.StatusNotFound, code, "the pool ended before the agent did")
+	j := e.sim.Jobs(repo)[0]
+	assert.Equal(t, ids[0], j.ID)
+	assert.Equal(t, "success", j.Conclusion, "the busy runner finished its job")
+	assert.Empty(t, e.sim.Runners(repo))
+}

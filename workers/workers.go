@@ -12,6 +12,7 @@ import (
 
 	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/pools"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
@@ -27,12 +28,14 @@ func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 
 // NewServer returns the worker of garo server on the garo-server task
 // queue. Every server replica runs one; they share the queue.
-func NewServer(c client.Client, identity string) worker.Worker {
+func NewServer(c client.Client, namespace, identity string) worker.Worker {
 	w := worker.New(c, workflows.ServerTaskQueue, worker.Options{
 		Identity:          identity,
 		WorkerStopTimeout: 10 * time.Second,
 	})
 	RegisterServerWorkflows(w)
+	pa := &pools.Activities{Client: c, Namespace: namespace}
+	w.RegisterActivityWithOptions(pa.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
 	return w
 }
 

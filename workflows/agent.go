@@ -228,9 +228,12 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 			return a.state, err
 		}
 	}
-	// Unregistering: nothing else to drain yet; finish the handlers that
-	// wait for the end and return the final record.
+	// Unregistering: drain the agent's pools (their busy runners finish),
+	// then finish the handlers that wait for the end.
 	cancelProbes()
+	if workflow.GetVersion(ctx, "drain-agent-pools", workflow.DefaultVersion, 1) == 1 {
+		a.drainPools(ctx)
+	}
 	a.state.Status = AgentUnregistered
 	a.done = true
 	a.publish(ctx)
@@ -239,6 +242,24 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	}
 	logger.Info("Agent unregistered", "agent", a.state.Name)
 	return a.state, nil
+}
+
+// drainPools runs DrainAgentPools on the server's queue until every pool
+// of the agent has ended.
+func (a *agentWorkflow) drainPools(ctx workflow.Context) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           ServerTaskQueue,
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		Summary:             fmt.Sprintf("drain the pools of agent %s", a.state.Name),
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+	var n int
+	if err := workflow.ExecuteActivity(actx, activities.DrainAgentPoolsName, a.state.Name).Get(ctx, &n); err != nil {
+		workflow.GetLogger(ctx).Error("Draining the agent's pools failed", "agent", a.state.Name, "error", err)
+		return
+	}
+	workflow.GetLogger(ctx).Info("Agent's pools drained", "agent", a.state.Name, "pools", n)
 }
 
 func (a *agentWorkflow) continueAsNew(ctx workflow.Context) (AgentState, error) {

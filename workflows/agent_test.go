@@ -12,6 +12,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
 )
 
 type agentEnv struct {
@@ -19,17 +21,26 @@ type agentEnv struct {
 	env *testsuite.TestWorkflowEnvironment
 	// probes counts answers the fake agent worker gave, by task queue.
 	probes map[string]int
+	// drained counts DrainAgentPools calls by agent.
+	drained map[string]int
 }
 
 func newAgentEnv(t *testing.T) *agentEnv {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
-	e := &agentEnv{t: t, env: s.NewTestWorkflowEnvironment(), probes: map[string]int{}}
+	e := &agentEnv{t: t, env: s.NewTestWorkflowEnvironment(), probes: map[string]int{}, drained: map[string]int{}}
 	e.env.RegisterWorkflow(AgentWorkflow)
 	e.env.RegisterActivityWithOptions(func(ctx context.Context) (ProbeResult, error) {
 		e.probes[activity.GetInfo(ctx).TaskQueue]++
 		return ProbeResult{Hostname: "host-1", PID: 42, Version: "v-test"}, nil
 	}, activity.RegisterOptions{Name: probeActivityName})
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, agent string) (int, error) {
+		e.drained[agent]++
+		if activity.GetInfo(ctx).TaskQueue != ServerTaskQueue {
+			return 0, errors.New("drain must run on the server's queue")
+		}
+		return 2, nil
+	}, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
 	return e
 }
 
@@ -92,6 +103,7 @@ func TestAgentRegisterProbesWorkerAndGoesOnline(t *testing.T) {
 
 	require.NoError(t, unErr)
 	assert.Equal(t, AgentUnregistered, final.Status)
+	assert.Equal(t, 1, e.drained["lab-1"], "the agent's pools are drained before it ends")
 	var result AgentState
 	require.NoError(t, e.env.GetWorkflowResult(&result))
 	assert.Equal(t, AgentUnregistered, result.Status)

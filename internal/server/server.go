@@ -174,7 +174,7 @@ func (s *server) runWorker(ctx context.Context, host string) {
 			return
 		}
 	}
-	w := workers.NewServer(s.client, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()))
+	w := workers.NewServer(s.client, s.cfg.Temporal.Namespace, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()))
 	for {
 		err := w.Start()
 		if err == nil {
