@@ -111,14 +111,17 @@ func (m *memAgents) List(_ context.Context, limit int, cursor string) ([]workflo
 type apiEnv struct {
 	t      *testing.T
 	agents *memAgents
+	pools  *memPools
 	srv    *httptest.Server
 	ready  error
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
-	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}}}
+	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}},
+		pools: &memPools{pools: map[string]workflows.PoolView{}}}
 	h := NewRouter(Config{
 		Agents:            e.agents,
+		Pools:             e.pools,
 		Tokens:            NewTokens(adminToken),
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:             func(context.Context) error { return e.ready },
@@ -166,6 +169,9 @@ func TestEveryAPIRouteNeedsAToken(t *testing.T) {
 	routes := [][2]string{
 		{"GET", "/api/v1/agents"}, {"GET", "/api/v1/agents/a1"}, {"DELETE", "/api/v1/agents/a1"},
 		{"POST", "/api/v1/agents/a1/register"}, {"POST", "/api/v1/agents/a1/heartbeat"},
+		{"GET", "/api/v1/repositories"}, {"GET", "/api/v1/repositories/o/r"}, {"PUT", "/api/v1/repositories/o/r"},
+		{"DELETE", "/api/v1/repositories/o/r"}, {"GET", "/api/v1/repositories/o/r/runners"},
+		{"GET", "/api/v1/repositories/o/r/jobs"}, {"GET", "/metrics"},
 	}
 	for _, r := range routes {
 		for _, tok := range []string{"", "wrong-token", adminToken + "x"} {
@@ -175,6 +181,7 @@ func TestEveryAPIRouteNeedsAToken(t *testing.T) {
 		}
 	}
 	assert.Empty(t, e.agents.agents, "no unauthenticated call reached the backend")
+	assert.Empty(t, e.pools.pools)
 	resp, _ := e.do("GET", "/healthz", "", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = e.do("GET", "/openapi.yaml", "", "", "")
