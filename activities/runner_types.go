@@ -51,6 +51,8 @@ type RunnerStatusInput struct {
 	Name     string            `json:"name"`
 	RunnerID int64             `json:"runnerId"`
 	Provider map[string]string `json:"provider"`
+	// InstanceOnly asks about the instance alone: no GitHub request.
+	InstanceOnly bool `json:"instanceOnly,omitempty"`
 }
 
 // RunnerStatus is a runner's status: GitHubStatus is "online", "offline"
@@ -59,4 +61,6 @@ type RunnerStatus struct {
 	GitHubStatus string `json:"githubStatus"`
 	Busy         bool   `json:"busy"`
 	Instance     string `json:"instance"`
+	// ExitCode of an exited instance.
+	ExitCode int `json:"exitCode,omitempty"`
 }

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,24 +67,30 @@ func TestDevStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"process"}, st.Capabilities.Providers)
 
-	// Without GitHub credentials the simulator stands in, wired to the
-	// server's webhook with a shared secret.
-	resp, err := http.Post(info.GitHubSim+"/_sim/jobs", "application/json",
-		strings.NewReader(`{"repo":"dev/check","labels":["self-hosted"],"count":1}`))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	eventually(t, 15*time.Second, "the simulator's webhook verified by the server", func() bool {
-		req, _ := http.NewRequest("GET", info.API+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+info.AdminToken)
-		resp, err := http.DefaultClient.Do(req)
+	// Without GitHub credentials the simulator stands in, and the demo
+	// pool demo/hello runs its first job on a runner of the process
+	// provider: webhook, pool, runner workflow, agent, simulator.
+	eventually(t, 60*time.Second, "a demo job done by a Garo runner", func() bool {
+		resp, err := http.Get(info.GitHubSim + "/_sim/jobs?repo=demo/hello")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `garo_webhook_deliveries_total{event="workflow_job",outcome="no_pool"} 1`)
+		var jobs []struct{ Status, Conclusion, RunnerName string }
+		if json.NewDecoder(resp.Body).Decode(&jobs) != nil {
+			return false
+		}
+		for _, j := range jobs {
+			if j.Status == "completed" && j.Conclusion == "success" && strings.HasPrefix(j.RunnerName, "garo-") {
+				return true
+			}
+		}
+		return false
 	})
+	pool, err := api.GetPool(context.Background(), "demo", "hello")
+	require.NoError(t, err)
+	assert.Equal(t, "local", pool.Config.Agent)
+	assert.GreaterOrEqual(t, pool.Counts.JobsDone, 1)
 	eventually(t, 30*time.Second, "Temporal Web UI serving", func() bool {
 		resp, err := http.Get(info.UI)
 		if err != nil {

@@ -39,6 +39,9 @@ const (
 	// busyRetryDelay is how long a runner that GitHub reports busy is
 	// left to finish before deletion is tried again.
 	busyRetryDelay = 30 * time.Second
+	// healthEvery is how often a serving runner's instance is checked (a
+	// local call on the agent, no GitHub request).
+	healthEvery = 30 * time.Second
 )
 
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
@@ -161,11 +164,23 @@ func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
 	// Serving: idle and busy in turn, until the pool asks for deletion or
 	// an ephemeral runner has done its job.
 	for {
-		if err := workflow.Await(ctx, func() bool {
+		woke, err := workflow.AwaitWithTimeout(ctx, healthEvery, func() bool {
 			return r.deleteReq || (r.jobDone && r.in.Ephemeral) ||
 				(r.busy && r.state != RunnerBusy) || (!r.busy && r.state == RunnerBusy)
-		}); err != nil {
+		})
+		if err != nil {
 			return RunnerResult{}, err
+		}
+		if !woke {
+			if gone, code := r.instanceGone(ctx); gone {
+				if code == 0 {
+					// It ended cleanly (an ephemeral runner after its job,
+					// its completion not yet reported): remove it.
+					return r.remove(ctx)
+				}
+				return r.fail(ctx, fmt.Sprintf("runner %s lost: its instance exited with code %d", r.in.Name, code))
+			}
+			continue
 		}
 		if r.deleteReq || (r.jobDone && r.in.Ephemeral) {
 			return r.remove(ctx)
@@ -176,6 +191,28 @@ func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
 			r.setState(ctx, RunnerIdle)
 		}
 	}
+}
+
+// instanceGone checks the runner's instance on its agent; it reports
+// whether the instance has exited or vanished, with its exit code (-1 when
+// it vanished). An agent that does not answer is no evidence either way.
+func (r *runnerWorkflow) instanceGone(ctx workflow.Context) (bool, int) {
+	sctx := r.activityOptions(ctx, "check", 30*time.Second)
+	sctx = workflow.WithScheduleToCloseTimeout(sctx, 2*time.Minute)
+	var st activities.RunnerStatus
+	if err := workflow.ExecuteActivity(sctx, activities.RunnerStatusName, activities.RunnerStatusInput{
+		Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
+		InstanceOnly: true,
+	}).Get(ctx, &st); err != nil {
+		return false, 0
+	}
+	switch st.Instance {
+	case "exited":
+		return true, st.ExitCode
+	case "absent":
+		return true, -1
+	}
+	return false, 0
 }
 
 // waitOnline polls the runner's status with growing intervals until it is

@@ -18,14 +18,17 @@ import (
 // runnerEnv runs a RunnerWorkflow against fake agent activities and
 // records what it tells its pool.
 type runnerEnv struct {
-	t         *testing.T
-	env       *testsuite.TestWorkflowEnvironment
-	told      []RunnerEvent
-	creates   int
-	deletes   int
-	queues    map[string]bool
-	online    func(n int) bool // status poll n (from 1) finds it online
-	polls     int
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	told    []RunnerEvent
+	creates int
+	deletes int
+	queues  map[string]bool
+	online  func(n int) bool // status poll n (from 1) finds it online
+	polls   int
+	// instance answers the health checks (InstanceOnly); default running.
+	instance  func() (string, int)
+	checks    int
 	createErr error
 	deleteErr func(n int) error
 }
@@ -44,6 +47,14 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 		return activities.CreateRunnerResult{RunnerID: 77, InstanceID: "pid-1"}, nil
 	}, activity.RegisterOptions{Name: activities.CreateRunnerName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+		if in.InstanceOnly {
+			e.checks++
+			if e.instance == nil {
+				return activities.RunnerStatus{Instance: "running"}, nil
+			}
+			st, code := e.instance()
+			return activities.RunnerStatus{Instance: st, ExitCode: code}, nil
+		}
 		e.polls++
 		if e.online(e.polls) {
 			return activities.RunnerStatus{GitHubStatus: "online", Instance: "running"}, nil
@@ -159,4 +170,30 @@ func TestRunnerDeletedWhileProvisioning(t *testing.T) {
 	res := e.run(runnerInput(true))
 	assert.Equal(t, RunnerDeleted, res.State)
 	assert.Equal(t, []RunnerState{RunnerDeleted}, e.states())
+}
+
+func TestLostRunnerIsReportedFailed(t *testing.T) {
+	e := newRunnerEnv(t)
+	var lost bool
+	e.env.RegisterDelayedCallback(func() { lost = true }, 5*time.Minute)
+	e.instance = func() (string, int) {
+		if lost {
+			return "exited", 137
+		}
+		return "running", 0
+	}
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
+	assert.Contains(t, res.Error, "lost: its instance exited with code 137")
+	assert.Equal(t, []RunnerState{RunnerIdle, RunnerFailed}, e.states())
+	assert.Equal(t, 1, e.deletes, "its registration is removed")
+	assert.GreaterOrEqual(t, e.checks, 10, "checked every 30s while it served")
+}
+
+func TestRunnerThatEndedCleanlyIsRemoved(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.control(time.Minute, ControlBusy)
+	e.instance = func() (string, int) { return "exited", 0 }
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State, "an ephemeral runner that exited after its job is not a failure")
 }

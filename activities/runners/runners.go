@@ -165,14 +165,18 @@ func (a *Activities) RunnerStatus(ctx context.Context, in activities.RunnerStatu
 	if err != nil {
 		return activities.RunnerStatus{}, err
 	}
-	gh, err := a.github()
-	if err != nil {
-		return activities.RunnerStatus{}, err
-	}
 	st := activities.RunnerStatus{GitHubStatus: "absent", Instance: "absent"}
 	if inst, err := p.Get(ctx, in.Name); err == nil {
-		st.Instance = inst.State
+		st.Instance, st.ExitCode = inst.State, inst.ExitCode
 	} else if !errors.Is(err, provider.ErrNotFound) {
+		return st, err
+	}
+	if in.InstanceOnly {
+		st.GitHubStatus = ""
+		return st, nil
+	}
+	gh, err := a.github()
+	if err != nil {
 		return st, err
 	}
 	repo := github.Repo{Owner: in.Owner, Name: in.Repo}

@@ -146,3 +146,17 @@ func (c *Client) ListAgents(ctx context.Context) ([]workflows.AgentState, error)
 		cursor = page.NextCursor
 	}
 }
+
+// ConfigurePool creates or changes the runner pool of owner/repo.
+func (c *Client) ConfigurePool(ctx context.Context, owner, repo string, req workflows.PoolConfigRequest) (workflows.PoolView, error) {
+	var v workflows.PoolView
+	err := c.do(ctx, http.MethodPut, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), req, &v)
+	return v, err
+}
+
+// GetPool returns the pool of owner/repo.
+func (c *Client) GetPool(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
+	var v workflows.PoolView
+	err := c.do(ctx, http.MethodGet, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
+	return v, err
+}

@@ -292,6 +292,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		temporalBin  = fs.String("temporal-bin", "", "temporal CLI binary (default ./bin/temporal, then $PATH)")
 		simBin       = fs.String("githubsim-bin", "", "GitHub simulator binary, used without GitHub credentials (default ./bin/githubsim, then $PATH)")
 		simPort      = fs.Int("githubsim-port", 9980, "port of the GitHub simulator (on 127.0.0.1)")
+		noDemo       = fs.Bool("no-demo", false, "with the simulator, do not seed the demo pool demo/hello and its jobs")
 		ghf          githubFlags
 		agentName    = fs.String("agent-name", "local", "name of the dev agent")
 		hbEvery      = fs.Duration("heartbeat-interval", 5*time.Second, "how often the agent sends a heartbeat")
@@ -311,7 +312,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	return devstack.Run(ctx, devstack.Config{
-		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort,
+		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo,
 		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
 		TemporalBin: *temporalBin, AgentName: *agentName,
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,

@@ -27,6 +27,7 @@ import (
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/provider/process"
+	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/server"
 	"github.com/garo-run/garo/internal/temporalclient"
@@ -48,7 +49,9 @@ type Config struct {
 	GitHubSimPort int
 	// GitHub is the agent's GitHub client when credentials are
 	// configured; nil runs the GitHub simulator instead.
-	GitHub            *github.Client
+	GitHub *github.Client
+	// NoDemo leaves out the demo pool (demo/hello) and its jobs.
+	NoDemo            bool
 	AgentName         string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
@@ -235,6 +238,10 @@ Ctrl-C stops everything; state stays in %s.
 
 `, apiURL, filepath.Join(cfg.StateDir, "admin-token"), uiURL, temporalAddr, Namespace, githubLine(simURL), cfg.AgentName,
 		infoPath, filepath.Join(cfg.StateDir, "admin-token"), apiURL, cfg.StateDir)
+
+	if simURL != "" && !cfg.NoDemo {
+		go runDemo(agentCtx, apiURL, token, simURL, cfg.AgentName, log.With("component", "demo"))
+	}
 
 	var runErr error
 	select {
@@ -430,4 +437,47 @@ func writeJSONFile(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// Demo is the repository of the demo pool that garo dev seeds with the
+// simulator: a new user sees runners come and go in the Web UI.
+const Demo = "demo/hello"
+
+// runDemo configures the demo pool once the agent is online, then queues a
+// job of a few seconds in the simulator every 20 seconds until ctx ends.
+func runDemo(ctx context.Context, apiURL, token, simURL, agentName string, log *slog.Logger) {
+	api := apiclient.New(apiURL, token)
+	minIdle, maxRunners, grace := 1, 3, workflows.Duration(time.Minute)
+	req := workflows.PoolConfigRequest{Agent: &agentName, MinIdle: &minIdle, MaxRunners: &maxRunners, IdleGracePeriod: &grace}
+	for {
+		st, err := api.GetAgent(ctx, agentName)
+		if err == nil && st.Status == workflows.AgentOnline {
+			if _, err = api.ConfigurePool(ctx, "demo", "hello", req); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	log.Info("Demo pool configured; queueing a job every 20s (--no-demo turns it off)", "repository", Demo)
+	body := `{"repo":"` + Demo + `","labels":["self-hosted","linux"],"durationMs":5000,"count":1,"name":"demo"}`
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, simURL+"/_sim/jobs", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		} else if ctx.Err() == nil {
+			log.Warn("Demo job not queued", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -40,11 +40,18 @@ type RunnerConfig struct {
 	Ephemeral bool
 	// HeartbeatEvery defaults to 1s.
 	HeartbeatEvery time.Duration
-	Logger         *slog.Logger
+	// GiveUpAfter ends the runner with ErrUnreachable when the simulator
+	// has not answered for this long (default 15s), as a real runner
+	// stops when GitHub is gone for good.
+	GiveUpAfter time.Duration
+	Logger      *slog.Logger
 }
 
 // ErrRemoved ends a runner that GitHub no longer knows (it was deleted).
 var ErrRemoved = errors.New("runner was removed")
+
+// ErrUnreachable ends a runner whose simulator stopped answering.
+var ErrUnreachable = errors.New("simulator unreachable")
 
 type runnerClient struct {
 	url, cred string
@@ -131,6 +138,9 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 	if cfg.HeartbeatEvery == 0 {
 		cfg.HeartbeatEvery = time.Second
 	}
+	if cfg.GiveUpAfter == 0 {
+		cfg.GiveUpAfter = 15 * time.Second
+	}
 	c := &runnerClient{url: baseURL(cfg.URL), http: &http.Client{Timeout: 30 * time.Second}}
 	switch {
 	case cfg.JITConfig != "":
@@ -166,18 +176,26 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	removed := make(chan struct{})
+	removed := make(chan error, 1)
 	go func() {
 		t := time.NewTicker(cfg.HeartbeatEvery)
 		defer t.Stop()
+		lastHeard := time.Now()
 		for {
 			select {
 			case <-hbCtx.Done():
 				return
 			case <-t.C:
 			}
-			if code, _ := c.post(hbCtx, "/heartbeat", nil, nil); code == http.StatusNotFound {
-				close(removed)
+			code, _ := c.post(hbCtx, "/heartbeat", nil, nil)
+			switch {
+			case code == http.StatusNotFound:
+				removed <- ErrRemoved
+				return
+			case code != 0:
+				lastHeard = time.Now()
+			case time.Since(lastHeard) > cfg.GiveUpAfter:
+				removed <- ErrUnreachable
 				return
 			}
 		}
@@ -192,8 +210,8 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-removed:
-			return ErrRemoved
+		case err := <-removed:
+			return err
 		default:
 		}
 		var a Assignment
