@@ -16,7 +16,8 @@ const (
 
 // Activity names as registered with the server worker (activities/pools).
 const (
-	DrainAgentPoolsName = "DrainAgentPools"
+	DrainAgentPoolsName  = "DrainAgentPools"
+	NotifyAgentPoolsName = "NotifyAgentPools"
 )
 
 // ProbeResult is what the agent's worker answers to a probe: proof that the

@@ -25,16 +25,29 @@ import (
 // poolEnv is a server, an agent with the process provider and GitHub
 // (the simulator), and the simulator's webhook wired to the server.
 type poolEnv struct {
-	t   *testing.T
-	ns  string
-	url string
-	sim *githubsim.Sim
-	api *apiclient.Client
+	t        *testing.T
+	ns       string
+	url      string
+	sim      *githubsim.Sim
+	simURL   string
+	api      *apiclient.Client
+	agent    string
+	stateDir string
+	// agentProc is the agent process started last.
+	agentProc *proc
+}
+
+// startAgent runs the agent with GitHub and the process provider; its
+// state directory survives restarts.
+func (e *poolEnv) startAgent() {
+	e.agentProc = start(e.t, "agent "+e.agent, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
+		"agent", "--name", e.agent, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", e.ns,
+		"--github-url", e.simURL, "--state-dir", e.stateDir, "--process-command", githubsimBin+" runner")
 }
 
 func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	t.Helper()
-	e := &poolEnv{t: t, ns: ns}
+	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir()}
 	e.url = startServer(t, ns, "--heartbeat-interval", "1s", "--offline-after", "5s")
 	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
 		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
@@ -42,9 +55,8 @@ func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	srv := httptest.NewServer(e.sim.Handler())
 	t.Cleanup(srv.Close)
 	e.sim.SetBaseURL(srv.URL)
-	start(t, "agent "+agent, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
-		"agent", "--name", agent, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", ns,
-		"--github-url", srv.URL, "--state-dir", t.TempDir(), "--process-command", githubsimBin+" runner")
+	e.simURL = srv.URL
+	e.startAgent()
 	e.api = apiclient.New(e.url, adminToken)
 	eventually(t, 30*time.Second, "agent online", func() bool {
 		st, err := e.api.GetAgent(context.Background(), agent)
@@ -212,4 +224,28 @@ func TestUnregisteringAnAgentDrainsItsPools(t *testing.T) {
 	assert.Equal(t, ids[0], j.ID)
 	assert.Equal(t, "success", j.Conclusion, "the busy runner finished its job")
 	assert.Empty(t, e.sim.Runners(repo))
+}
+
+// TestPoolWaitsForItsOfflineAgent: while the pool's agent is offline no
+// runner is started and the job waits in the queue; when the agent comes
+// back, the job is served.
+func TestPoolWaitsForItsOfflineAgent(t *testing.T) {
+	t.Parallel()
+	e := newPoolEnv(t, "e2e-offline", "away-1")
+	const repo = "e2e/away"
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"away-1","bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	e.agentProc.kill()
+	eventually(t, 30*time.Second, "the pool knows its agent is offline", func() bool { return e.pool(repo).AgentOffline })
+	ids := e.sim.Enqueue("e2e", "away", []string{"self-hosted", "linux"}, 100*time.Millisecond, 1, "build")
+	eventually(t, 10*time.Second, "the job queued in the pool", func() bool { return e.pool(repo).Counts.Queued == 1 })
+	v := e.pool(repo)
+	assert.Empty(t, v.Runners, "no runner starts while the agent is away")
+
+	e.startAgent()
+	eventually(t, 60*time.Second, "the job served once the agent is back", func() bool {
+		j := e.sim.Jobs(repo)[0]
+		return j.ID == ids[0] && j.Status == githubsim.StatusCompleted && j.Conclusion == "success"
+	})
+	assert.False(t, e.pool(repo).AgentOffline)
 }

@@ -36,6 +36,7 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 	RegisterServerWorkflows(w)
 	pa := &pools.Activities{Client: c, Namespace: namespace}
 	w.RegisterActivityWithOptions(pa.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
+	w.RegisterActivityWithOptions(pa.NotifyAgentPools, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
 	return w
 }
 

@@ -52,6 +52,10 @@ type agentWorkflow struct {
 	probeRunning bool
 	probedFor    time.Time // RegisteredAt of the registration last probed
 	done         bool
+	// notified is the liveness last told to the agent's pools; notifying
+	// is true while a notification runs.
+	notified  AgentStatus
+	notifying bool
 }
 
 func (a *agentWorkflow) setHandlers(ctx workflow.Context) error {
@@ -196,6 +200,7 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	logger := workflow.GetLogger(ctx)
 	probeCtx, cancelProbes := workflow.WithCancel(ctx)
 	defer cancelProbes()
+	notifyPools := workflow.GetVersion(ctx, "notify-agent-pools", workflow.DefaultVersion, 1) == 1
 	for {
 		a.publish(ctx)
 		if a.state.Status == AgentUnregistering {
@@ -204,11 +209,15 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 		if a.needsProbe() {
 			a.startProbe(probeCtx)
 		}
+		if notifyPools && a.needsNotify() {
+			a.notifyPools(probeCtx)
+		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return a.continueAsNew(ctx)
 		}
 		wake := func() bool {
 			return a.state.Status == AgentUnregistering || a.needsProbe() || a.publishDue() ||
+				(notifyPools && a.needsNotify()) ||
 				workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 		}
 		if a.state.Status != AgentOnline {
@@ -242,6 +251,51 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	}
 	logger.Info("Agent unregistered", "agent", a.state.Name)
 	return a.state, nil
+}
+
+// needsNotify reports whether the pools have not been told the agent's
+// current liveness. A new registration starts out online, which pools
+// assume, so only a change after that is told.
+func (a *agentWorkflow) needsNotify() bool {
+	if a.notifying || (a.state.Status != AgentOnline && a.state.Status != AgentOffline) {
+		return false
+	}
+	if a.notified == "" {
+		return a.state.Status == AgentOffline
+	}
+	return a.notified != a.state.Status
+}
+
+// notifyPools tells the agent's pools its liveness, on the server's queue.
+func (a *agentWorkflow) notifyPools(ctx workflow.Context) {
+	a.notifying = true
+	status := a.state.Status
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           ServerTaskQueue,
+		StartToCloseTimeout: time.Minute,
+		Summary:             fmt.Sprintf("tell the pools of agent %s it is %s", a.state.Name, status),
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { a.notifying = false }()
+		var n int
+		err := workflow.ExecuteActivity(actx, activities.NotifyAgentPoolsName,
+			agentStatusChange{Agent: a.state.Name, Online: status == AgentOnline}).Get(ctx, &n)
+		if err != nil {
+			if ctx.Err() == nil {
+				workflow.GetLogger(ctx).Warn("Pools not told of the agent's status", "agent", a.state.Name, "status", status, "error", err)
+			}
+			return
+		}
+		a.notified = status
+	})
+}
+
+// agentStatusChange is the argument of NotifyAgentPools
+// (activities/pools.AgentStatusChange).
+type agentStatusChange struct {
+	Agent  string `json:"agent"`
+	Online bool   `json:"online"`
 }
 
 // drainPools runs DrainAgentPools on the server's queue until every pool

@@ -23,6 +23,8 @@ type agentEnv struct {
 	probes map[string]int
 	// drained counts DrainAgentPools calls by agent.
 	drained map[string]int
+	// told lists the liveness NotifyAgentPools carried, in order.
+	told []bool
 }
 
 func newAgentEnv(t *testing.T) *agentEnv {
@@ -41,6 +43,10 @@ func newAgentEnv(t *testing.T) *agentEnv {
 		}
 		return 2, nil
 	}, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, ch agentStatusChange) (int, error) {
+		e.told = append(e.told, ch.Online)
+		return 1, nil
+	}, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
 	return e
 }
 
@@ -136,6 +142,7 @@ func TestAgentGoesOfflineWithoutHeartbeatAndBackOnline(t *testing.T) {
 	assert.Equal(t, AgentOffline, late2.Status)
 	assert.Equal(t, AgentOnline, hb2.Status, "a heartbeat brings an offline agent back")
 	assert.Equal(t, 1, e.probes["garo-agent-lab-1"], "heartbeats do not probe again")
+	assert.Equal(t, []bool{false, true}, e.told, "its pools hear that it went offline, then online")
 }
 
 func TestAgentStoppingHeartbeatGoesOfflineAtOnce(t *testing.T) {

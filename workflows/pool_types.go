@@ -22,7 +22,15 @@ const (
 	SignalRunner = "runner"
 	// SignalControl carries a RunnerControl from a pool to a runner.
 	SignalControl = "control"
+	// SignalAgent carries an AgentStatusEvent to the agent's pools.
+	SignalAgent = "agent"
 )
+
+// AgentStatusEvent tells a pool that its agent went online or offline.
+type AgentStatusEvent struct {
+	Agent  string `json:"agent"`
+	Online bool   `json:"online"`
+}
 
 // Defaults and limits of a pool's configuration.
 const (
@@ -222,14 +230,16 @@ type QueuedJob struct {
 // PoolView is a pool's configuration and live state: the state query, the
 // memo (without runners and queue) and the REST API.
 type PoolView struct {
-	Repository string       `json:"repository"`
-	Config     PoolConfig   `json:"config"`
-	Draining   bool         `json:"draining"`
-	Degraded   bool         `json:"degraded"`
-	LastError  string       `json:"lastError,omitempty"`
-	Runners    []RunnerView `json:"runners"`
-	Queue      []QueuedJob  `json:"queue"`
-	Counts     PoolCounts   `json:"counts"`
+	Repository string     `json:"repository"`
+	Config     PoolConfig `json:"config"`
+	Draining   bool       `json:"draining"`
+	Degraded   bool       `json:"degraded"`
+	// AgentOffline: the agent missed its heartbeats; provisioning waits.
+	AgentOffline bool         `json:"agentOffline,omitempty"`
+	LastError    string       `json:"lastError,omitempty"`
+	Runners      []RunnerView `json:"runners"`
+	Queue        []QueuedJob  `json:"queue"`
+	Counts       PoolCounts   `json:"counts"`
 	// ConfiguredBy is the identity of the last configure.
 	ConfiguredBy string `json:"configuredBy,omitempty"`
 }

@@ -37,6 +37,7 @@ type PoolState struct {
 	LastError    string    `json:"lastError,omitempty"`
 	Draining     bool      `json:"draining"`
 	JobsDone     int       `json:"jobsDone"`
+	AgentOffline bool      `json:"agentOffline,omitempty"`
 }
 
 // RunnerRecord is a pool's record of one of its runners.
@@ -103,6 +104,9 @@ func (p *pool) setHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateConfigure,
 		func(ctx workflow.Context, req ConfigureRequest) (PoolView, error) {
+			if req.Config.Agent != p.s.Config.Agent {
+				p.s.AgentOffline = false
+			}
 			p.s.Config, p.s.Configured, p.s.ConfiguredBy = req.Config, true, req.Actor
 			workflow.GetLogger(ctx).Info("Pool configured", "repository", p.full(), "actor", req.Actor,
 				"agent", req.Config.Agent, "minIdle", req.Config.MinIdle, "maxRunners", req.Config.MaxRunners)
@@ -147,10 +151,22 @@ func (p *pool) takeSignals(ctx workflow.Context) {
 		}
 		p.onRunner(ctx, ev)
 	}
+	agents := workflow.GetSignalChannel(ctx, SignalAgent)
+	for {
+		var ev AgentStatusEvent
+		if !agents.ReceiveAsync(&ev) {
+			break
+		}
+		if ev.Agent == p.s.Config.Agent && p.s.AgentOffline == ev.Online {
+			p.s.AgentOffline, p.dirty = !ev.Online, true
+			workflow.GetLogger(ctx).Info("Pool's agent status changed", "repository", p.full(), "agent", ev.Agent, "online", ev.Online)
+		}
+	}
 }
 
 func (p *pool) signalsWaiting(ctx workflow.Context) bool {
-	return workflow.GetSignalChannel(ctx, SignalJob).Len() > 0 || workflow.GetSignalChannel(ctx, SignalRunner).Len() > 0
+	return workflow.GetSignalChannel(ctx, SignalJob).Len() > 0 || workflow.GetSignalChannel(ctx, SignalRunner).Len() > 0 ||
+		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0
 }
 
 // markSeen records a job event; it reports false for a duplicate.
@@ -343,7 +359,7 @@ func (p *pool) reconcile(ctx workflow.Context) time.Time {
 	}
 	wanted := min(cfg.MaxRunners, c.Busy+cfg.MinIdle+c.Queued)
 	active := c.Provisioning + c.Idle + c.Busy
-	if active < wanted {
+	if active < wanted && !p.s.AgentOffline {
 		if now.Before(p.s.BackoffUntil) {
 			wake(p.s.BackoffUntil)
 		} else {
@@ -422,7 +438,8 @@ func (p *pool) startRunner(ctx workflow.Context) {
 
 func (p *pool) view() PoolView {
 	v := PoolView{Repository: p.full(), Config: p.s.Config, Draining: p.s.Draining, Degraded: p.s.Degraded,
-		LastError: p.s.LastError, Counts: p.counts(), ConfiguredBy: p.s.ConfiguredBy,
+		AgentOffline: p.s.AgentOffline,
+		LastError:    p.s.LastError, Counts: p.counts(), ConfiguredBy: p.s.ConfiguredBy,
 		Runners: []RunnerView{}, Queue: append([]QueuedJob{}, p.s.Queue...)}
 	for _, r := range p.s.Runners {
 		v.Runners = append(v.Runners, RunnerView{Name: r.Name, State: r.State, RunnerID: r.RunnerID, JobID: r.JobID,
@@ -442,6 +459,7 @@ func (p *pool) publish(ctx workflow.Context) {
 		}
 	}
 	if pv := p.published; pv != nil && pv.Counts == v.Counts && pv.Degraded == v.Degraded && pv.Draining == v.Draining &&
+		pv.AgentOffline == v.AgentOffline &&
 		pv.LastError == v.LastError && pv.ConfiguredBy == v.ConfiguredBy && sameConfig(pv.Config, v.Config) {
 		return
 	}

@@ -342,3 +342,23 @@ func TestPoolConfigDefaultsAndValidation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(42), id)
 }
+
+func TestPoolPausesProvisioningWhileItsAgentIsOffline(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var paused, resumed PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 5 }), &cfgErr)
+	e.at(time.Minute, func() { e.env.SignalWorkflow(SignalAgent, AgentStatusEvent{Agent: "lab-1", Online: false}) })
+	e.job(2*time.Minute, JobQueued, 1, "")
+	e.job(2*time.Minute, JobQueued, 2, "")
+	e.view(3*time.Minute, &paused)
+	e.at(4*time.Minute, func() { e.env.SignalWorkflow(SignalAgent, AgentStatusEvent{Agent: "lab-1", Online: true}) })
+	e.view(5*time.Minute, &resumed)
+	e.drain(6 * time.Minute)
+	e.run()
+	assert.True(t, paused.AgentOffline)
+	assert.Equal(t, 2, paused.Counts.Queued, "jobs keep waiting")
+	assert.Empty(t, paused.Runners, "no runner is started for an offline agent")
+	assert.False(t, resumed.AgentOffline)
+	assert.Len(t, resumed.Runners, 2, "provisioning resumes when the agent returns")
+}

@@ -93,3 +93,29 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 		}
 	}
 }
+
+// AgentStatusChange is the argument of NotifyAgentPools.
+type AgentStatusChange struct {
+	Agent  string `json:"agent"`
+	Online bool   `json:"online"`
+}
+
+// NotifyAgentPools tells every pool of an agent that the agent went online
+// or offline, so that pools pause provisioning while it is away. It returns
+// how many pools it told.
+func (a *Activities) NotifyAgentPools(ctx context.Context, ch AgentStatusChange) (int, error) {
+	ids, err := a.poolsOf(ctx, ch.Agent)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		err := a.Client.SignalWorkflow(ctx, id, "", workflows.SignalAgent, workflows.AgentStatusEvent{Agent: ch.Agent, Online: ch.Online})
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return n, fmt.Errorf("tell %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
