@@ -36,7 +36,7 @@ test-e2e: tools
 
 # Re-record the histories that the replay tests replay, from a real run.
 record-histories: tools
-	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle' ./tests/
+	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits' ./tests/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
