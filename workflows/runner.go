@@ -108,11 +108,18 @@ func (r *runnerWorkflow) tell(ctx workflow.Context, s RunnerState, errText strin
 // down leaves it waiting up to ScheduleToStart, then it is retried.
 func (r *runnerWorkflow) activityOptions(ctx workflow.Context, what string, startToClose time.Duration, nonRetryable ...string) workflow.Context {
 	r.calls++
+	var heartbeat time.Duration
+	if startToClose > time.Minute {
+		// Long calls heartbeat (every 10s): an agent that dies in one is
+		// noticed within a minute, not at the end of StartToClose.
+		heartbeat = time.Minute
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              AgentTaskQueue(r.in.Agent),
 		ActivityID:             fmt.Sprintf("agent/%s/%s/%s/%d", r.in.Agent, what, r.in.Name, r.calls),
 		ScheduleToStartTimeout: 5 * time.Minute,
 		StartToCloseTimeout:    startToClose,
+		HeartbeatTimeout:       heartbeat,
 		Summary:                fmt.Sprintf("%s runner %s on agent %s for %s/%s", what, r.in.Name, r.in.Agent, r.in.Owner, r.in.Repo),
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -62,6 +63,31 @@ func (a *Activities) github() (*github.Client, error) {
 	return a.GitHub, nil
 }
 
+// heartbeat records a heartbeat every interval until the returned stop is
+// called, so that Temporal notices within HeartbeatTimeout when an agent
+// dies in the middle of a long provider call.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			activity.RecordHeartbeat(ctx)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// heartbeatEvery is how often the runner activities heartbeat.
+const heartbeatEvery = 10 * time.Second
+
 func tags(agent, owner, repo string) map[string]string {
 	return map[string]string{"garo-agent": agent, "garo-repository": owner + "/" + repo}
 }
@@ -70,6 +96,7 @@ func tags(agent, owner, repo string) map[string]string {
 // Safe to retry: an instance that runs already is kept and its runner id
 // looked up; a stale registration of the same name is replaced.
 func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
+	defer heartbeat(ctx, heartbeatEvery)()
 	p, err := a.provider(in.Provider)
 	if err != nil {
 		return activities.CreateRunnerResult{}, err
@@ -128,6 +155,7 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 // DeleteRunner removes the runner from GitHub first (a busy one is a
 // RunnerBusy error: nothing is forced), then deletes its instance.
 func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunnerInput) error {
+	defer heartbeat(ctx, heartbeatEvery)()
 	p, err := a.provider(in.Provider)
 	if err != nil {
 		return err

@@ -1,0 +1,164 @@
+package runners
+
+import (
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/github"
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/process"
+	"github.com/garo-run/garo/tests/githubsim"
+)
+
+type env struct {
+	dir  string
+	url  string
+	sim  *githubsim.Sim
+	gh   *github.Client
+	proc *process.Provider
+	a    *Activities
+	act  *testsuite.TestActivityEnvironment
+}
+
+// newEnv runs the activities against the simulator, with a process
+// provider whose "runner" sleeps (it never connects, so GitHub keeps it
+// offline and idle).
+func newEnv(t *testing.T) *env {
+	sim := githubsim.New(githubsim.Options{Seed: 1})
+	t.Cleanup(sim.Close)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	gh, err := github.New(github.Config{URL: srv.URL, Token: "ghs_x", Registerer: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	p, err := process.New(process.Config{StateDir: dir, Command: []string{"sh", "-c", "env > env.$GARO_RUNNER_NAME; sleep 300"}, StopTimeout: time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		list, _ := p.List(t.Context(), nil)
+		for _, in := range list {
+			_ = p.Delete(t.Context(), in.Name)
+		}
+	})
+	var s testsuite.WorkflowTestSuite
+	e := &env{dir: dir, url: srv.URL, sim: sim, gh: gh, proc: p, act: s.NewTestActivityEnvironment(),
+		a: &Activities{Agent: "lab-1", GitHub: gh, Providers: map[string]provider.Provider{"process": p}}}
+	e.a.Register(e.act)
+	return e
+}
+
+func createInput(ephemeral bool) activities.CreateRunnerInput {
+	return activities.CreateRunnerInput{Owner: "octo", Repo: "app", Name: "garo-x-1", Labels: []string{"self-hosted"},
+		GroupID: 1, Ephemeral: ephemeral, Provider: map[string]string{"kind": "process"}}
+}
+
+func (e *env) create(t *testing.T, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
+	v, err := e.act.ExecuteActivity(activities.CreateRunnerName, in)
+	if err != nil {
+		return activities.CreateRunnerResult{}, err
+	}
+	var res activities.CreateRunnerResult
+	require.NoError(t, v.Get(&res))
+	return res, nil
+}
+
+func TestCreateIsIdempotentAndDeleteRemovesBoth(t *testing.T) {
+	e := newEnv(t)
+	first, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	assert.NotZero(t, first.RunnerID)
+	assert.NotEmpty(t, first.InstanceID)
+	// A retry of the same activity keeps the running instance and its
+	// registration.
+	again, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	assert.Equal(t, first, again)
+	assert.Len(t, e.sim.Runners("octo/app"), 1)
+	list, err := e.proc.List(t.Context(), map[string]string{"garo-repository": "octo/app", "garo-agent": "lab-1"})
+	require.NoError(t, err)
+	assert.Len(t, list, 1, "the instance is tagged with its agent and repository")
+	assert.Contains(t, e.runnerEnv(t), "ACTIONS_RUNNER_INPUT_JITCONFIG=", "the JIT config reaches the runner in its environment")
+
+	v, err := e.act.ExecuteActivity(activities.RunnerStatusName, activities.RunnerStatusInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", RunnerID: first.RunnerID, Provider: map[string]string{"kind": "process"}})
+	require.NoError(t, err)
+	var st activities.RunnerStatus
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, activities.RunnerStatus{GitHubStatus: "offline", Instance: "running"}, st)
+
+	_, err = e.act.ExecuteActivity(activities.DeleteRunnerName, activities.DeleteRunnerInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", RunnerID: first.RunnerID, Provider: map[string]string{"kind": "process"}})
+	require.NoError(t, err)
+	assert.Empty(t, e.sim.Runners("octo/app"), "removed from GitHub")
+	_, err = e.proc.Get(t.Context(), "garo-x-1")
+	assert.True(t, errors.Is(err, provider.ErrNotFound), "and its instance deleted")
+	// Deleting again is a success: the activity may be retried.
+	_, err = e.act.ExecuteActivity(activities.DeleteRunnerName, activities.DeleteRunnerInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", Provider: map[string]string{"kind": "process"}})
+	require.NoError(t, err)
+}
+
+func TestReusableRunnerGetsARegistrationToken(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.create(t, createInput(false))
+	require.NoError(t, err)
+	assert.Zero(t, res.RunnerID, "the runner registers itself with the token")
+	assert.NotEmpty(t, res.InstanceID)
+	runnerEnv := e.runnerEnv(t)
+	assert.Contains(t, runnerEnv, "ACTIONS_RUNNER_INPUT_URL="+e.url+"/octo/app\n")
+	assert.Contains(t, runnerEnv, "ACTIONS_RUNNER_INPUT_NAME=garo-x-1\n")
+	assert.Contains(t, runnerEnv, "ACTIONS_RUNNER_INPUT_TOKEN=")
+	assert.NotContains(t, runnerEnv, "ACTIONS_RUNNER_INPUT_JITCONFIG")
+}
+
+// runnerEnv is the environment the fake runner process saw.
+func (e *env) runnerEnv(t *testing.T) string {
+	var b []byte
+	require.Eventually(t, func() bool {
+		b, _ = os.ReadFile(filepath.Join(e.dir, "env.garo-x-1"))
+		return len(b) > 0
+	}, 5*time.Second, 10*time.Millisecond)
+	return string(b)
+}
+
+func TestStatusOfTheInstanceAloneAsksNothingOfGitHub(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	before := e.sim.Stats().Requests
+	v, err := e.act.ExecuteActivity(activities.RunnerStatusName, activities.RunnerStatusInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", Provider: map[string]string{"kind": "process"}, InstanceOnly: true})
+	require.NoError(t, err)
+	var st activities.RunnerStatus
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, "running", st.Instance)
+	assert.Equal(t, before, e.sim.Stats().Requests)
+}
+
+func TestMissingProviderOrGitHubIsNotRetried(t *testing.T) {
+	e := newEnv(t)
+	in := createInput(true)
+	in.Provider = map[string]string{"kind": "ec2"}
+	_, err := e.create(t, in)
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	assert.Equal(t, activities.ErrTypeNoProvider, ae.Type())
+	assert.True(t, ae.NonRetryable())
+
+	e.a.GitHub = nil
+	_, err = e.create(t, createInput(true))
+	require.True(t, errors.As(err, &ae), "%v", err)
+	assert.Equal(t, activities.ErrTypeNoGitHub, ae.Type())
+	assert.Empty(t, e.sim.Runners("octo/app"))
+}
