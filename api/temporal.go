@@ -9,6 +9,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -93,36 +94,43 @@ func (t *TemporalAgents) Unregister(ctx context.Context, name string, req workfl
 
 // Get returns the exact record of a registered agent from its workflow.
 func (t *TemporalAgents) Get(ctx context.Context, name string) (workflows.AgentState, error) {
-	d, err := t.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(name), "")
-	if err != nil {
-		return workflows.AgentState{}, mapTemporalError(err)
-	}
-	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return workflows.AgentState{}, ErrNotFound
-	}
-	v, err := t.Client.QueryWorkflow(ctx, workflows.AgentWorkflowID(name), "", workflows.QueryState)
-	if err != nil {
-		return workflows.AgentState{}, mapTemporalError(err)
-	}
 	var st workflows.AgentState
-	if err := v.Get(&st); err != nil {
-		return workflows.AgentState{}, fmt.Errorf("decode state of agent %s: %w", name, err)
-	}
-	return st, nil
+	err := queryRunning(ctx, t.Client, workflows.AgentWorkflowID(name), &st)
+	return st, err
 }
 
-// List returns the registered agents from the visibility store, one page at
-// a time, using each workflow's memo so that listing costs one call.
-func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
+// queryRunning answers the state query of a running workflow into out;
+// ErrNotFound when the workflow is not running.
+func queryRunning(ctx context.Context, c client.Client, id string, out any) error {
+	d, err := c.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return mapTemporalError(err)
+	}
+	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return ErrNotFound
+	}
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return mapTemporalError(err)
+	}
+	if err := v.Get(out); err != nil {
+		return fmt.Errorf("decode state of %s: %w", id, err)
+	}
+	return nil
+}
+
+// listRunning returns one page of the running workflows of a type from the
+// visibility store; cursor and the returned cursor wrap its page token.
+func listRunning(ctx context.Context, c client.Client, namespace, workflowType string, limit int, cursor string) ([]*workflowpb.WorkflowExecutionInfo, string, error) {
 	token, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
 		return nil, "", ErrBadCursor
 	}
-	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Namespace:     t.Namespace,
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace:     namespace,
 		PageSize:      int32(limit),
 		NextPageToken: token,
-		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.AgentWorkflowName),
+		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType),
 	})
 	if err != nil {
 		var inv *serviceerror.InvalidArgument
@@ -131,20 +139,40 @@ func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]
 		}
 		return nil, "", mapTemporalError(err)
 	}
-	dc := converter.GetDefaultDataConverter()
-	agents := make([]workflows.AgentState, 0, len(resp.Executions))
-	for _, e := range resp.Executions {
+	return resp.Executions, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+}
+
+// memoSummary decodes the summary memo of e into out; false when it has
+// none yet.
+func memoSummary(e *workflowpb.WorkflowExecutionInfo, out any) (bool, error) {
+	p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]
+	if !ok {
+		return false, nil
+	}
+	if err := converter.GetDefaultDataConverter().FromPayload(p, out); err != nil {
+		return false, fmt.Errorf("decode memo of %s: %w", e.GetExecution().GetWorkflowId(), err)
+	}
+	return true, nil
+}
+
+// List returns the registered agents from the visibility store, one page at
+// a time, using each workflow's memo so that listing costs one call.
+func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.AgentWorkflowName, limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	agents := make([]workflows.AgentState, 0, len(execs))
+	for _, e := range execs {
 		name := strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.AgentWorkflowID(""))
 		st := workflows.AgentState{Name: name, TaskQueue: workflows.AgentTaskQueue(name), Status: workflows.AgentOffline}
-		if p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]; ok {
-			if err := dc.FromPayload(p, &st); err != nil {
-				return nil, "", fmt.Errorf("decode memo of agent %s: %w", name, err)
-			}
-			st.Name = name
+		if _, err := memoSummary(e, &st); err != nil {
+			return nil, "", err
 		}
+		st.Name = name
 		agents = append(agents, st)
 	}
-	return agents, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+	return agents, next, nil
 }
 
 // mapTemporalError turns Temporal's errors into the API's.
@@ -217,23 +245,9 @@ func (t *TemporalPools) Configure(ctx context.Context, owner, repo string, req w
 
 // Get returns the pool's live state from its workflow.
 func (t *TemporalPools) Get(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
-	id := workflows.RepositoryWorkflowID(owner, repo)
-	d, err := t.Client.DescribeWorkflow(ctx, id, "")
-	if err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
-	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return workflows.PoolView{}, ErrNotFound
-	}
-	v, err := t.Client.QueryWorkflow(ctx, id, "", workflows.QueryState)
-	if err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
 	var view workflows.PoolView
-	if err := v.Get(&view); err != nil {
-		return workflows.PoolView{}, fmt.Errorf("decode state of pool %s/%s: %w", owner, repo, err)
-	}
-	return view, nil
+	err := queryRunning(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), &view)
+	return view, err
 }
 
 // Drain starts draining the pool; its workflow ends when its runners are
@@ -255,29 +269,21 @@ func (t *TemporalPools) Drain(ctx context.Context, owner, repo string, req workf
 
 // List returns the running pools from the visibility store's memos.
 func (t *TemporalPools) List(ctx context.Context, limit int, cursor string) ([]workflows.PoolView, string, error) {
-	token, err := base64.RawURLEncoding.DecodeString(cursor)
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.RepositoryWorkflowName, limit, cursor)
 	if err != nil {
-		return nil, "", ErrBadCursor
+		return nil, "", err
 	}
-	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Namespace: t.Namespace, PageSize: int32(limit), NextPageToken: token,
-		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.RepositoryWorkflowName),
-	})
-	if err != nil {
-		return nil, "", mapTemporalError(err)
-	}
-	dc := converter.GetDefaultDataConverter()
-	pools := make([]workflows.PoolView, 0, len(resp.Executions))
-	for _, e := range resp.Executions {
+	pools := make([]workflows.PoolView, 0, len(execs))
+	for _, e := range execs {
 		var v workflows.PoolView
-		if p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]; ok {
-			if err := dc.FromPayload(p, &v); err != nil {
-				return nil, "", fmt.Errorf("decode memo of %s: %w", e.GetExecution().GetWorkflowId(), err)
-			}
-		} else {
+		found, err := memoSummary(e, &v)
+		if err != nil {
+			return nil, "", err
+		}
+		if !found {
 			v.Repository = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "garo/repo/")
 		}
 		pools = append(pools, v)
 	}
-	return pools, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+	return pools, next, nil
 }
