@@ -52,6 +52,13 @@ func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
 		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
 	t.Cleanup(e.sim.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range e.sim.Deliveries() {
+				t.Logf("delivery %s %s job %d: %d %s", d.Event, d.Action, d.JobID, d.StatusCode, d.Error)
+			}
+		}
+	})
 	srv := httptest.NewServer(e.sim.Handler())
 	t.Cleanup(srv.Close)
 	e.sim.SetBaseURL(srv.URL)

@@ -67,8 +67,9 @@ func (a *Activities) github() (*github.Client, error) {
 // called, so that Temporal notices within HeartbeatTimeout when an agent
 // dies in the middle of a long provider call.
 func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -82,7 +83,12 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// stop waits for the goroutine, so that no heartbeat outlives the
+	// activity.
+	return func() {
+		close(done)
+		<-exited
+	}
 }
 
 // heartbeatEvery is how often the runner activities heartbeat.

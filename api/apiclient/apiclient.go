@@ -160,3 +160,30 @@ func (c *Client) GetPool(ctx context.Context, owner, repo string) (workflows.Poo
 	err := c.do(ctx, http.MethodGet, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
 	return v, err
 }
+
+// ListPools returns every pool, following the pages.
+func (c *Client) ListPools(ctx context.Context) ([]workflows.PoolView, error) {
+	var all []workflows.PoolView
+	cursor := ""
+	for {
+		var page struct {
+			Repositories []workflows.PoolView `json:"repositories"`
+			NextCursor   string               `json:"nextCursor"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/v1/repositories?cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Repositories...)
+		if page.NextCursor == "" {
+			return all, nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// DrainPool drains and removes the pool of owner/repo.
+func (c *Client) DrainPool(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
+	var v workflows.PoolView
+	err := c.do(ctx, http.MethodDelete, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
+	return v, err
+}

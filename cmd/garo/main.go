@@ -40,6 +40,7 @@ Usage:
   garo agent --name NAME [flags] an agent: registers, heartbeats, runs its worker
   garo dev [flags]               the whole stack on this machine (Temporal dev server, server, agent)
   garo version                   print the version
+  garo repo|agent|runners|jobs   operator commands on the REST API (garo repo -h)
 
 Every flag can also be set from the environment: --temporal-address is
 GARO_TEMPORAL_ADDRESS. Run "garo COMMAND -h" for a command's flags.
@@ -61,9 +62,15 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case "server":
 		err = runServer(ctx, args[1:], stderr, getenv)
 	case "agent":
+		if len(args) > 1 && (args[1] == "list" || args[1] == "get" || args[1] == "delete" || args[1] == "create") {
+			err = runCLI(ctx, args, stdout, stderr, getenv)
+			break
+		}
 		err = runAgent(ctx, args[1:], stderr, getenv)
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr, getenv)
+	case "repo", "runners", "jobs":
+		err = runCLI(ctx, args, stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "garo", versionString())
 		return 0

@@ -244,6 +244,9 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 			Exit bool `json:"exit"`
 		}
 		if _, err := c.post(ctx, "/complete", CompleteRequest{JobID: a.JobID, Conclusion: "success"}, &done); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped as it reported: the job fails, as on GitHub
+			}
 			return fmt.Errorf("complete job %d: %w", a.JobID, err)
 		}
 		log.Info("Job completed", "job", a.JobID)

@@ -98,7 +98,7 @@ func newState() *state {
 		repos:     map[string]*repository{},
 		runners:   map[int64]*Runner{},
 		jobs:      map[int64]*Job{},
-		nextID:    1000,
+		nextID:    firstID(),
 		tokens:    map[string]tokenInfo{},
 		jobsReady: make(chan struct{}),
 	}
@@ -190,6 +190,15 @@ func labelsMatch(want, have []string) bool {
 func (s *state) signalJobs() {
 	close(s.jobsReady)
 	s.jobsReady = make(chan struct{})
+}
+
+// firstID starts a simulator's ids at a random point, as GitHub's ids are
+// large and never repeat: two simulators (or two runs against one Garo)
+// do not hand out the same job ids.
+func firstID() int64 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return 1_000_000 + int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
 }
 
 func sortRunners(rs []Runner) {

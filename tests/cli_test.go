@@ -1,0 +1,97 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// garo runs the garo CLI against url and returns its exit code and output.
+func garo(t *testing.T, url, token string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(garoBin, args...)
+	cmd.Env = append(os.Environ(), "GARO_SERVER="+url, "GARO_TOKEN="+token)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestOperatorCLI drives a pool and an agent through garo repo, agent,
+// runners and jobs, as an operator would.
+func TestOperatorCLI(t *testing.T) {
+	t.Parallel()
+	const ns = "e2e-cli"
+	url := startServer(t, ns)
+	start(t, "agent cli-1", []string{"GARO_TOKEN=" + adminToken}, "agent", "--name", "cli-1", "--server", url,
+		"--temporal-address", temporalAddr, "--temporal-namespace", ns, "--state-dir", t.TempDir(),
+		"--process-command", "sleep 300")
+	eventually(t, 30*time.Second, "agent listed", func() bool {
+		code, out, _ := garo(t, url, adminToken, "agent", "list")
+		return code == 0 && strings.Contains(out, "cli-1") && strings.Contains(out, "online")
+	})
+
+	code, out, errOut := garo(t, url, adminToken, "repo", "set", "e2e/cli", "--agent", "cli-1", "--max-runners", "2",
+		"--bootstrap-timeout", "30s")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "REPOSITORY")
+	assert.Contains(t, out, "e2e/cli")
+
+	// set changes only what its flags name.
+	code, _, errOut = garo(t, url, adminToken, "repo", "set", "e2e/cli", "--labels", "self-hosted,gpu")
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut = garo(t, url, adminToken, "repo", "get", "e2e/cli", "-o", "json")
+	require.Equal(t, 0, code, errOut)
+	var v workflows.PoolView
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.Equal(t, "cli-1", v.Config.Agent)
+	assert.Equal(t, 2, v.Config.MaxRunners)
+	assert.Equal(t, []string{"self-hosted", "gpu"}, v.Config.Labels)
+	assert.Equal(t, "30s", v.Config.BootstrapTimeout.String())
+
+	code, out, _ = garo(t, url, adminToken, "repo", "list")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "e2e/cli")
+	code, out, _ = garo(t, url, adminToken, "runners", "e2e/cli")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "STATE")
+	code, out, _ = garo(t, url, adminToken, "jobs", "e2e/cli", "-o", "json")
+	require.Equal(t, 0, code)
+	assert.JSONEq(t, "[]", out)
+
+	// Bad input and bad credentials are clear errors.
+	code, _, errOut = garo(t, url, adminToken, "repo", "set", "e2e/cli", "--min-idle", "5")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "minIdle")
+	code, _, errOut = garo(t, url, "wrong", "repo", "list")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "401")
+	code, _, errOut = garo(t, url, "", "repo", "list")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "GARO_TOKEN")
+
+	code, out, errOut = garo(t, url, adminToken, "repo", "delete", "e2e/cli")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "draining")
+	eventually(t, 30*time.Second, "pool gone", func() bool {
+		code, _, errOut := garo(t, url, adminToken, "repo", "get", "e2e/cli")
+		return code == 1 && strings.Contains(errOut, "404")
+	})
+	code, out, errOut = garo(t, url, adminToken, "agent", "delete", "cli-1")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "unregistered")
+}
