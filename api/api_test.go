@@ -108,21 +108,87 @@ func (m *memAgents) List(_ context.Context, limit int, cursor string) ([]workflo
 	return out, next, nil
 }
 
+// memTokens is an in-memory TokenStore over the agents of a memAgents.
+type memTokens struct {
+	mu     sync.Mutex
+	recs   []workflows.TokenRecord
+	agents *memAgents
+	hashes map[string]string // agent name -> token hash
+	calls  int
+}
+
+func (m *memTokens) ListTokens(context.Context) ([]workflows.TokenRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	return append([]workflows.TokenRecord(nil), m.recs...), nil
+}
+
+func (m *memTokens) CreateToken(_ context.Context, rec workflows.TokenRecord) (workflows.TokenRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append(m.recs, rec)
+	return rec, nil
+}
+
+func (m *memTokens) RevokeToken(_ context.Context, id, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, r := range m.recs {
+		if r.ID == id {
+			m.recs = append(m.recs[:i], m.recs[i+1:]...)
+			return nil
+		}
+	}
+	return &RejectedError{Type: workflows.ErrTypeNotRegistered, Message: "no token " + id}
+}
+
+func (m *memTokens) AgentTokenHash(_ context.Context, name string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	h, ok := m.hashes[name]
+	if !ok {
+		return "", ErrNotFound
+	}
+	return h, nil
+}
+
+func (m *memTokens) CreateAgent(_ context.Context, name string, req workflows.CreateAgentRequest) (workflows.AgentState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.hashes[name]; ok {
+		return workflows.AgentState{}, &RejectedError{Type: workflows.ErrTypeConflict, Message: "exists"}
+	}
+	m.hashes[name] = req.TokenHash
+	st := workflows.AgentState{Name: name, Status: workflows.AgentOffline, TaskQueue: workflows.AgentTaskQueue(name)}
+	m.agents.mu.Lock()
+	m.agents.agents[name] = st
+	m.agents.mu.Unlock()
+	return st, nil
+}
+
 type apiEnv struct {
 	t      *testing.T
 	agents *memAgents
 	pools  *memPools
+	tokens *memTokens
+	auth   *Tokens
+	clock  time.Time
 	srv    *httptest.Server
 	ready  error
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}},
-		pools: &memPools{pools: map[string]workflows.PoolView{}}}
+		pools: &memPools{pools: map[string]workflows.PoolView{}}, clock: time.Unix(1_800_000_000, 0)}
+	e.tokens = &memTokens{agents: e.agents, hashes: map[string]string{}}
+	e.auth = NewTokens(adminToken, e.tokens, 5*time.Second)
+	e.auth.now = func() time.Time { return e.clock }
 	h := NewRouter(Config{
 		Agents:            e.agents,
 		Pools:             e.pools,
-		Tokens:            NewTokens(adminToken),
+		Tokens:            e.auth,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:             func(context.Context) error { return e.ready },
 		HeartbeatInterval: 5 * time.Second,
@@ -334,7 +400,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	h := NewRouter(Config{Tokens: NewTokens("x"), Logger: slog.Default()})
+	h := NewRouter(Config{Tokens: NewTokens("x", nil, 0), Logger: slog.Default()})
 	require.NoError(t, chi.Walk(h.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		served[method+" "+strings.TrimSuffix(route, "/")] = true
 		return nil

@@ -83,21 +83,29 @@ func NewRouter(cfg Config) http.Handler {
 	if metrics == nil {
 		metrics = http.NotFoundHandler()
 	}
-	r.With(cfg.Tokens.requireToken).Get("/metrics", metrics.ServeHTTP)
+	admin, reader := workflows.RoleAdmin, workflows.RoleReader
+	read, write := allow(false, admin, reader), allow(false, admin)
+	r.With(cfg.Tokens.requireToken, read).Get("/metrics", metrics.ServeHTTP)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(cfg.Tokens.requireToken)
-		r.Get("/agents", h.listAgents)
-		r.Get("/agents/{name}", h.getAgent)
-		r.Delete("/agents/{name}", h.unregisterAgent)
-		r.Post("/agents/{name}/register", h.registerAgent)
-		r.Post("/agents/{name}/heartbeat", h.heartbeatAgent)
-		r.Get("/repositories", h.listRepositories)
-		r.Get("/repositories/{owner}/{repo}", h.getRepository)
-		r.Put("/repositories/{owner}/{repo}", h.putRepository)
-		r.Delete("/repositories/{owner}/{repo}", h.deleteRepository)
-		r.Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
-		r.Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
+		// Readers read; admins also write; an agent reaches only its own
+		// /agents/{name} endpoints.
+		r.With(read).Get("/agents", h.listAgents)
+		r.With(write).Post("/agents", h.createAgent)
+		r.With(allow(true, admin, reader)).Get("/agents/{name}", h.getAgent)
+		r.With(allow(true, admin)).Delete("/agents/{name}", h.unregisterAgent)
+		r.With(allow(true, admin)).Post("/agents/{name}/register", h.registerAgent)
+		r.With(allow(true, admin)).Post("/agents/{name}/heartbeat", h.heartbeatAgent)
+		r.With(read).Get("/repositories", h.listRepositories)
+		r.With(read).Get("/repositories/{owner}/{repo}", h.getRepository)
+		r.With(write).Put("/repositories/{owner}/{repo}", h.putRepository)
+		r.With(write).Delete("/repositories/{owner}/{repo}", h.deleteRepository)
+		r.With(read).Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
+		r.With(read).Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
+		r.With(write).Get("/tokens", h.listTokens)
+		r.With(write).Post("/tokens", h.createToken)
+		r.With(write).Delete("/tokens/{id}", h.revokeToken)
 	})
 	return r
 }

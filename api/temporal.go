@@ -27,6 +27,14 @@ type TemporalAgents struct {
 // Register starts the agent's workflow if it is not running and sends it
 // the register update, in one call (update-with-start).
 func (t *TemporalAgents) Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := t.updateWithStart(ctx, name, workflows.UpdateRegister, req, &st)
+	return st, err
+}
+
+// updateWithStart sends an update to the agent's workflow, starting it if
+// it is not running.
+func (t *TemporalAgents) updateWithStart(ctx context.Context, name, update string, arg, out any) error {
 	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.AgentWorkflowID(name),
 		TaskQueue:                workflows.ServerTaskQueue,
@@ -39,19 +47,15 @@ func (t *TemporalAgents) Register(ctx context.Context, name string, req workflow
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			WorkflowID:   workflows.AgentWorkflowID(name),
-			UpdateName:   workflows.UpdateRegister,
-			Args:         []any{req},
+			UpdateName:   update,
+			Args:         []any{arg},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
 	if err != nil {
-		return workflows.AgentState{}, mapTemporalError(err)
+		return mapTemporalError(err)
 	}
-	var st workflows.AgentState
-	if err := h.Get(ctx, &st); err != nil {
-		return workflows.AgentState{}, mapTemporalError(err)
-	}
-	return st, nil
+	return mapTemporalError(h.Get(ctx, out))
 }
 
 func (t *TemporalAgents) update(ctx context.Context, name, update string, arg any) (workflows.AgentState, error) {
@@ -102,6 +106,11 @@ func (t *TemporalAgents) Get(ctx context.Context, name string) (workflows.AgentS
 // queryRunning answers the state query of a running workflow into out;
 // ErrNotFound when the workflow is not running.
 func queryRunning(ctx context.Context, c client.Client, id string, out any) error {
+	return queryRunningAs(ctx, c, id, workflows.QueryState, out)
+}
+
+// queryRunningAs answers the named query of a running workflow into out.
+func queryRunningAs(ctx context.Context, c client.Client, id, query string, out any) error {
 	d, err := c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		return mapTemporalError(err)
@@ -109,7 +118,7 @@ func queryRunning(ctx context.Context, c client.Client, id string, out any) erro
 	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return ErrNotFound
 	}
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	v, err := c.QueryWorkflow(ctx, id, "", query)
 	if err != nil {
 		return mapTemporalError(err)
 	}
@@ -177,6 +186,9 @@ func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]
 
 // mapTemporalError turns Temporal's errors into the API's.
 func mapTemporalError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var (
 		notFound *serviceerror.NotFound
 		unavail  *serviceerror.Unavailable
@@ -286,4 +298,79 @@ func (t *TemporalPools) List(ctx context.Context, limit int, cursor string) ([]w
 		pools = append(pools, v)
 	}
 	return pools, next, nil
+}
+
+// TemporalTokens implements TokenStore on TokensWorkflow and the agents'
+// workflows.
+type TemporalTokens struct {
+	Client client.Client
+}
+
+// ListTokens returns the stored reader and admin tokens.
+func (t *TemporalTokens) ListTokens(ctx context.Context) ([]workflows.TokenRecord, error) {
+	v, err := t.Client.QueryWorkflow(ctx, workflows.TokensWorkflowID, "", workflows.QueryTokens)
+	if err != nil {
+		if errors.Is(mapTemporalError(err), ErrNotFound) {
+			return nil, nil // no token was ever created
+		}
+		return nil, mapTemporalError(err)
+	}
+	var recs []workflows.TokenRecord
+	if err := v.Get(&recs); err != nil {
+		return nil, fmt.Errorf("decode tokens: %w", err)
+	}
+	return recs, nil
+}
+
+// CreateToken stores a token, starting the TokensWorkflow on first use.
+func (t *TemporalTokens) CreateToken(ctx context.Context, rec workflows.TokenRecord) (workflows.TokenRecord, error) {
+	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID: workflows.TokensWorkflowID, TaskQueue: workflows.ServerTaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "API tokens (hashes only)",
+	}, workflows.TokensWorkflowName, workflows.TokensInput{})
+	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: workflows.TokensWorkflowID, UpdateName: workflows.UpdateCreateToken,
+			Args: []any{rec}, WaitForStage: client.WorkflowUpdateStageCompleted},
+	})
+	if err != nil {
+		return rec, mapTemporalError(err)
+	}
+	if err := h.Get(ctx, &rec); err != nil {
+		return rec, mapTemporalError(err)
+	}
+	return rec, nil
+}
+
+// RevokeToken removes a token.
+func (t *TemporalTokens) RevokeToken(ctx context.Context, id, actor string) error {
+	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.TokensWorkflowID,
+		UpdateName: workflows.UpdateRevokeToken, Args: []any{workflows.RevokeTokenRequest{ID: id, Actor: actor}},
+		WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return mapTemporalError(err)
+	}
+	return mapTemporalError(h.Get(ctx, nil))
+}
+
+// AgentTokenHash returns the token hash a running agent's workflow holds.
+func (t *TemporalAgents) AgentTokenHash(ctx context.Context, name string) (string, error) {
+	var auth workflows.AgentAuth
+	if err := queryRunningAs(ctx, t.Client, workflows.AgentWorkflowID(name), workflows.QueryAuth, &auth); err != nil {
+		return "", err
+	}
+	return auth.TokenHash, nil
+}
+
+// AgentTokenHash returns the token hash of agent name.
+func (t *TemporalTokens) AgentTokenHash(ctx context.Context, name string) (string, error) {
+	return (&TemporalAgents{Client: t.Client}).AgentTokenHash(ctx, name)
+}
+
+// CreateAgent starts the agent's workflow with its token hash.
+func (t *TemporalTokens) CreateAgent(ctx context.Context, name string, req workflows.CreateAgentRequest) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := (&TemporalAgents{Client: t.Client}).updateWithStart(ctx, name, workflows.UpdateCreateAgent, req, &st)
+	return st, err
 }

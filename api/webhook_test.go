@@ -63,7 +63,7 @@ const oldSecret, newSecret = "old-secret", "new-secret"
 func newWebhookEnv(t *testing.T, secrets ...string) *webhookEnv {
 	e := &webhookEnv{t: t, jobs: &recordingJobs{pools: map[string]bool{"garo/repo/octo/app": true}}}
 	e.wh = NewWebhook(secrets, e.jobs, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	e.srv = httptest.NewServer(NewRouter(Config{Tokens: NewTokens("x"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Webhook: e.wh}))
+	e.srv = httptest.NewServer(NewRouter(Config{Tokens: NewTokens("x", nil, 0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Webhook: e.wh}))
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -24,6 +24,7 @@ func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.AgentWorkflow, workflow.RegisterOptions{Name: workflows.AgentWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RepositoryWorkflow, workflow.RegisterOptions{Name: workflows.RepositoryWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RunnerWorkflow, workflow.RegisterOptions{Name: workflows.RunnerWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.TokensWorkflow, workflow.RegisterOptions{Name: workflows.TokensWorkflowName})
 }
 
 // NewServer returns the worker of garo server on the garo-server task

@@ -28,7 +28,7 @@ func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, err
 	if err := ValidateAgentName(in.Name); err != nil {
 		return AgentState{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
 	}
-	a := &agentWorkflow{probes: in.Probes}
+	a := &agentWorkflow{probes: in.Probes, tokenHash: in.TokenHash}
 	if in.State != nil {
 		a.state = *in.State
 	} else {
@@ -52,6 +52,8 @@ type agentWorkflow struct {
 	probeRunning bool
 	probedFor    time.Time // RegisteredAt of the registration last probed
 	done         bool
+	// tokenHash authenticates the agent's own token.
+	tokenHash string
 	// notified is the liveness last told to the agent's pools; notifying
 	// is true while a notification runs.
 	notified  AgentStatus
@@ -63,6 +65,28 @@ func (a *agentWorkflow) setHandlers(ctx workflow.Context) error {
 		return a.state, nil
 	}); err != nil {
 		return fmt.Errorf("set query handler: %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryAuth, func() (AgentAuth, error) {
+		return AgentAuth{TokenHash: a.tokenHash}, nil
+	}); err != nil {
+		return fmt.Errorf("set auth query handler: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCreateAgent,
+		func(ctx workflow.Context, req CreateAgentRequest) (AgentState, error) {
+			a.tokenHash = req.TokenHash
+			workflow.GetLogger(ctx).Info("Agent created", "agent", a.state.Name, "actor", req.Actor)
+			return a.state, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(req CreateAgentRequest) error {
+			if a.tokenHash != "" || !a.state.RegisteredAt.IsZero() {
+				return temporal.NewNonRetryableApplicationError("agent "+a.state.Name+" exists", ErrTypeConflict, nil)
+			}
+			if !tokenHashPattern.MatchString(req.TokenHash) {
+				return invalidRequest(errors.New("tokenHash must be a hex SHA-256"))
+			}
+			return nil
+		}}); err != nil {
+		return fmt.Errorf("set create handler: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRegister, a.register,
 		workflow.UpdateHandlerOptions{Validator: a.validateRegister}); err != nil {
@@ -84,6 +108,7 @@ const (
 	ErrTypeInvalidRequest = "InvalidRequest"
 	ErrTypeNotRegistered  = "NotRegistered"
 	ErrTypeUnregistering  = "Unregistering"
+	ErrTypeConflict       = "Conflict"
 )
 
 // ErrUnregistering is the rejection of an update to an agent that is being
@@ -322,7 +347,7 @@ func (a *agentWorkflow) continueAsNew(ctx workflow.Context) (AgentState, error) 
 	}
 	state := a.state
 	return state, workflow.NewContinueAsNewError(ctx, AgentWorkflowName,
-		AgentWorkflowInput{Name: state.Name, State: &state, Probes: a.probes})
+		AgentWorkflowInput{Name: state.Name, State: &state, Probes: a.probes, TokenHash: a.tokenHash})
 }
 
 // needsProbe reports whether the worker of the current registration has not

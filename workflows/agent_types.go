@@ -95,4 +95,18 @@ type AgentWorkflowInput struct {
 	State *AgentState `json:"state,omitempty"`
 	// Probes counts probes started, so activity ids stay unique across runs.
 	Probes int `json:"probes,omitempty"`
+	// TokenHash is the SHA-256 (hex) of the agent's own token.
+	TokenHash string `json:"tokenHash,omitempty"`
+}
+
+// CreateAgentRequest is the argument of the create update: it gives a new
+// agent its token (by hash) before the agent registers.
+type CreateAgentRequest struct {
+	TokenHash string `json:"tokenHash"`
+	Actor     string `json:"actor,omitempty"`
+}
+
+// AgentAuth is the answer of the auth query: what authenticates the agent.
+type AgentAuth struct {
+	TokenHash string `json:"tokenHash,omitempty"`
 }

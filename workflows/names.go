@@ -21,10 +21,12 @@ const (
 
 // Update and query names of AgentWorkflow.
 const (
-	UpdateRegister   = "register"
-	UpdateHeartbeat  = "heartbeat"
-	UpdateUnregister = "unregister"
-	QueryState       = "state"
+	UpdateRegister    = "register"
+	UpdateHeartbeat   = "heartbeat"
+	UpdateUnregister  = "unregister"
+	UpdateCreateAgent = "create"
+	QueryState        = "state"
+	QueryAuth         = "auth"
 )
 
 // Custom search attributes that make every run findable in the Web UI. They

@@ -187,3 +187,36 @@ func (c *Client) DrainPool(ctx context.Context, owner, repo string) (workflows.P
 	err := c.do(ctx, http.MethodDelete, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
 	return v, err
 }
+
+// CreatedAgent is the answer of CreateAgent; Token is shown this once.
+type CreatedAgent struct {
+	Agent workflows.AgentState `json:"agent"`
+	Token string               `json:"token"`
+}
+
+// CreateAgent creates an agent and returns its token.
+func (c *Client) CreateAgent(ctx context.Context, name string) (CreatedAgent, error) {
+	var out CreatedAgent
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents", map[string]string{"name": name}, &out)
+	return out, err
+}
+
+// CreatedToken is the answer of CreateToken; Token is shown this once.
+type CreatedToken struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+// CreateToken creates a reader or admin token.
+func (c *Client) CreateToken(ctx context.Context, name, role string) (CreatedToken, error) {
+	var out CreatedToken
+	err := c.do(ctx, http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, &out)
+	return out, err
+}
+
+// RevokeToken revokes a token by id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil)
+}

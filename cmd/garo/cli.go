@@ -24,6 +24,7 @@ const cliUsage = `Operator commands, on the REST API (--server, --token; env GAR
   garo repo delete OWNER/REPO     drain the pool, then remove it
   garo agent list
   garo agent get NAME
+  garo agent create NAME          prints the agent's token, once
   garo agent delete NAME          drain the agent's pools, then unregister it
   garo runners OWNER/REPO
   garo jobs OWNER/REPO
@@ -156,7 +157,19 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		}
 		return out.agents(agents)
 	case "agent create":
-		return errors.New("agent create needs per-agent tokens, which this server does not issue yet; an agent registers itself with garo agent --name")
+		name, err := one()
+		if err != nil {
+			return err
+		}
+		created, err := api.CreateAgent(ctx, name)
+		if err != nil {
+			return err
+		}
+		if out.json {
+			return out.table(created, "", nil)
+		}
+		fmt.Fprintf(stdout, "Agent %s created. Its token, shown this once (give it to the agent as GARO_TOKEN):\n%s\n", name, created.Token)
+		return nil
 	case "agent get", "agent delete":
 		name, err := one()
 		if err != nil {

@@ -196,6 +196,8 @@ func (a *agent) heartbeats(ctx context.Context, interval time.Duration) error {
 			}
 		case apiclient.IsStatus(err, http.StatusGone):
 			return ErrUnregistered
+		case apiclient.IsStatus(err, http.StatusUnauthorized), apiclient.IsStatus(err, http.StatusForbidden):
+			return fmt.Errorf("the server rejects this agent's token (revoked, or the agent was removed): %w", err)
 		case apiclient.IsStatus(err, http.StatusNotFound):
 			a.log.Warn("Server does not know this agent; registering again")
 			st, err := a.register(ctx)

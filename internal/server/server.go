@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Pools:             &api.TemporalPools{Client: c, Namespace: cfg.Temporal.Namespace},
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, &api.TemporalJobs{Client: c}, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Tokens:            api.NewTokens(cfg.AdminToken),
+		Tokens:            api.NewTokens(cfg.AdminToken, &api.TemporalTokens{Client: c}, api.DefaultTokenCacheTTL),
 		Logger:            log,
 		Ready:             s.ready,
 		HeartbeatInterval: cfg.HeartbeatInterval,
