@@ -176,6 +176,7 @@ type apiEnv struct {
 	auth   *Tokens
 	clock  time.Time
 	srv    *httptest.Server
+	client *http.Client
 	ready  error
 }
 
@@ -196,6 +197,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	})
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
+	e.client = newSpecClient(t)
 	return e
 }
 
@@ -209,7 +211,7 @@ func (e *apiEnv) do(method, path, token, contentType, body string) (*http.Respon
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -81,7 +81,9 @@ func NewRouter(cfg Config) http.Handler {
 	r.Post("/webhooks/github", webhook.ServeHTTP)
 	metrics := cfg.Metrics
 	if metrics == nil {
-		metrics = http.NotFoundHandler()
+		metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "this server serves no metrics")
+		})
 	}
 	admin, reader := workflows.RoleAdmin, workflows.RoleReader
 	read, write := allow(false, admin, reader), allow(false, admin)

@@ -52,10 +52,11 @@ func (r *recordingJobs) SignalJob(_ context.Context, owner, repo string, ev work
 }
 
 type webhookEnv struct {
-	t    *testing.T
-	jobs *recordingJobs
-	wh   *Webhook
-	srv  *httptest.Server
+	t      *testing.T
+	jobs   *recordingJobs
+	wh     *Webhook
+	srv    *httptest.Server
+	client *http.Client
 }
 
 const oldSecret, newSecret = "old-secret", "new-secret"
@@ -65,6 +66,7 @@ func newWebhookEnv(t *testing.T, secrets ...string) *webhookEnv {
 	e.wh = NewWebhook(secrets, e.jobs, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	e.srv = httptest.NewServer(NewRouter(Config{Tokens: NewTokens("x", nil, 0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Webhook: e.wh}))
 	t.Cleanup(e.srv.Close)
+	e.client = newSpecClient(t)
 	return e
 }
 
@@ -84,7 +86,7 @@ func (e *webhookEnv) deliver(event, signature, contentType string, body []byte) 
 		req.Header.Set("X-Hub-Signature-256", signature)
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
