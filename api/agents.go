@@ -151,10 +151,27 @@ func (h *handlers) listAgents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	state := workflows.AgentStatus(r.URL.Query().Get("state"))
+	switch state {
+	case "", workflows.AgentOnline, workflows.AgentOffline, workflows.AgentUnregistering:
+	default:
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "state must be online, offline or unregistering")
+		return
+	}
 	agents, next, err := h.cfg.Agents.List(r.Context(), limit, r.URL.Query().Get("cursor"))
 	if err != nil {
 		h.backendError(w, r, "list agents", err)
 		return
+	}
+	if state != "" {
+		// Filtered within the page: a page may come back short.
+		kept := agents[:0]
+		for _, a := range agents {
+			if a.Status == state {
+				kept = append(kept, a)
+			}
+		}
+		agents = kept
 	}
 	if agents == nil {
 		agents = []workflows.AgentState{}

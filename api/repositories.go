@@ -2,10 +2,15 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -17,7 +22,8 @@ type Pools interface {
 	Configure(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error)
 	Get(ctx context.Context, owner, repo string) (workflows.PoolView, error)
 	Drain(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.PoolView, error)
-	List(ctx context.Context, limit int, cursor string) ([]workflows.PoolView, string, error)
+	// List returns a page of pools, of one agent when agent is set.
+	List(ctx context.Context, limit int, cursor, agent string) ([]workflows.PoolView, string, error)
 }
 
 // PoolList is the answer of GET /api/v1/repositories.
@@ -122,7 +128,14 @@ func (h *handlers) listRepositories(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	pools, next, err := h.cfg.Pools.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	agent := r.URL.Query().Get("agent")
+	if agent != "" {
+		if err := workflows.ValidateAgentName(agent); err != nil {
+			writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+			return
+		}
+	}
+	pools, next, err := h.cfg.Pools.List(r.Context(), limit, r.URL.Query().Get("cursor"), agent)
 	if err != nil {
 		h.backendError(w, r, "list pools", err)
 		return
@@ -131,4 +144,56 @@ func (h *handlers) listRepositories(w http.ResponseWriter, r *http.Request) {
 		pools = []workflows.PoolView{}
 	}
 	writeJSON(w, http.StatusOK, PoolList{Repositories: pools, NextCursor: next})
+}
+
+// AgentConfig is the answer of GET /api/v1/agents/{name}/config: the
+// repositories the agent serves, with their runner configs.
+type AgentConfig struct {
+	Agent        string           `json:"agent"`
+	Repositories []RepositoryConf `json:"repositories"`
+}
+
+// RepositoryConf is one repository an agent serves.
+type RepositoryConf struct {
+	Repository string               `json:"repository"`
+	Config     workflows.PoolConfig `json:"config"`
+}
+
+// maxConfigPools bounds the pools one agent's config lists.
+const maxConfigPools = 1000
+
+// agentConfig answers with the agent's repositories; an ETag over the
+// body lets a polling agent get 304 while nothing changed.
+func (h *handlers) agentConfig(w http.ResponseWriter, r *http.Request) {
+	name, ok := h.agentName(w, r)
+	if !ok {
+		return
+	}
+	pools, _, err := h.cfg.Pools.List(r.Context(), maxConfigPools, "", name)
+	if err != nil {
+		h.backendError(w, r, "config of agent "+name, err)
+		return
+	}
+	cfg := AgentConfig{Agent: name, Repositories: []RepositoryConf{}}
+	for _, p := range pools {
+		if !p.Draining {
+			cfg.Repositories = append(cfg.Repositories, RepositoryConf{Repository: p.Repository, Config: p.Config})
+		}
+	}
+	sort.Slice(cfg.Repositories, func(i, j int) bool { return cfg.Repositories[i].Repository < cfg.Repositories[j].Repository })
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		h.backendError(w, r, "encode config", err)
+		return
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(body, '\n'))
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -54,12 +55,14 @@ func (m *memPools) Drain(_ context.Context, owner, repo string, _ workflows.Drai
 	return v, nil
 }
 
-func (m *memPools) List(context.Context, int, string) ([]workflows.PoolView, string, error) {
+func (m *memPools) List(_ context.Context, _ int, _, agent string) ([]workflows.PoolView, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []workflows.PoolView
 	for _, v := range m.pools {
-		out = append(out, v)
+		if agent == "" || v.Config.Agent == agent {
+			out = append(out, v)
+		}
 	}
 	return out, "", nil
 }
@@ -134,4 +137,57 @@ func TestPutRepositoryRejectsBadConfigs(t *testing.T) {
 	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
 	resp, body = e.do("DELETE", "/api/v1/repositories/octo/app", adminToken, "", "")
 	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+}
+
+func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
+	e, _ := newPoolAPIEnv(t)
+	token := e.issue("/api/v1/agents", `{"name":"lab-9"}`)
+	e.agents.agents["lab-9"] = workflows.AgentState{Name: "lab-9", Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
+	for _, repo := range []string{"octo/b", "octo/a"} {
+		resp, body := e.do("PUT", "/api/v1/repositories/"+repo, adminToken, "application/json", `{"agent":"lab-9"}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	}
+	resp, body := e.do("PUT", "/api/v1/repositories/other/c", adminToken, "application/json", `{}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+
+	get := func(etag string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/agents/lab-9/config", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := e.client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, body = get("")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	etag := resp.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	var cfg AgentConfig
+	require.NoError(t, json.Unmarshal(body, &cfg))
+	require.Len(t, cfg.Repositories, 2, "only the agent's own repositories")
+	assert.Equal(t, "octo/a", cfg.Repositories[0].Repository, "in a stable order")
+
+	resp, body = get(etag)
+	assert.Equal(t, http.StatusNotModified, resp.StatusCode)
+	assert.Empty(t, body)
+
+	resp, _ = e.do("PUT", "/api/v1/repositories/octo/a", adminToken, "application/json", `{"agent":"lab-9","maxRunners":9}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = get(etag)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a change changes the ETag")
+	assert.NotEqual(t, etag, resp.Header.Get("ETag"))
+
+	resp, b := e.do("GET", "/api/v1/repositories?agent=Bad_Name", adminToken, "", "")
+	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
+	resp, b = e.do("GET", "/api/v1/repositories?agent=lab-9", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var list PoolList
+	require.NoError(t, json.Unmarshal(b, &list))
+	assert.Len(t, list.Repositories, 2)
+	resp, b = e.do("GET", "/api/v1/agents?state=lost", adminToken, "", "")
+	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
 }

@@ -99,6 +99,7 @@ func NewRouter(cfg Config) http.Handler {
 		r.With(allow(true, admin)).Delete("/agents/{name}", h.unregisterAgent)
 		r.With(allow(true, admin)).Post("/agents/{name}/register", h.registerAgent)
 		r.With(allow(true, admin)).Post("/agents/{name}/heartbeat", h.heartbeatAgent)
+		r.With(allow(true, admin, reader)).Get("/agents/{name}/config", h.agentConfig)
 		r.With(read).Get("/repositories", h.listRepositories)
 		r.With(read).Get("/repositories/{owner}/{repo}", h.getRepository)
 		r.With(write).Put("/repositories/{owner}/{repo}", h.putRepository)

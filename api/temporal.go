@@ -130,7 +130,7 @@ func queryRunningAs(ctx context.Context, c client.Client, id, query string, out 
 
 // listRunning returns one page of the running workflows of a type from the
 // visibility store; cursor and the returned cursor wrap its page token.
-func listRunning(ctx context.Context, c client.Client, namespace, workflowType string, limit int, cursor string) ([]*workflowpb.WorkflowExecutionInfo, string, error) {
+func listRunning(ctx context.Context, c client.Client, namespace, workflowType, agent string, limit int, cursor string) ([]*workflowpb.WorkflowExecutionInfo, string, error) {
 	token, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
 		return nil, "", ErrBadCursor
@@ -139,7 +139,7 @@ func listRunning(ctx context.Context, c client.Client, namespace, workflowType s
 		Namespace:     namespace,
 		PageSize:      int32(limit),
 		NextPageToken: token,
-		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType),
+		Query:         runningQuery(workflowType, agent),
 	})
 	if err != nil {
 		var inv *serviceerror.InvalidArgument
@@ -149,6 +149,16 @@ func listRunning(ctx context.Context, c client.Client, namespace, workflowType s
 		return nil, "", mapTemporalError(err)
 	}
 	return resp.Executions, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+}
+
+// runningQuery selects the running workflows of a type, of one agent when
+// agent is set (a validated agent name: safe to quote).
+func runningQuery(workflowType, agent string) string {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType)
+	if agent != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttributeAgent.GetName(), agent)
+	}
+	return q
 }
 
 // memoSummary decodes the summary memo of e into out; false when it has
@@ -167,7 +177,7 @@ func memoSummary(e *workflowpb.WorkflowExecutionInfo, out any) (bool, error) {
 // List returns the registered agents from the visibility store, one page at
 // a time, using each workflow's memo so that listing costs one call.
 func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
-	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.AgentWorkflowName, limit, cursor)
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.AgentWorkflowName, "", limit, cursor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -280,8 +290,8 @@ func (t *TemporalPools) Drain(ctx context.Context, owner, repo string, req workf
 }
 
 // List returns the running pools from the visibility store's memos.
-func (t *TemporalPools) List(ctx context.Context, limit int, cursor string) ([]workflows.PoolView, string, error) {
-	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.RepositoryWorkflowName, limit, cursor)
+func (t *TemporalPools) List(ctx context.Context, limit int, cursor, agent string) ([]workflows.PoolView, string, error) {
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.RepositoryWorkflowName, agent, limit, cursor)
 	if err != nil {
 		return nil, "", err
 	}

@@ -37,9 +37,9 @@ func TestOperatorCLI(t *testing.T) {
 	t.Parallel()
 	const ns = "e2e-cli"
 	url := startServer(t, ns)
-	start(t, "agent cli-1", []string{"GARO_TOKEN=" + adminToken}, "agent", "--name", "cli-1", "--server", url,
+	agent := start(t, "agent cli-1", []string{"GARO_TOKEN=" + adminToken}, "agent", "--name", "cli-1", "--server", url,
 		"--temporal-address", temporalAddr, "--temporal-namespace", ns, "--state-dir", t.TempDir(),
-		"--process-command", "sleep 300")
+		"--process-command", "sleep 300", "--config-poll-interval", "200ms")
 	eventually(t, 30*time.Second, "agent listed", func() bool {
 		code, out, _ := garo(t, url, adminToken, "agent", "list")
 		return code == 0 && strings.Contains(out, "cli-1") && strings.Contains(out, "online")
@@ -62,6 +62,11 @@ func TestOperatorCLI(t *testing.T) {
 	assert.Equal(t, 2, v.Config.MaxRunners)
 	assert.Equal(t, []string{"self-hosted", "gpu"}, v.Config.Labels)
 	assert.Equal(t, "30s", v.Config.BootstrapTimeout.String())
+
+	// The agent picks the change up without a restart.
+	eventually(t, 10*time.Second, "the agent sees its new repository", func() bool {
+		return strings.Contains(agent.out.String(), `repositories=1 names=[e2e/cli]`)
+	})
 
 	code, out, _ = garo(t, url, adminToken, "repo", "list")
 	require.Equal(t, 0, code)

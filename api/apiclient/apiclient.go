@@ -220,3 +220,42 @@ func (c *Client) CreateToken(ctx context.Context, name, role string) (CreatedTok
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil)
 }
+
+// AgentConfig is the configuration the server hands an agent.
+type AgentConfig struct {
+	Agent        string `json:"agent"`
+	Repositories []struct {
+		Repository string               `json:"repository"`
+		Config     workflows.PoolConfig `json:"config"`
+	} `json:"repositories"`
+}
+
+// GetAgentConfig fetches the agent's configuration unless it still has the
+// ETag given; changed is false on 304.
+func (c *Client) GetAgentConfig(ctx context.Context, name, etag string) (cfg AgentConfig, newETag string, changed bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+agentPath(name, "/config"), nil)
+	if err != nil {
+		return cfg, etag, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return cfg, etag, false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return cfg, etag, false, nil
+	case http.StatusOK:
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&cfg); err != nil {
+			return cfg, etag, false, fmt.Errorf("decode agent config: %w", err)
+		}
+		return cfg, resp.Header.Get("ETag"), true, nil
+	}
+	e := &Error{StatusCode: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(e)
+	return cfg, etag, false, e
+}

@@ -241,6 +241,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		serverURL = fs.String("server", "http://localhost:8080", "URL of garo server")
 		tokenFile = fs.String("token-file", "", "file holding this agent's bearer token (or set GARO_TOKEN)")
 		stateDir  = fs.String("state-dir", "", "directory for the agent's state (the process provider's instance records)")
+		cfgPoll   = fs.Duration("config-poll-interval", 30*time.Second, "how often to ask the server for this agent's configuration")
 		metrics   = fs.String("metrics-listen", "", "serve Prometheus metrics (GitHub requests by route and status) at this address, e.g. 127.0.0.1:9464; off by default")
 		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
 	)
@@ -283,7 +284,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	return agent.Run(ctx, agent.Config{
 		Name: *name, ServerURL: *serverURL, Token: token, Temporal: topts, GitHub: gh,
-		MetricsListen: *metrics, Registry: reg,
+		MetricsListen: *metrics, Registry: reg, ConfigPollInterval: *cfgPoll,
 		Labels: labels, Providers: providers, Version: versionString(), Logger: log,
 	})
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// loopback unless a scraper must reach it.
 	MetricsListen string
 	Registry      *prometheus.Registry
+	// ConfigPollInterval is how often the agent asks for its configuration
+	// (a 304 while nothing changed); default 30s.
+	ConfigPollInterval time.Duration
 	// Registered, when set, is called after each successful registration.
 	Registered func(workflows.AgentState)
 }
@@ -96,7 +99,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
 	}
 	log.Info("Agent worker started", "taskQueue", st.TaskQueue)
+	cfgCtx, stopConfig := context.WithCancel(ctx)
+	defer stopConfig()
+	go a.watchConfig(cfgCtx)
 	hbErr := a.heartbeats(ctx, st.HeartbeatInterval.D())
+	stopConfig()
 
 	log.Info("Agent stopping")
 	w.Stop()
@@ -162,6 +169,43 @@ func (a *agent) register(ctx context.Context) (workflows.AgentState, error) {
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// watchConfig polls the agent's configuration (cheaply: 304 while nothing
+// changed) and applies it: it logs what changed and warns about pools that
+// need a provider this agent does not offer, without a restart.
+func (a *agent) watchConfig(ctx context.Context) {
+	every := a.cfg.ConfigPollInterval
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	offered := map[string]bool{}
+	for _, p := range a.cfg.Providers {
+		offered[p.Kind()] = true
+	}
+	etag := ""
+	for {
+		cfg, next, changed, err := a.api.GetAgentConfig(ctx, a.cfg.Name, etag)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Debug("Configuration not fetched", "error", err)
+		case changed:
+			etag = next
+			var repos []string
+			for _, r := range cfg.Repositories {
+				repos = append(repos, r.Repository)
+				if kind := r.Config.Provider.Kind(); !offered[kind] {
+					a.log.Warn("A pool needs a provider this agent does not offer", "repository", r.Repository, "provider", kind)
+				}
+			}
+			a.log.Info("Configuration changed", "repositories", len(cfg.Repositories), "names", repos)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
 	}
 }
 
