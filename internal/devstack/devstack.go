@@ -227,7 +227,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	fmt.Fprintf(cfg.Out, `
 Garo dev stack is up.
-  API          %s   (token in %s)
+  API          %s
+  Admin token  %s   (also in %s)
   Temporal UI  %s
   Temporal     %s   namespace %s
   GitHub       %s
@@ -236,7 +237,7 @@ Garo dev stack is up.
 Try:  curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/agents
 Ctrl-C stops everything; state stays in %s.
 
-`, apiURL, filepath.Join(cfg.StateDir, "admin-token"), uiURL, temporalAddr, Namespace, githubLine(simURL), cfg.AgentName,
+`, apiURL, token, filepath.Join(cfg.StateDir, "admin-token"), uiURL, temporalAddr, Namespace, githubLine(simURL), cfg.AgentName,
 		infoPath, filepath.Join(cfg.StateDir, "admin-token"), apiURL, cfg.StateDir)
 
 	if simURL != "" && !cfg.NoDemo {
