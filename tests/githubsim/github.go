@@ -1,7 +1,10 @@
 package githubsim
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,6 +31,25 @@ type window struct {
 
 func newRateLimits(limit int) *rateLimits {
 	return &rateLimits{limit: limit, byAuth: map[string]*window{}}
+}
+
+// refund gives back the request auth last spent.
+func (l *rateLimits) refund(auth string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.byAuth[auth]; ok && w.used > 0 {
+		w.used--
+	}
+}
+
+// window returns auth's current window without spending.
+func (l *rateLimits) window(auth string) window {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.byAuth[auth]; ok && time.Now().Before(w.reset) {
+		return *w
+	}
+	return window{reset: time.Now().Add(time.Hour).Truncate(time.Second)}
 }
 
 func (l *rateLimits) reset() {
@@ -116,6 +138,11 @@ func (s *Sim) githubRoutes() http.Handler {
 	r.Post("/app/installations/{id}/access_tokens", s.createInstallationToken)
 	r.Route("/repos/{owner}/{repo}", func(r chi.Router) {
 		r.Get("/installation", s.getRepoInstallation)
+		r.Get("/hooks", s.listHooks)
+		r.Post("/hooks", s.createHook)
+		r.Get("/hooks/{id}", s.getHook)
+		r.Delete("/hooks/{id}", s.deleteHook)
+		r.Post("/hooks/{id}/pings", s.pingHook)
 		r.Post("/actions/runners/generate-jitconfig", s.generateJITConfig)
 		r.Post("/actions/runners/registration-token", s.createToken("registration"))
 		r.Post("/actions/runners/remove-token", s.createToken("remove"))
@@ -126,6 +153,7 @@ func (s *Sim) githubRoutes() http.Handler {
 		r.Get("/actions/runs", s.listRuns)
 		r.Get("/actions/runs/{run}/jobs", s.listRunJobs)
 		r.Get("/actions/jobs/{job}", s.getJob)
+		r.Post("/actions/jobs/{job}/rerun", s.rerunJob)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
 	return r
@@ -196,21 +224,65 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		next.ServeHTTP(rec, r)
+		if r.Method != http.MethodGet {
+			next.ServeHTTP(rec, r)
+			return
+		}
+		// GET answers carry an ETag; If-None-Match that matches gets 304,
+		// which, as on GitHub, does not count against the rate limit.
+		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(buf, r)
+		for k, v := range buf.header {
+			h[k] = v
+		}
+		if r.URL.Path == "/rate_limit" || r.URL.Path == "/api/v3/rate_limit" {
+			s.limits.refund(auth) // reading the budget does not spend it
+			win = s.limits.window(auth)
+			h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
+			h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
+		}
+		if buf.status == http.StatusOK {
+			sum := sha256.Sum256(buf.body.Bytes())
+			etag := `W/"` + hex.EncodeToString(sum[:]) + `"`
+			h.Set("ETag", etag)
+			if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(etag, "W/")) {
+				s.limits.refund(auth)
+				win = s.limits.window(auth)
+				h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
+				h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
+				h.Del("Content-Type")
+				rec.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		rec.WriteHeader(buf.status)
+		_, _ = rec.Write(buf.body.Bytes())
 	})
 }
 
+// bufferedWriter holds an answer until its ETag is known.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header         { return b.header }
+func (b *bufferedWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedWriter) WriteHeader(code int)        { b.status = code }
+
+// getRateLimit answers with the caller's budget: core is the budget the
+// headers report; search and runner registration have GitHub's own.
 func (s *Sim) getRateLimit(w http.ResponseWriter, r *http.Request) {
-	s.limits.mu.Lock()
-	cur := s.limits.byAuth[r.Header.Get("Authorization")]
-	s.limits.mu.Unlock()
-	used := 0
-	reset := time.Now().Add(time.Hour)
-	if cur != nil {
-		used, reset = cur.used, cur.reset
+	win := s.limits.window(r.Header.Get("Authorization"))
+	used := max(win.used-1, 0) // this request is refunded
+	core := map[string]any{"limit": s.limits.limit, "remaining": s.limits.limit - used, "used": used, "reset": win.reset.Unix(), "resource": "core"}
+	other := func(limit int, name string) map[string]any {
+		return map[string]any{"limit": limit, "remaining": limit, "used": 0, "reset": win.reset.Unix(), "resource": name}
 	}
-	res := map[string]any{"limit": s.limits.limit, "remaining": s.limits.limit - used, "used": used, "reset": reset.Unix()}
-	writeJSON(w, http.StatusOK, map[string]any{"resources": map[string]any{"core": res}, "rate": res})
+	writeJSON(w, http.StatusOK, map[string]any{"resources": map[string]any{
+		"core": core, "search": other(30, "search"), "actions_runner_registration": other(10000, "actions_runner_registration"),
+	}, "rate": core})
 }
 
 func (s *Sim) listInstallations(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +377,7 @@ func (s *Sim) encodeJIT(rn *Runner) string {
 
 // newRunner registers a runner; the caller holds the lock.
 func (s *Sim) newRunner(repo *repository, name string, labels []string, group int64, ephemeral bool) *Runner {
-	rn := &Runner{ID: s.st.id(), Name: name, Repo: repo.fullName(), Status: RunnerOffline,
+	rn := &Runner{ID: s.st.id(), Name: name, Repo: repo.fullName(), Status: RunnerOffline, CreatedAt: time.Now(),
 		Labels: withDefaultLabels(labels), Ephemeral: ephemeral, GroupID: group, credential: randomToken("simcred_")}
 	s.st.runners[rn.ID] = rn
 	s.stats.runnerRegistered()
@@ -477,7 +549,7 @@ func timeOrNull(t *time.Time) any {
 // jobJSON is a job as the REST API and the webhook show it.
 func (s *Sim) jobJSON(j *Job) map[string]any {
 	runURL := s.baseURL + "/repos/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10)
-	out := map[string]any{"id": j.ID, "run_id": j.RunID, "run_attempt": 1, "status": j.Status,
+	out := map[string]any{"id": j.ID, "run_id": j.RunID, "run_attempt": j.RunAttempt, "status": j.Status,
 		"conclusion": nullable(j.Conclusion), "name": j.Name, "workflow_name": "CI", "head_branch": "main",
 		"html_url": s.baseURL + "/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10) + "/job/" + strconv.FormatInt(j.ID, 10),
 		"run_url":  runURL, "labels": j.Labels, "steps": []any{},
@@ -547,8 +619,34 @@ func (s *Sim) jobWebhook(action string, repo *repository, j *Job) {
 		"sender":       map[string]any{"login": "githubsim-bot", "type": "Bot"},
 		"installation": map[string]any{"id": InstallationID},
 	}
+	for _, t := range s.targets(repo, "workflow_job") {
+		s.hooks.enqueue(t, "workflow_job", action, repo.fullName(), j.ID, payload)
+	}
+}
+
+// rerunJob queues a completed job again, as a new attempt of its run with
+// a new job id, as GitHub does.
+func (s *Sim) rerunJob(w http.ResponseWriter, r *http.Request) {
+	id, _ := atoi64(chi.URLParam(r, "job"))
 	s.st.mu.Lock()
-	url, secret := repo.hookURL, repo.hookSecret
+	j := s.st.jobs[id]
+	if j == nil || !sameRepo(j.Repo, chi.URLParam(r, "owner")+"/"+chi.URLParam(r, "repo")) {
+		s.st.mu.Unlock()
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if j.Status != StatusCompleted {
+		s.st.mu.Unlock()
+		writeError(w, http.StatusForbidden, "This workflow job cannot be rerun.")
+		return
+	}
+	again := &Job{ID: s.st.id(), RunID: j.RunID, RunAttempt: j.RunAttempt + 1, Repo: j.Repo, Name: j.Name,
+		Status: StatusQueued, Labels: j.Labels, DurationMs: j.DurationMs, CreatedAt: now()}
+	s.st.jobs[again.ID] = again
+	s.st.signalJobs()
+	c := *again
+	repo := s.st.repoOf(j.Repo)
 	s.st.mu.Unlock()
-	s.hooks.enqueue(url, secret, "workflow_job", action, repo.fullName(), j.ID, payload)
+	s.jobWebhook("queued", repo, &c)
+	writeJSON(w, http.StatusCreated, map[string]any{})
 }

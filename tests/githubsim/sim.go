@@ -32,7 +32,10 @@ type Options struct {
 	// RunnerOfflineAfter marks a simulated runner offline, and fails its
 	// job, when it has not been heard from for this long (default 5s).
 	RunnerOfflineAfter time.Duration
-	Logger             *slog.Logger
+	// RunnerRemoveAfter removes a runner that has been offline this long,
+	// as GitHub removes stale self-hosted runners (default 24h).
+	RunnerRemoveAfter time.Duration
+	Logger            *slog.Logger
 }
 
 // Sim is a running simulator. Its Handler serves both GitHub's REST API and
@@ -59,6 +62,9 @@ func New(opts Options) *Sim {
 	}
 	if opts.RunnerOfflineAfter == 0 {
 		opts.RunnerOfflineAfter = 5 * time.Second
+	}
+	if opts.RunnerRemoveAfter == 0 {
+		opts.RunnerRemoveAfter = 24 * time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -94,6 +100,7 @@ func (s *Sim) Handler() http.Handler {
 		r.Get("/runners", s.listSimRunners)
 		r.Get("/stats", s.getStats)
 		r.Get("/deliveries", s.listDeliveries)
+		r.Post("/deliveries/{id}/redeliver", s.redeliver)
 		r.Put("/faults", s.putFaults)
 		r.Get("/faults", s.getFaults)
 		r.Post("/reset", s.reset)
@@ -105,6 +112,11 @@ func (s *Sim) Handler() http.Handler {
 			r.Post("/heartbeat", s.runnerHeartbeat)
 			r.Post("/exit", s.runnerExit)
 		})
+	})
+	// A GitHub Enterprise Server without runner scale sets answers 404 here,
+	// authenticated or not.
+	r.Post("/actions/runner-registration", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "Not Found")
 	})
 	gh := s.githubRoutes()
 	r.Mount("/api/v3", gh)
@@ -209,7 +221,7 @@ func (s *Sim) Enqueue(owner, name string, labels []string, d time.Duration, coun
 	var ids []int64
 	var events []*Job
 	for range count {
-		j := &Job{ID: s.st.id(), RunID: s.st.id(), Repo: repo.fullName(), Name: jobName, Status: StatusQueued,
+		j := &Job{ID: s.st.id(), RunID: s.st.id(), RunAttempt: 1, Repo: repo.fullName(), Name: jobName, Status: StatusQueued,
 			Labels: append([]string(nil), labels...), DurationMs: d.Milliseconds(), CreatedAt: now()}
 		s.st.jobs[j.ID] = j
 		ids = append(ids, j.ID)
@@ -300,6 +312,14 @@ func (s *Sim) Deliveries() []Delivery { return s.hooks.deliveries() }
 // WebhooksIdle reports whether every webhook enqueued so far was processed.
 func (s *Sim) WebhooksIdle() bool { return s.hooks.idle() }
 
+func (s *Sim) redeliver(w http.ResponseWriter, r *http.Request) {
+	if !s.hooks.redeliver(chi.URLParam(r, "id")) {
+		writeError(w, http.StatusNotFound, "no such delivery")
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
 func (s *Sim) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.hooks.deliveries())
 }
@@ -373,6 +393,13 @@ func (s *Sim) watchRunners(ctx context.Context) {
 				if rn.Ephemeral && rn.jobsDone > 0 {
 					delete(s.st.runners, rn.ID)
 				}
+			}
+			seen := rn.LastSeen
+			if seen.IsZero() {
+				seen = rn.CreatedAt
+			}
+			if rn.Status == RunnerOffline && !rn.Busy && time.Since(seen) > s.opts.RunnerRemoveAfter {
+				delete(s.st.runners, rn.ID)
 			}
 		}
 		s.st.mu.Unlock()

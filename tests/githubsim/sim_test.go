@@ -1,12 +1,14 @@
 package githubsim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -471,4 +473,204 @@ func TestReorderAndLatencyFaults(t *testing.T) {
 	_, _, err := gh.Actions.ListRunners(context.Background(), "octo", "app", nil)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+}
+
+// hookReceiver keeps every delivery with its headers and raw body.
+type hookReceiver struct {
+	mu    sync.Mutex
+	calls []hookCall
+}
+
+type hookCall struct {
+	header http.Header
+	body   []byte
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.calls = append(h.calls, hookCall{r.Header.Clone(), b})
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *hookReceiver) events() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.calls {
+		out = append(out, c.header.Get("X-GitHub-Event"))
+	}
+	return out
+}
+
+func TestRepositoryWebhooksThroughGitHubsAPI(t *testing.T) {
+	for _, name := range []string{"dotcom", "ghes"} {
+		t.Run(name, func(t *testing.T) {
+			e := newSimEnv(t)
+			gh := e.clients()[name]
+			ctx := context.Background()
+			jsonHook, formHook, pushHook := &hookReceiver{}, &hookReceiver{}, &hookReceiver{}
+			urls := map[*hookReceiver]string{}
+			for _, h := range []*hookReceiver{jsonHook, formHook, pushHook} {
+				srv := httptest.NewServer(h)
+				t.Cleanup(srv.Close)
+				urls[h] = srv.URL
+			}
+			created, _, err := gh.Repositories.CreateHook(ctx, "octo", "app", &github.Hook{
+				Config: &github.HookConfig{URL: github.String(urls[jsonHook]), ContentType: github.String("json"),
+					Secret: github.String(hookSecret), InsecureSSL: github.String("0")},
+				Events: []string{"workflow_job"}, Active: github.Bool(true)})
+			require.NoError(t, err)
+			assert.True(t, created.GetActive())
+			assert.Equal(t, []string{"workflow_job"}, created.Events)
+			assert.Equal(t, "********", created.GetConfig().GetSecret(), "the secret is never shown")
+			_, _, err = gh.Repositories.CreateHook(ctx, "octo", "app", &github.Hook{
+				Config: &github.HookConfig{URL: github.String(urls[formHook]), ContentType: github.String("form"), Secret: github.String(hookSecret)},
+				Events: []string{"*"}})
+			require.NoError(t, err)
+			_, _, err = gh.Repositories.CreateHook(ctx, "octo", "app", &github.Hook{
+				Config: &github.HookConfig{URL: github.String(urls[pushHook]), ContentType: github.String("json")},
+				Events: []string{"push"}})
+			require.NoError(t, err)
+			hooks, _, err := gh.Repositories.ListHooks(ctx, "octo", "app", nil)
+			require.NoError(t, err)
+			require.Len(t, hooks, 3)
+
+			e.eventually("a ping to each new hook", func() bool {
+				return len(jsonHook.events()) == 1 && len(formHook.events()) == 1 && len(pushHook.events()) == 1
+			})
+			assert.Equal(t, "ping", jsonHook.events()[0])
+			ids := e.sim.Enqueue("octo", "app", nil, 0, 1, "x")
+			e.eventually("the job's webhook to subscribed hooks and the app", func() bool {
+				return len(jsonHook.events()) == 2 && len(formHook.events()) == 2 && len(e.recv.actions(ids[0])) == 1
+			})
+			assert.Equal(t, []string{"ping"}, pushHook.events(), "a hook gets only its events")
+
+			jsonHook.mu.Lock()
+			c := jsonHook.calls[1]
+			jsonHook.mu.Unlock()
+			assert.Equal(t, "workflow_job", c.header.Get("X-GitHub-Event"))
+			assert.Equal(t, strconv.FormatInt(created.GetID(), 10), c.header.Get("X-GitHub-Hook-ID"))
+			assert.Equal(t, "repository", c.header.Get("X-GitHub-Hook-Installation-Target-Type"))
+			assert.NotEmpty(t, c.header.Get("X-GitHub-Hook-Installation-Target-ID"))
+			req := httptest.NewRequest("POST", "/", bytes.NewReader(c.body))
+			req.Header = c.header
+			_, err = github.ValidatePayload(req, []byte(hookSecret))
+			require.NoError(t, err, "signed with the hook's secret")
+			formHook.mu.Lock()
+			fc := formHook.calls[1]
+			formHook.mu.Unlock()
+			assert.Equal(t, "application/x-www-form-urlencoded", fc.header.Get("Content-Type"))
+			assert.True(t, bytes.HasPrefix(fc.body, []byte("payload=")))
+
+			_, err = gh.Repositories.PingHook(ctx, "octo", "app", created.GetID())
+			require.NoError(t, err)
+			e.eventually("the ping", func() bool { return len(jsonHook.events()) == 3 })
+			_, err = gh.Repositories.DeleteHook(ctx, "octo", "app", created.GetID())
+			require.NoError(t, err)
+			_, err = gh.Repositories.PingHook(ctx, "octo", "app", created.GetID())
+			assert.Error(t, err, "a deleted hook is gone")
+		})
+	}
+}
+
+func TestRedeliveryAndDeliveryLog(t *testing.T) {
+	e := newSimEnv(t)
+	ids := e.sim.Enqueue("octo", "app", nil, 0, 1, "x")
+	e.eventually("delivered", func() bool { return len(e.recv.actions(ids[0])) == 1 })
+	d := e.sim.Deliveries()[0]
+	assert.Equal(t, http.StatusAccepted, d.StatusCode)
+	resp, err := http.Post(e.srv.URL+"/_sim/deliveries/"+d.ID+"/redeliver", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	e.eventually("redelivered", func() bool { return len(e.recv.actions(ids[0])) == 2 })
+	e.recv.mu.Lock()
+	assert.NotEqual(t, e.recv.events[0].delivery, e.recv.events[1].delivery, "a redelivery has its own id")
+	e.recv.mu.Unlock()
+	resp, err = http.Post(e.srv.URL+"/_sim/deliveries/nope/redeliver", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestConditionalRequestsAndRateLimitResources(t *testing.T) {
+	e := newSimEnv(t)
+	ctx := context.Background()
+	get := func(etag string) *http.Response {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v3/repos/octo/app/actions/runs?status=queued", nil)
+		req.Header.Set("Authorization", "Bearer ghs_cond")
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	first := get("")
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	etag := first.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	remaining := first.Header.Get("X-RateLimit-Remaining")
+	second := get(etag)
+	assert.Equal(t, http.StatusNotModified, second.StatusCode)
+	assert.Equal(t, remaining, second.Header.Get("X-RateLimit-Remaining"), "a 304 costs nothing")
+	e.sim.Enqueue("octo", "app", nil, 0, 1, "x")
+	assert.Equal(t, http.StatusOK, get(etag).StatusCode, "a change changes the ETag")
+
+	gh := e.clients()["dotcom"]
+	_, _, err := gh.Actions.ListRunners(ctx, "octo", "app", nil)
+	require.NoError(t, err)
+	limits, _, err := gh.RateLimit.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 15000, limits.GetCore().Limit)
+	assert.Equal(t, 14999, limits.GetCore().Remaining, "the budget the headers report; reading it is free")
+	assert.Equal(t, 30, limits.GetSearch().Limit)
+	assert.Equal(t, 10000, limits.GetActionsRunnerRegistration().Limit)
+}
+
+func TestRerunQueuesANewAttempt(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["ghes"]
+	ctx := context.Background()
+	ids := e.sim.Enqueue("octo", "app", nil, 0, 1, "x")
+	_, err := gh.Actions.RerunJobByID(ctx, "octo", "app", ids[0])
+	assert.Error(t, err, "a queued job cannot be rerun")
+	jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{Name: "r", RunnerGroupID: 1, Labels: []string{"x"}})
+	require.NoError(t, err)
+	require.NoError(t, RunRunner(ctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}))
+	_, err = gh.Actions.RerunJobByID(ctx, "octo", "app", ids[0])
+	require.NoError(t, err)
+	jobs := e.sim.Jobs("octo/app")
+	require.Len(t, jobs, 2)
+	assert.Equal(t, jobs[0].RunID, jobs[1].RunID)
+	assert.Equal(t, int64(2), jobs[1].RunAttempt)
+	assert.Equal(t, StatusQueued, jobs[1].Status)
+	e.eventually("queued webhook of the new attempt", func() bool { return len(e.recv.actions(jobs[1].ID)) == 1 })
+}
+
+func TestStaleOfflineRunnersAreRemoved(t *testing.T) {
+	sim := New(Options{RunnerOfflineAfter: 200 * time.Millisecond, RunnerRemoveAfter: 300 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	gh := github.NewClient(nil).WithAuthToken("x")
+	gh.BaseURL = mustURL(srv.URL + "/")
+	_, _, err := gh.Actions.GenerateRepoJITConfig(context.Background(), "octo", "app",
+		&github.GenerateJITConfigRequest{Name: "never-started", RunnerGroupID: 1, Labels: []string{"x"}})
+	require.NoError(t, err)
+	require.Len(t, sim.Runners("octo/app"), 1)
+	require.Eventually(t, func() bool { return len(sim.Runners("octo/app")) == 0 }, 5*time.Second, 20*time.Millisecond,
+		"a runner offline past the limit is removed, as GitHub does")
+}
+
+func TestScaleSetRegistrationIsNotFound(t *testing.T) {
+	e := newSimEnv(t)
+	resp, err := http.Post(e.srv.URL+"/actions/runner-registration", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "as a GHES without runner scale sets")
 }

@@ -33,6 +33,7 @@ const (
 type Job struct {
 	ID          int64      `json:"id"`
 	RunID       int64      `json:"runId"`
+	RunAttempt  int64      `json:"runAttempt"`
 	Repo        string     `json:"repo"`
 	Name        string     `json:"name"`
 	Status      string     `json:"status"`
@@ -57,6 +58,7 @@ type Runner struct {
 	Ephemeral bool      `json:"ephemeral"`
 	GroupID   int64     `json:"runnerGroupId"`
 	JobID     int64     `json:"jobId,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
 	LastSeen  time.Time `json:"lastSeen"`
 	// credential authenticates the simulated runner process.
 	credential string
@@ -71,6 +73,31 @@ type repository struct {
 	// hookURL and hookSecret, when set, receive this repository's events
 	// instead of the app-wide webhook.
 	hookURL, hookSecret string
+	// hooks are the repository's webhooks created through GitHub's API.
+	hooks []*repoHook
+}
+
+// repoHook is a repository webhook, as /repos/{o}/{r}/hooks keeps it.
+type repoHook struct {
+	id          int64
+	url, secret string
+	contentType string
+	insecureSSL string
+	active      bool
+	events      []string
+	created     time.Time
+}
+
+func (h *repoHook) wants(event string) bool {
+	if !h.active {
+		return false
+	}
+	for _, e := range h.events {
+		if e == event || e == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // state is everything the simulator knows; guarded by mu.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -28,8 +29,20 @@ type Delivery struct {
 	Duplicate  bool      `json:"duplicate,omitempty"`
 	SentAt     time.Time `json:"sentAt"`
 	URL        string    `json:"url"`
+	HookID     int64     `json:"hookId"`
 	payload    []byte
-	secret     string
+	target     hookTarget
+}
+
+// hookTarget is where a delivery goes and how it is signed and labelled.
+type hookTarget struct {
+	url, secret string
+	hookID      int64
+	// targetType is "integration" for the app's webhook, "repository" for
+	// a repository's.
+	targetType string
+	targetID   int64
+	form       bool
 }
 
 // webhooks sends deliveries in order on one goroutine, applying the
@@ -54,21 +67,24 @@ func newWebhooks(url, secret string, f *faults) *webhooks {
 		client: &http.Client{Timeout: 10 * time.Second}}
 }
 
-// enqueue schedules a delivery to url (the app-wide webhook when empty);
-// it never blocks the caller's request.
-func (w *webhooks) enqueue(url, secret, event, action, repo string, jobID int64, payload any) {
-	if url == "" {
-		url, secret = w.url, w.secret
-	}
-	if url == "" {
-		return
-	}
+// appTarget is the app-wide webhook, if one is set.
+func (w *webhooks) appTarget() (hookTarget, bool) {
+	return hookTarget{url: w.url, secret: w.secret, hookID: 1, targetType: "integration", targetID: AppID}, w.url != ""
+}
+
+// enqueue schedules a delivery; it never blocks the caller's request.
+func (w *webhooks) enqueue(t hookTarget, event, action, repo string, jobID int64, payload any) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		panic(fmt.Sprintf("githubsim: encode %s payload: %v", event, err))
 	}
-	d := &Delivery{ID: newDeliveryID(), Event: event, Action: action, Repo: repo, JobID: jobID, URL: url,
-		payload: b, secret: secret}
+	d := &Delivery{ID: newDeliveryID(), Event: event, Action: action, Repo: repo, JobID: jobID, URL: t.url,
+		HookID: t.hookID, payload: b, target: t}
+	w.queue1(d)
+}
+
+// queue1 puts d on the delivery queue.
+func (w *webhooks) queue1(d *Delivery) {
 	select {
 	case w.queue <- d:
 	default:
@@ -141,20 +157,24 @@ func (w *webhooks) process(ctx context.Context, d *Delivery) {
 }
 
 func (w *webhooks) send(ctx context.Context, d *Delivery) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.payload))
+	body, contentType := d.payload, "application/json"
+	if d.target.form {
+		body, contentType = []byte("payload="+url.QueryEscape(string(d.payload))), "application/x-www-form-urlencoded"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
 		w.record(d, 0, err.Error())
 		return
 	}
-	mac := hmac.New(sha256.New, []byte(d.secret))
-	mac.Write(d.payload)
-	req.Header.Set("Content-Type", "application/json")
+	mac := hmac.New(sha256.New, []byte(d.target.secret))
+	mac.Write(body)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "GitHub-Hookshot/githubsim")
 	req.Header.Set("X-GitHub-Event", d.Event)
 	req.Header.Set("X-GitHub-Delivery", d.ID)
-	req.Header.Set("X-GitHub-Hook-ID", "1")
-	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", "integration")
-	req.Header.Set("X-GitHub-Hook-Installation-Target-ID", strconv.Itoa(AppID))
+	req.Header.Set("X-GitHub-Hook-ID", strconv.FormatInt(d.target.hookID, 10))
+	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", d.target.targetType)
+	req.Header.Set("X-GitHub-Hook-Installation-Target-ID", strconv.FormatInt(d.target.targetID, 10))
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := w.client.Do(req)
 	if err != nil {
@@ -189,6 +209,26 @@ func (w *webhooks) idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.queue) == 0 && w.held == nil
+}
+
+// redeliver sends the delivery with id again, with a new delivery id, as
+// GitHub's redelivery does.
+func (w *webhooks) redeliver(id string) bool {
+	w.mu.Lock()
+	var found *Delivery
+	for _, d := range w.log {
+		if d.ID == id {
+			found = d
+		}
+	}
+	w.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	again := &Delivery{ID: newDeliveryID(), Event: found.Event, Action: found.Action, Repo: found.Repo, JobID: found.JobID,
+		URL: found.URL, HookID: found.HookID, payload: found.payload, target: found.target}
+	w.queue1(again)
+	return true
 }
 
 func (w *webhooks) deliveries() []Delivery {
