@@ -136,8 +136,9 @@ func (s *Sim) githubRoutes() http.Handler {
 	r.Get("/rate_limit", s.getRateLimit)
 	r.Get("/app/installations", s.listInstallations)
 	r.Post("/app/installations/{id}/access_tokens", s.createInstallationToken)
-	r.Route("/repos/{owner}/{repo}", func(r chi.Router) {
-		r.Get("/installation", s.getRepoInstallation)
+	// Runners and webhooks exist for repositories and, alike, for
+	// organizations (whose runners serve every repository of theirs).
+	shared := func(r chi.Router) {
 		r.Get("/hooks", s.listHooks)
 		r.Post("/hooks", s.createHook)
 		r.Get("/hooks/{id}", s.getHook)
@@ -150,6 +151,11 @@ func (s *Sim) githubRoutes() http.Handler {
 		r.Get("/actions/runners", s.listRunners)
 		r.Get("/actions/runners/{id}", s.getRunner)
 		r.Delete("/actions/runners/{id}", s.deleteRunner)
+	}
+	r.Route("/orgs/{org}", shared)
+	r.Route("/repos/{owner}/{repo}", func(r chi.Router) {
+		shared(r)
+		r.Get("/installation", s.getRepoInstallation)
 		r.Get("/actions/runs", s.listRuns)
 		r.Get("/actions/runs/{run}/jobs", s.listRunJobs)
 		r.Get("/actions/jobs/{job}", s.getJob)
@@ -366,7 +372,7 @@ func b64json(v any) string {
 func (s *Sim) encodeJIT(rn *Runner) string {
 	cfg := JITConfig{
 		".runner": b64json(RunnerFile{AgentID: rn.ID, AgentName: rn.Name, PoolID: rn.GroupID,
-			ServerURL: s.baseURL + "/_sim/runner", GitHubURL: s.baseURL + "/" + rn.Repo, Ephemeral: rn.Ephemeral}),
+			ServerURL: s.baseURL + "/_sim/runner", GitHubURL: s.baseURL + "/" + strings.TrimPrefix(rn.Repo, "org:"), Ephemeral: rn.Ephemeral}),
 		".credentials": b64json(CredentialsFile{Scheme: "OAuth", Data: map[string]string{
 			"clientId": rn.credential, "authorizationUrl": s.baseURL + "/_sim/runner/connect", "requireFipsCryptography": "False"}}),
 		".credentials_rsaparams": b64json(map[string]string{"d": "", "dp": "", "dq": "", "exponent": "AQAB", "inverseQ": "", "modulus": "", "p": "", "q": ""}),
@@ -375,9 +381,9 @@ func (s *Sim) encodeJIT(rn *Runner) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// newRunner registers a runner; the caller holds the lock.
-func (s *Sim) newRunner(repo *repository, name string, labels []string, group int64, ephemeral bool) *Runner {
-	rn := &Runner{ID: s.st.id(), Name: name, Repo: repo.fullName(), Status: RunnerOffline, CreatedAt: time.Now(),
+// newRunner registers a runner of scope; the caller holds the lock.
+func (s *Sim) newRunner(scope string, name string, labels []string, group int64, ephemeral bool) *Runner {
+	rn := &Runner{ID: s.st.id(), Name: name, Repo: scope, Status: RunnerOffline, CreatedAt: time.Now(),
 		Labels: withDefaultLabels(labels), Ephemeral: ephemeral, GroupID: group, credential: randomToken("simcred_")}
 	s.st.runners[rn.ID] = rn
 	s.stats.runnerRegistered()
@@ -400,13 +406,13 @@ func (s *Sim) generateJITConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.st.mu.Lock()
-	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
-	if s.st.runnerByName(repo.fullName(), req.Name) != nil {
+	scope := s.scopeOf(r)
+	if s.st.runnerByName(scope, req.Name) != nil {
 		s.st.mu.Unlock()
 		writeError(w, http.StatusConflict, "Already exists - A runner with the name "+req.Name+" already exists.")
 		return
 	}
-	rn := s.newRunner(repo, req.Name, req.Labels, req.RunnerGroupID, true)
+	rn := s.newRunner(scope, req.Name, req.Labels, req.RunnerGroupID, true)
 	jit := s.encodeJIT(rn)
 	s.st.issued = append(s.st.issued, jit, rn.credential)
 	body := map[string]any{"runner": runnerJSON(rn), "encoded_jit_config": jit}
@@ -419,8 +425,7 @@ func (s *Sim) createToken(kind string) http.HandlerFunc {
 		tok := strings.ToUpper(randomToken("A"))[:29]
 		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		s.st.mu.Lock()
-		repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
-		s.st.tokens[tok] = tokenInfo{kind: kind, repo: repo.fullName(), expires: exp}
+		s.st.tokens[tok] = tokenInfo{kind: kind, repo: s.scopeOf(r), expires: exp}
 		s.st.mu.Unlock()
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
 	}
@@ -475,8 +480,7 @@ func (s *Sim) page(w http.ResponseWriter, r *http.Request, n int) (int, int) {
 
 func (s *Sim) listRunners(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
-	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
-	all := s.st.runnersOf(repo.fullName())
+	all := s.st.runnersOf(s.scopeOf(r))
 	if name := r.URL.Query().Get("name"); name != "" {
 		all = slices.DeleteFunc(all, func(rn *Runner) bool { return !strings.EqualFold(rn.Name, name) })
 	}
@@ -489,11 +493,19 @@ func (s *Sim) listRunners(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(all), "runners": runners})
 }
 
+// scopeOf is the request's runner scope: "owner/repo", or "org:ORG" for
+// an organization's routes. The caller holds the lock.
+func (s *Sim) scopeOf(r *http.Request) string {
+	if org := chi.URLParam(r, "org"); org != "" {
+		return orgScope(s.st.org(org).name)
+	}
+	return s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo")).fullName()
+}
+
 func (s *Sim) runnerFromPath(w http.ResponseWriter, r *http.Request) *Runner {
 	id, ok := atoi64(chi.URLParam(r, "id"))
-	repo := chi.URLParam(r, "owner") + "/" + chi.URLParam(r, "repo")
 	rn := s.st.runners[id]
-	if !ok || rn == nil || !sameRepo(rn.Repo, repo) {
+	if !ok || rn == nil || !sameRepo(rn.Repo, s.scopeOf(r)) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return nil
 	}

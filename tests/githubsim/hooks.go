@@ -21,25 +21,55 @@ func (s *Sim) targets(repo *repository, event string) []hookTarget {
 	} else if t, ok := s.hooks.appTarget(); ok {
 		out = append(out, t)
 	}
-	for _, h := range repo.hooks {
-		if h.wants(event) {
-			out = append(out, h.target(repo))
+	repoHooks := hookOwner{hooks: &repo.hooks, kind: "repository", id: repo.id, path: "/repos/" + repo.fullName()}
+	org := s.st.org(repo.owner)
+	orgHooks := hookOwner{hooks: &org.hooks, kind: "organization", id: org.id, path: "/orgs/" + org.name}
+	for _, o := range []hookOwner{repoHooks, orgHooks} {
+		for _, h := range *o.hooks {
+			if h.wants(event) {
+				out = append(out, h.target(o))
+			}
 		}
 	}
 	return out
 }
 
-func (h *repoHook) target(repo *repository) hookTarget {
-	return hookTarget{url: h.url, secret: h.secret, hookID: h.id, targetType: "repository", targetID: repo.id, form: h.contentType == "form"}
+// hookOwner is a repository or an organization, with its webhooks.
+type hookOwner struct {
+	hooks *[]*repoHook
+	kind  string // "repository" or "organization"
+	id    int64
+	path  string // its API path, "/repos/o/r" or "/orgs/o"
+	repo  *repository
+	org   *organization
 }
 
-func (s *Sim) hookJSON(repo *repository, h *repoHook) map[string]any {
-	base := s.baseURL + "/repos/" + repo.fullName() + "/hooks/" + strconv.FormatInt(h.id, 10)
+// hookOwnerOf is the owner of the request's hooks; the caller holds the
+// lock.
+func (s *Sim) hookOwnerOf(r *http.Request) hookOwner {
+	if name := chi.URLParam(r, "org"); name != "" {
+		o := s.st.org(name)
+		return hookOwner{hooks: &o.hooks, kind: "organization", id: o.id, path: "/orgs/" + o.name, org: o}
+	}
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	return hookOwner{hooks: &repo.hooks, kind: "repository", id: repo.id, path: "/repos/" + repo.fullName(), repo: repo}
+}
+
+func (h *repoHook) target(o hookOwner) hookTarget {
+	return hookTarget{url: h.url, secret: h.secret, hookID: h.id, targetType: o.kind, targetID: o.id, form: h.contentType == "form"}
+}
+
+func (s *Sim) hookJSON(o hookOwner, h *repoHook) map[string]any {
+	typ := "Repository"
+	if o.kind == "organization" {
+		typ = "Organization"
+	}
+	base := s.baseURL + o.path + "/hooks/" + strconv.FormatInt(h.id, 10)
 	cfg := map[string]any{"url": h.url, "content_type": h.contentType, "insecure_ssl": h.insecureSSL}
 	if h.secret != "" {
 		cfg["secret"] = "********"
 	}
-	return map[string]any{"type": "Repository", "id": h.id, "name": "web", "active": h.active, "events": h.events,
+	return map[string]any{"type": typ, "id": h.id, "name": "web", "active": h.active, "events": h.events,
 		"config": cfg, "created_at": h.created.Format(time.RFC3339), "updated_at": h.created.Format(time.RFC3339),
 		"url": base, "test_url": base + "/test", "ping_url": base + "/pings"}
 }
@@ -82,76 +112,83 @@ func (s *Sim) createHook(w http.ResponseWriter, r *http.Request) {
 		h.events = []string{"push"} // GitHub's default
 	}
 	s.st.mu.Lock()
-	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	o := s.hookOwnerOf(r)
 	h.id = s.st.id()
-	repo.hooks = append(repo.hooks, h)
-	body := s.hookJSON(repo, h)
+	*o.hooks = append(*o.hooks, h)
+	body := s.hookJSON(o, h)
 	s.st.mu.Unlock()
-	s.ping(repo, h)
+	s.ping(o, h)
 	writeJSON(w, http.StatusCreated, body)
 }
 
 func (s *Sim) listHooks(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
-	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	o := s.hookOwnerOf(r)
 	out := []map[string]any{}
-	for _, h := range repo.hooks {
-		out = append(out, s.hookJSON(repo, h))
+	for _, h := range *o.hooks {
+		out = append(out, s.hookJSON(o, h))
 	}
 	s.st.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
-// hookFromPath returns the repository and hook of the request; the caller
-// holds the lock.
-func (s *Sim) hookFromPath(w http.ResponseWriter, r *http.Request) (*repository, *repoHook, int) {
-	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+// hookFromPath returns the owner and hook of the request; the caller holds
+// the lock.
+func (s *Sim) hookFromPath(w http.ResponseWriter, r *http.Request) (hookOwner, *repoHook, int) {
+	o := s.hookOwnerOf(r)
 	id, _ := atoi64(chi.URLParam(r, "id"))
-	for i, h := range repo.hooks {
+	for i, h := range *o.hooks {
 		if h.id == id {
-			return repo, h, i
+			return o, h, i
 		}
 	}
 	writeError(w, http.StatusNotFound, "Not Found")
-	return nil, nil, -1
+	return o, nil, -1
 }
 
 func (s *Sim) getHook(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
-	if repo, h, _ := s.hookFromPath(w, r); h != nil {
-		writeJSON(w, http.StatusOK, s.hookJSON(repo, h))
+	if o, h, _ := s.hookFromPath(w, r); h != nil {
+		writeJSON(w, http.StatusOK, s.hookJSON(o, h))
 	}
 }
 
 func (s *Sim) deleteHook(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
-	if repo, h, i := s.hookFromPath(w, r); h != nil {
-		repo.hooks = append(repo.hooks[:i], repo.hooks[i+1:]...)
+	if o, h, i := s.hookFromPath(w, r); h != nil {
+		*o.hooks = append((*o.hooks)[:i], (*o.hooks)[i+1:]...)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
 func (s *Sim) pingHook(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
-	repo, h, _ := s.hookFromPath(w, r)
+	o, h, _ := s.hookFromPath(w, r)
 	s.st.mu.Unlock()
 	if h != nil {
-		s.ping(repo, h)
+		s.ping(o, h)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
 // ping sends a hook its ping event, as GitHub does when it is created and
 // on request.
-func (s *Sim) ping(repo *repository, h *repoHook) {
+func (s *Sim) ping(o hookOwner, h *repoHook) {
 	s.st.mu.Lock()
-	payload := map[string]any{"zen": "Keep it logically awesome.", "hook_id": h.id, "hook": s.hookJSON(repo, h),
-		"repository": map[string]any{"id": repo.id, "name": repo.name, "full_name": repo.fullName(),
-			"owner": map[string]any{"login": repo.owner}, "html_url": s.baseURL + "/" + repo.fullName()},
+	payload := map[string]any{"zen": "Keep it logically awesome.", "hook_id": h.id, "hook": s.hookJSON(o, h),
 		"sender": map[string]any{"login": "githubsim-bot", "type": "Bot"}}
-	t := h.target(repo)
+	name := ""
+	if o.repo != nil {
+		name = o.repo.fullName()
+		payload["repository"] = map[string]any{"id": o.repo.id, "name": o.repo.name, "full_name": name,
+			"owner": map[string]any{"login": o.repo.owner}, "html_url": s.baseURL + "/" + name}
+	} else {
+		name = o.org.name
+		payload["organization"] = map[string]any{"id": o.org.id, "login": o.org.name}
+	}
+	t := h.target(o)
 	s.st.mu.Unlock()
-	s.hooks.enqueue(t, "ping", "", repo.fullName(), 0, payload)
+	s.hooks.enqueue(t, "ping", "", name, 0, payload)
 }

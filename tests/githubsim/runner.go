@@ -51,15 +51,14 @@ func (s *Sim) runnerRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid or expired registration token")
 		return
 	}
-	repo := s.st.repoOf(tok.repo)
-	if old := s.st.runnerByName(repo.fullName(), req.Name); old != nil {
+	if old := s.st.runnerByName(tok.repo, req.Name); old != nil {
 		if !req.Replace || old.Busy {
 			writeError(w, http.StatusConflict, "A runner exists with the same name "+req.Name)
 			return
 		}
 		delete(s.st.runners, old.ID)
 	}
-	rn := s.newRunner(repo, req.Name, req.Labels, 1, req.Ephemeral)
+	rn := s.newRunner(tok.repo, req.Name, req.Labels, 1, req.Ephemeral)
 	writeJSON(w, http.StatusCreated, Session{RunnerID: rn.ID, Name: rn.Name, Ephemeral: rn.Ephemeral, Credential: rn.credential})
 }
 

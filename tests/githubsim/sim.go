@@ -357,7 +357,7 @@ func (s *Sim) reset(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) Reset() {
 	s.st.mu.Lock()
 	fresh := newState()
-	s.st.repos, s.st.runners, s.st.jobs, s.st.tokens = fresh.repos, fresh.runners, fresh.jobs, fresh.tokens
+	s.st.repos, s.st.orgs, s.st.runners, s.st.jobs, s.st.tokens = fresh.repos, fresh.orgs, fresh.runners, fresh.jobs, fresh.tokens
 	s.st.signalJobs()
 	s.st.mu.Unlock()
 	s.faults.set(Faults{Seed: s.opts.Seed})

@@ -674,3 +674,60 @@ func TestScaleSetRegistrationIsNotFound(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "as a GHES without runner scale sets")
 }
+
+func TestOrganizationRunnersAndHooks(t *testing.T) {
+	for _, name := range []string{"dotcom", "ghes"} {
+		t.Run(name, func(t *testing.T) {
+			e := newSimEnv(t)
+			gh := e.clients()[name]
+			ctx := context.Background()
+			orgHook := &hookReceiver{}
+			srv := httptest.NewServer(orgHook)
+			t.Cleanup(srv.Close)
+			h, _, err := gh.Organizations.CreateHook(ctx, "acme", &github.Hook{
+				Config: &github.HookConfig{URL: github.String(srv.URL), ContentType: github.String("json"), Secret: github.String(hookSecret)},
+				Events: []string{"workflow_job"}, Active: github.Bool(true)})
+			require.NoError(t, err)
+			hooks, _, err := gh.Organizations.ListHooks(ctx, "acme", nil)
+			require.NoError(t, err)
+			require.Len(t, hooks, 1)
+			assert.Equal(t, "Organization", hooks[0].GetType())
+
+			other := e.sim.Enqueue("elsewhere", "app", []string{"self-hosted"}, time.Hour, 1, "not ours")
+			ids := e.sim.Enqueue("acme", "one", []string{"self-hosted"}, 10*time.Millisecond, 1, "ours")
+			jit, _, err := gh.Actions.GenerateOrgJITConfig(ctx, "acme", &github.GenerateJITConfigRequest{
+				Name: "org-1", RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+			require.NoError(t, err)
+			runners, _, err := gh.Actions.ListOrganizationRunners(ctx, "acme", nil)
+			require.NoError(t, err)
+			require.Equal(t, 1, runners.TotalCount)
+			_, _, err = gh.Actions.GetOrganizationRunner(ctx, "acme", jit.GetRunner().GetID())
+			require.NoError(t, err)
+			repoRunners, _, err := gh.Actions.ListRunners(ctx, "acme", "one", nil)
+			require.NoError(t, err)
+			assert.Zero(t, repoRunners.TotalCount, "an org runner is not a repository's")
+
+			require.NoError(t, RunRunner(ctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}))
+			jobs := e.sim.Jobs("acme/one")
+			assert.Equal(t, ids[0], jobs[0].ID)
+			assert.Equal(t, "org-1", jobs[0].RunnerName, "an org runner serves the org's repositories")
+			assert.Equal(t, StatusQueued, e.sim.Jobs("elsewhere/app")[0].Status, "and no one else's")
+			assert.Equal(t, other[0], e.sim.Jobs("elsewhere/app")[0].ID)
+
+			e.eventually("org hook: ping and the job's three events", func() bool { return len(orgHook.events()) == 4 })
+			orgHook.mu.Lock()
+			last := orgHook.calls[3]
+			orgHook.mu.Unlock()
+			assert.Equal(t, "organization", last.header.Get("X-GitHub-Hook-Installation-Target-Type"))
+			assert.Equal(t, strconv.FormatInt(h.GetID(), 10), last.header.Get("X-GitHub-Hook-ID"))
+
+			tok, _, err := gh.Actions.CreateOrganizationRegistrationToken(ctx, "acme")
+			require.NoError(t, err)
+			assert.NotEmpty(t, tok.GetToken())
+			_, err = gh.Actions.RemoveOrganizationRunner(ctx, "acme", jit.GetRunner().GetID())
+			require.Error(t, err, "an ephemeral runner is gone after its job")
+			_, err = gh.Organizations.DeleteHook(ctx, "acme", h.GetID())
+			require.NoError(t, err)
+		})
+	}
+}

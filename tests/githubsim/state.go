@@ -104,6 +104,7 @@ func (h *repoHook) wants(event string) bool {
 type state struct {
 	mu        sync.Mutex
 	repos     map[string]*repository // by lower-case full name
+	orgs      map[string]*organization
 	runners   map[int64]*Runner
 	jobs      map[int64]*Job
 	nextID    int64
@@ -123,6 +124,7 @@ type tokenInfo struct {
 func newState() *state {
 	return &state{
 		repos:     map[string]*repository{},
+		orgs:      map[string]*organization{},
 		runners:   map[int64]*Runner{},
 		jobs:      map[int64]*Job{},
 		nextID:    firstID(),
@@ -148,6 +150,27 @@ func (s *state) repo(owner, name string) *repository {
 	}
 	return r
 }
+
+// organization is an org with its own runners and webhooks.
+type organization struct {
+	id    int64
+	name  string
+	hooks []*repoHook
+}
+
+// org returns the organization called name, creating it on first use.
+func (s *state) org(name string) *organization {
+	key := strings.ToLower(name)
+	o, ok := s.orgs[key]
+	if !ok {
+		o = &organization{id: s.id(), name: name}
+		s.orgs[key] = o
+	}
+	return o
+}
+
+// orgScope is the runner scope of an organization's runners.
+func orgScope(org string) string { return "org:" + org }
 
 // repoOf returns the repository of a full name "owner/name".
 func (s *state) repoOf(full string) *repository {
@@ -193,10 +216,22 @@ func (s *state) jobsOf(repo string) []*Job {
 	return out
 }
 
-// nextJobFor returns the oldest queued job of the runner's repository whose
-// labels are all among the runner's, as GitHub matches runs-on.
+// nextJobFor returns the oldest queued job that the runner may take (of
+// its repository, or of any repository of its organization) whose labels
+// are all among the runner's, as GitHub matches runs-on.
 func (s *state) nextJobFor(r *Runner) *Job {
-	for _, j := range s.jobsOf(r.Repo) {
+	scope := r.Repo
+	org, isOrg := strings.CutPrefix(r.Repo, "org:")
+	if isOrg {
+		scope = ""
+	}
+	for _, j := range s.jobsOf(scope) {
+		if isOrg {
+			owner, _, _ := strings.Cut(j.Repo, "/")
+			if !strings.EqualFold(owner, org) {
+				continue
+			}
+		}
 		if j.Status == StatusQueued && labelsMatch(j.Labels, r.Labels) {
 			return j
 		}
