@@ -48,6 +48,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	hookSecret := fs.String("webhook-secret", "", "secret that signs the webhooks")
 	seed := fs.Int64("seed", 1, "seed of the fault injection")
 	offline := fs.Duration("runner-offline-after", 5*time.Second, "a silent runner is offline, and its job failed, after this")
+	remove := fs.Duration("runner-remove-after", 24*time.Hour, "a runner offline this long is removed, as GitHub removes stale runners")
 	if err := envflag.Parse(fs, "GITHUBSIM", args, os.Getenv); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	sim := githubsim.New(githubsim.Options{WebhookURL: *hookURL, WebhookSecret: *hookSecret, Seed: *seed,
-		RunnerOfflineAfter: *offline, Logger: log})
+		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, Logger: log})
 	defer sim.Close()
 	sim.SetBaseURL("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -731,3 +731,90 @@ func TestOrganizationRunnersAndHooks(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryRouteWithGoGitHub calls every simulated REST route through
+// go-github v60, at / (github.com) and at /api/v3/ (GHES), and checks the
+// answer's shape.
+func TestEveryRouteWithGoGitHub(t *testing.T) {
+	for _, name := range []string{"dotcom", "ghes"} {
+		t.Run(name, func(t *testing.T) {
+			e := newSimEnv(t)
+			gh := e.clients()[name]
+			ctx := context.Background()
+			check := func(what string, err error) {
+				t.Helper()
+				require.NoError(t, err, what)
+			}
+
+			dl, _, err := gh.Actions.ListRunnerApplicationDownloads(ctx, "octo", "app")
+			check("repo downloads", err)
+			require.Len(t, dl, 6)
+			var platforms []string
+			for _, d := range dl {
+				platforms = append(platforms, d.GetOS()+"/"+d.GetArchitecture())
+				assert.NotEmpty(t, d.GetDownloadURL())
+				assert.NotEmpty(t, d.GetFilename())
+				assert.Len(t, d.GetSHA256Checksum(), 64)
+			}
+			assert.ElementsMatch(t, []string{"linux/x64", "linux/arm64", "osx/x64", "osx/arm64", "win/x64", "win/arm64"}, platforms)
+			dl, _, err = gh.Actions.ListOrganizationRunnerApplicationDownloads(ctx, "octo")
+			check("org downloads", err)
+			assert.Len(t, dl, 6)
+
+			reg, _, err := gh.Actions.CreateRegistrationToken(ctx, "octo", "app")
+			check("registration token", err)
+			assert.NotEmpty(t, reg.GetToken())
+			rm, _, err := gh.Actions.CreateRemoveToken(ctx, "octo", "app")
+			check("remove token", err)
+			assert.True(t, rm.GetExpiresAt().After(time.Now()))
+			orm, _, err := gh.Actions.CreateOrganizationRemoveToken(ctx, "octo")
+			check("org remove token", err)
+			assert.NotEmpty(t, orm.GetToken())
+
+			jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+				Name: "every-1", RunnerGroupID: 1, Labels: []string{"self-hosted", "fast"}})
+			check("jit", err)
+			id := jit.GetRunner().GetID()
+			r, _, err := gh.Actions.GetRunner(ctx, "octo", "app", id)
+			check("get runner", err)
+			assert.Equal(t, "offline", r.GetStatus())
+			assert.False(t, r.GetBusy())
+			rs, _, err := gh.Actions.ListRunners(ctx, "octo", "app", &github.ListOptions{PerPage: 1})
+			check("list runners", err)
+			assert.Equal(t, 1, rs.TotalCount)
+			_, err = gh.Actions.RemoveRunner(ctx, "octo", "app", id)
+			check("remove runner", err)
+
+			ids := e.sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "build")
+			runs, _, err := gh.Actions.ListRepositoryWorkflowRuns(ctx, "octo", "app", &github.ListWorkflowRunsOptions{Status: "queued"})
+			check("runs", err)
+			require.Equal(t, 1, runs.GetTotalCount())
+			jobs, _, err := gh.Actions.ListWorkflowJobs(ctx, "octo", "app", runs.WorkflowRuns[0].GetID(), nil)
+			check("run jobs", err)
+			require.Len(t, jobs.Jobs, 1)
+			j, _, err := gh.Actions.GetWorkflowJobByID(ctx, "octo", "app", ids[0])
+			check("job", err)
+			assert.Equal(t, int64(1), j.GetRunAttempt())
+			assert.True(t, strings.HasPrefix(j.GetRunURL(), e.srv.URL+"/"), "URLs on the simulator's own host")
+			assert.True(t, strings.HasPrefix(j.GetHTMLURL(), e.srv.URL+"/"))
+			_, err = gh.Actions.RerunJobByID(ctx, "octo", "app", ids[0])
+			assert.Error(t, err, "rerun of a queued job")
+
+			limits, _, err := gh.RateLimit.Get(ctx)
+			check("rate limit", err)
+			assert.Equal(t, 15000, limits.GetCore().Limit)
+
+			inst, _, err := gh.Apps.FindRepositoryInstallation(ctx, "octo", "app")
+			check("repo installation", err)
+			assert.Equal(t, int64(InstallationID), inst.GetID())
+			insts, _, err := gh.Apps.ListInstallations(ctx, nil)
+			check("installations", err)
+			require.Len(t, insts, 1)
+			tok, _, err := gh.Apps.CreateInstallationToken(ctx, InstallationID, nil)
+			// go-github sends the client's own token here; the simulator
+			// wants a JWT, as GitHub does.
+			assert.Error(t, err, "an installation token needs an app JWT")
+			assert.Nil(t, tok)
+		})
+	}
+}
