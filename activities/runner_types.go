@@ -42,6 +42,9 @@ type DeleteRunnerInput struct {
 	Name     string            `json:"name"`
 	RunnerID int64             `json:"runnerId"`
 	Provider map[string]string `json:"provider"`
+	// GitHubDone: GitHub removed the runner itself (an ephemeral runner
+	// after its job), so only the instance is deleted: no request.
+	GitHubDone bool `json:"githubDone,omitempty"`
 }
 
 // RunnerStatusInput asks for a runner's status on GitHub and its instance.

@@ -156,6 +156,15 @@ func TestPoolServesJobsWithinItsLimits(t *testing.T) {
 	assert.GreaterOrEqual(t, most.Load(), int64(2), "the pool grew to serve the burst")
 	v := e.pool(repo)
 	assert.Equal(t, 20, v.Counts.JobsDone)
+	total := 0
+	byRoute := map[string]int{}
+	for k, n := range e.sim.Stats().Requests {
+		total += n
+		f := strings.Fields(k)
+		byRoute[f[0]+" "+f[1]] += n
+	}
+	t.Logf("GitHub API requests for 20 jobs (runners of the burst and the idle one included): %d, %.1f a job; by route: %v",
+		total, float64(total)/20, byRoute)
 	assert.False(t, v.Degraded)
 
 	// Draining ends the pool and leaves no runner behind.

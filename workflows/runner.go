@@ -278,6 +278,8 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 		dctx := r.activityOptions(ctx, "delete", 2*time.Minute, "RunnerBusy")
 		err := workflow.ExecuteActivity(dctx, activities.DeleteRunnerName, activities.DeleteRunnerInput{
 			Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
+			// GitHub unregisters an ephemeral runner after its job itself.
+			GitHubDone: r.in.Ephemeral && r.jobDone,
 		}).Get(ctx, nil)
 		var ae *temporal.ApplicationError
 		switch {

@@ -172,6 +172,9 @@ func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunne
 	}
 	repo := github.Repo{Owner: in.Owner, Name: in.Repo}
 	id := in.RunnerID
+	if in.GitHubDone {
+		id = -1
+	}
 	if id == 0 {
 		r, found, err := gh.RunnerByName(ctx, repo, in.Name)
 		if err != nil {
@@ -181,7 +184,7 @@ func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunne
 			id = r.ID
 		}
 	}
-	if id != 0 {
+	if id > 0 {
 		if err := gh.RemoveRunner(ctx, repo, id); err != nil {
 			return err
 		}

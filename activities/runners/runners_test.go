@@ -162,3 +162,16 @@ func TestMissingProviderOrGitHubIsNotRetried(t *testing.T) {
 	assert.Equal(t, activities.ErrTypeNoGitHub, ae.Type())
 	assert.Empty(t, e.sim.Runners("octo/app"))
 }
+
+func TestDeleteAfterAnEphemeralJobAsksNothingOfGitHub(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	before := e.sim.Stats().Requests
+	_, err = e.act.ExecuteActivity(activities.DeleteRunnerName, activities.DeleteRunnerInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", RunnerID: res.RunnerID, Provider: map[string]string{"kind": "process"}, GitHubDone: true})
+	require.NoError(t, err)
+	assert.Equal(t, before, e.sim.Stats().Requests, "GitHub unregisters ephemeral runners after their job itself")
+	_, err = e.proc.Get(t.Context(), "garo-x-1")
+	assert.True(t, errors.Is(err, provider.ErrNotFound), "the instance is deleted")
+}
