@@ -265,3 +265,29 @@ func TestPoolWaitsForItsOfflineAgent(t *testing.T) {
 	})
 	assert.False(t, e.pool(repo).AgentOffline)
 }
+
+// TestJobsAreServedWhenEveryWebhookIsLost: with every webhook dropped, the
+// pool finds its queued jobs by polling GitHub (conditional requests) and
+// serves them all.
+func TestJobsAreServedWhenEveryWebhookIsLost(t *testing.T) {
+	t.Parallel()
+	e := newPoolEnv(t, "e2e-missed", "deaf-1")
+	e.sim.SetFaults(githubsim.Faults{Seed: 1, Webhooks: githubsim.WebhookFaults{DropRate: 1}})
+	const repo = "e2e/deaf"
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"deaf-1","queuePollInterval":"10s","bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	ids := e.sim.Enqueue("e2e", "deaf", []string{"self-hosted", "linux"}, 200*time.Millisecond, 3, "build")
+	eventually(t, 90*time.Second, "all jobs served without a single webhook", func() bool {
+		done := 0
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Status == githubsim.StatusCompleted && j.Conclusion == "success" {
+				done++
+			}
+		}
+		return done == len(ids)
+	})
+	st := e.sim.Stats()
+	assert.Zero(t, st.WebhooksSent, "no webhook reached the server")
+	assert.Positive(t, st.WebhooksDropped)
+	assert.Positive(t, st.Requests["GET /repos/{owner}/{repo}/actions/runs 200"], "the pool found them by polling")
+}

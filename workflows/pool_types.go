@@ -40,6 +40,7 @@ const (
 	DefaultBootstrapTimeout = 10 * time.Minute
 	DefaultRunnerGroup      = "default"
 	DefaultProviderKind     = "process"
+	DefaultQueuePoll        = 2 * time.Minute
 	MaxRunnersLimit         = 1000
 	MaxPoolLabels           = 64
 )
@@ -56,36 +57,42 @@ func (p ProviderConfig) Kind() string { return p["kind"] }
 
 // PoolConfig is the runner configuration of one repository.
 type PoolConfig struct {
-	Agent            string         `json:"agent"`
-	Labels           []string       `json:"labels"`
-	MinIdle          int            `json:"minIdle"`
-	MaxRunners       int            `json:"maxRunners"`
-	IdleGracePeriod  Duration       `json:"idleGracePeriod"`
-	BootstrapTimeout Duration       `json:"bootstrapTimeout"`
-	Ephemeral        bool           `json:"ephemeral"`
-	RunnerGroup      string         `json:"runnerGroup"`
-	Provider         ProviderConfig `json:"provider"`
+	Agent            string   `json:"agent"`
+	Labels           []string `json:"labels"`
+	MinIdle          int      `json:"minIdle"`
+	MaxRunners       int      `json:"maxRunners"`
+	IdleGracePeriod  Duration `json:"idleGracePeriod"`
+	BootstrapTimeout Duration `json:"bootstrapTimeout"`
+	// QueuePollInterval is how often the pool asks GitHub for its queued
+	// jobs, to find those whose webhook never arrived (conditional
+	// requests: an unchanged queue costs no rate limit).
+	QueuePollInterval Duration       `json:"queuePollInterval,omitempty"`
+	Ephemeral         bool           `json:"ephemeral"`
+	RunnerGroup       string         `json:"runnerGroup"`
+	Provider          ProviderConfig `json:"provider"`
 }
 
 // PoolConfigRequest is the body of PUT /api/v1/repositories/{owner}/{repo}:
 // omitted fields take their defaults.
 type PoolConfigRequest struct {
-	Agent            *string        `json:"agent,omitempty"`
-	Labels           []string       `json:"labels,omitempty"`
-	MinIdle          *int           `json:"minIdle,omitempty"`
-	MaxRunners       *int           `json:"maxRunners,omitempty"`
-	IdleGracePeriod  *Duration      `json:"idleGracePeriod,omitempty"`
-	BootstrapTimeout *Duration      `json:"bootstrapTimeout,omitempty"`
-	Ephemeral        *bool          `json:"ephemeral,omitempty"`
-	RunnerGroup      *string        `json:"runnerGroup,omitempty"`
-	Provider         ProviderConfig `json:"provider,omitempty"`
+	Agent             *string        `json:"agent,omitempty"`
+	Labels            []string       `json:"labels,omitempty"`
+	MinIdle           *int           `json:"minIdle,omitempty"`
+	MaxRunners        *int           `json:"maxRunners,omitempty"`
+	IdleGracePeriod   *Duration      `json:"idleGracePeriod,omitempty"`
+	BootstrapTimeout  *Duration      `json:"bootstrapTimeout,omitempty"`
+	QueuePollInterval *Duration      `json:"queuePollInterval,omitempty"`
+	Ephemeral         *bool          `json:"ephemeral,omitempty"`
+	RunnerGroup       *string        `json:"runnerGroup,omitempty"`
+	Provider          ProviderConfig `json:"provider,omitempty"`
 }
 
 // Config applies the defaults to r.
 func (r PoolConfigRequest) Config() PoolConfig {
 	c := PoolConfig{Agent: DefaultAgent, Labels: DefaultPoolLabels(), MaxRunners: DefaultMaxRunners,
 		IdleGracePeriod: Duration(DefaultIdleGracePeriod), BootstrapTimeout: Duration(DefaultBootstrapTimeout),
-		Ephemeral: true, RunnerGroup: DefaultRunnerGroup, Provider: ProviderConfig{"kind": DefaultProviderKind}}
+		QueuePollInterval: Duration(DefaultQueuePoll),
+		Ephemeral:         true, RunnerGroup: DefaultRunnerGroup, Provider: ProviderConfig{"kind": DefaultProviderKind}}
 	if r.Agent != nil {
 		c.Agent = *r.Agent
 	}
@@ -103,6 +110,9 @@ func (r PoolConfigRequest) Config() PoolConfig {
 	}
 	if r.BootstrapTimeout != nil {
 		c.BootstrapTimeout = *r.BootstrapTimeout
+	}
+	if r.QueuePollInterval != nil {
+		c.QueuePollInterval = *r.QueuePollInterval
 	}
 	if r.Ephemeral != nil {
 		c.Ephemeral = *r.Ephemeral
@@ -134,6 +144,9 @@ func (c PoolConfig) Validate() error {
 	}
 	if d := c.BootstrapTimeout.D(); d < 10*time.Second || d > 6*time.Hour {
 		errs = append(errs, fmt.Errorf("bootstrapTimeout %s out of range [10s, 6h]", c.BootstrapTimeout))
+	}
+	if d := c.QueuePollInterval.D(); d != 0 && (d < 10*time.Second || d > time.Hour) {
+		errs = append(errs, fmt.Errorf("queuePollInterval %s out of range [10s, 1h]", c.QueuePollInterval))
 	}
 	if len(c.Labels) == 0 || len(c.Labels) > MaxPoolLabels {
 		errs = append(errs, fmt.Errorf("labels: want 1 to %d", MaxPoolLabels))

@@ -38,6 +38,8 @@ type PoolState struct {
 	Draining     bool      `json:"draining"`
 	JobsDone     int       `json:"jobsDone"`
 	AgentOffline bool      `json:"agentOffline,omitempty"`
+	// LastPoll is when the pool last asked GitHub for its queued jobs.
+	LastPoll time.Time `json:"lastPoll"`
 }
 
 // RunnerRecord is a pool's record of one of its runners.
@@ -94,6 +96,94 @@ type pool struct {
 	dirty       bool
 	published   *PoolView
 	agentSA     string
+	polling     bool
+}
+
+// polledJob is a queued job as GitHub lists it (activities/github.QueuedJob).
+type polledJob struct {
+	ID        int64     `json:"id"`
+	RunID     int64     `json:"runId"`
+	Name      string    `json:"name"`
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// repoRef names the repository to the GitHub activities (activities/github.Repo).
+type repoRef struct {
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
+}
+
+// listQueuedJobsActivity is activities/github.ListQueuedJobsName.
+const listQueuedJobsActivity = "GitHubListQueuedJobs"
+
+// pollGrace keeps a job that GitHub created this recently in the queue even
+// when a poll does not list it (the list is a snapshot).
+const pollGrace = time.Minute
+
+// pollQueue asks GitHub, through the agent, for the queued jobs, when the
+// poll interval has passed; it returns when the next poll is due.
+func (p *pool) pollQueue(ctx workflow.Context) time.Time {
+	every := p.s.Config.QueuePollInterval.D()
+	if every <= 0 || !p.s.Configured || p.s.Draining || p.s.AgentOffline {
+		return time.Time{}
+	}
+	now := workflow.Now(ctx)
+	due := p.s.LastPoll.Add(every)
+	if p.polling || now.Before(due) {
+		if p.polling {
+			return time.Time{}
+		}
+		return due
+	}
+	p.polling, p.s.LastPoll = true, now
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              AgentTaskQueue(p.s.Config.Agent),
+		ScheduleToStartTimeout: time.Minute,
+		StartToCloseTimeout:    time.Minute,
+		Summary:                "look for queued jobs of " + p.full() + " whose webhook was missed",
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { p.polling, p.dirty = false, true }()
+		var jobs []polledJob
+		if err := workflow.ExecuteActivity(actx, listQueuedJobsActivity, repoRef{Owner: p.owner, Name: p.repo}).Get(ctx, &jobs); err != nil {
+			workflow.GetLogger(ctx).Warn("Polling GitHub for queued jobs failed", "repository", p.full(), "error", err)
+			return
+		}
+		p.applyPolled(ctx, now, jobs)
+	})
+	return now.Add(every)
+}
+
+// applyPolled reconciles the queue with GitHub's list of queued jobs taken
+// at polledAt: jobs whose queued webhook never came are added; jobs GitHub
+// no longer lists as queued (they started or were cancelled, and that
+// webhook was missed) leave the queue.
+func (p *pool) applyPolled(ctx workflow.Context, polledAt time.Time, jobs []polledJob) {
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].CreatedAt.Before(jobs[j].CreatedAt) })
+	listed := map[int64]bool{}
+	for _, j := range jobs {
+		listed[j.ID] = true
+		if p.seen[jobKey(j.ID, JobQueued)] || p.seen[jobKey(j.ID, JobInProgress)] || p.seen[jobKey(j.ID, JobCompleted)] {
+			continue
+		}
+		if !LabelsMatch(j.Labels, p.s.Config.Labels) || len(p.s.Queue) >= maxQueue {
+			continue
+		}
+		p.markSeen(jobKey(j.ID, JobQueued))
+		p.s.Queue = append(p.s.Queue, QueuedJob{JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, QueuedAt: j.CreatedAt})
+		workflow.GetLogger(ctx).Info("Queued job found by polling: its webhook was missed", "repository", p.full(), "job", j.ID)
+	}
+	kept := p.s.Queue[:0]
+	for _, q := range p.s.Queue {
+		if listed[q.JobID] || q.QueuedAt.After(polledAt.Add(-pollGrace)) {
+			kept = append(kept, q)
+			continue
+		}
+		workflow.GetLogger(ctx).Info("Job no longer queued on GitHub: it started or was cancelled", "repository", p.full(), "job", q.JobID)
+	}
+	p.s.Queue = kept
 }
 
 func (p *pool) full() string { return p.owner + "/" + p.repo }
@@ -479,6 +569,7 @@ func degradedNote(v PoolView) string {
 
 func sameConfig(a, b PoolConfig) bool {
 	if a.Agent != b.Agent || a.MinIdle != b.MinIdle || a.MaxRunners != b.MaxRunners || a.IdleGracePeriod != b.IdleGracePeriod ||
+		a.QueuePollInterval != b.QueuePollInterval ||
 		a.BootstrapTimeout != b.BootstrapTimeout || a.Ephemeral != b.Ephemeral || a.RunnerGroup != b.RunnerGroup ||
 		len(a.Labels) != len(b.Labels) || len(a.Provider) != len(b.Provider) {
 		return false
@@ -500,6 +591,9 @@ func (p *pool) run(ctx workflow.Context) (PoolView, error) {
 	for {
 		p.takeSignals(ctx)
 		next := p.reconcile(ctx)
+		if poll := p.pollQueue(ctx); !poll.IsZero() && (next.IsZero() || poll.Before(next)) {
+			next = poll
+		}
 		p.publish(ctx)
 		if p.s.Draining && len(p.s.Runners) == 0 {
 			break

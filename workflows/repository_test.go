@@ -1,12 +1,14 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -23,6 +25,9 @@ type poolEnv struct {
 	failNext int
 	// slow makes runners take this long to come online.
 	slow time.Duration
+	// queued is what GitHub lists as queued when the pool polls.
+	queued []polledJob
+	polls  int
 }
 
 type startRec struct {
@@ -35,6 +40,10 @@ func newPoolEnv(t *testing.T) *poolEnv {
 	e := &poolEnv{t: t, env: s.NewTestWorkflowEnvironment()}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, r repoRef) ([]polledJob, error) {
+		e.polls++
+		return e.queued, nil
+	}, activity.RegisterOptions{Name: listQueuedJobsActivity})
 	return e
 }
 
@@ -68,6 +77,7 @@ func (e *poolEnv) fakeRunner(ctx workflow.Context, in RunnerInput) (RunnerResult
 func poolConfig(mutate ...func(*PoolConfig)) PoolConfig {
 	c := PoolConfigRequest{}.Config()
 	c.Agent = "lab-1"
+	c.QueuePollInterval = 0 // these tests feed the queue by webhook only
 	for _, m := range mutate {
 		m(&c)
 	}
@@ -318,7 +328,8 @@ func TestPoolContinuesAsNewKeepingState(t *testing.T) {
 func TestPoolConfigDefaultsAndValidation(t *testing.T) {
 	c := PoolConfigRequest{}.Config()
 	assert.Equal(t, PoolConfig{Agent: "local", Labels: []string{"self-hosted", "linux"}, MinIdle: 0, MaxRunners: 3,
-		IdleGracePeriod: Duration(2 * time.Minute), BootstrapTimeout: Duration(10 * time.Minute), Ephemeral: true,
+		IdleGracePeriod: Duration(2 * time.Minute), BootstrapTimeout: Duration(10 * time.Minute),
+		QueuePollInterval: Duration(2 * time.Minute), Ephemeral: true,
 		RunnerGroup: "default", Provider: ProviderConfig{"kind": "process"}}, c)
 	require.NoError(t, c.Validate())
 	for name, mutate := range map[string]func(*PoolConfig){
@@ -333,6 +344,7 @@ func TestPoolConfigDefaultsAndValidation(t *testing.T) {
 		"bad agent":            func(c *PoolConfig) { c.Agent = "Bad Agent" },
 		"bad group":            func(c *PoolConfig) { c.RunnerGroup = "ops" },
 		"no provider":          func(c *PoolConfig) { c.Provider = ProviderConfig{} },
+		"poll too often":       func(c *PoolConfig) { c.QueuePollInterval = Duration(time.Second) },
 	} {
 		c := PoolConfigRequest{}.Config()
 		mutate(&c)
@@ -361,4 +373,31 @@ func TestPoolPausesProvisioningWhileItsAgentIsOffline(t *testing.T) {
 	assert.Empty(t, paused.Runners, "no runner is started for an offline agent")
 	assert.False(t, resumed.AgentOffline)
 	assert.Len(t, resumed.Runners, 2, "provisioning resumes when the agent returns")
+}
+
+func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var found, later, gone PoolView
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.env.SetStartTime(start)
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.QueuePollInterval = Duration(time.Minute) }), &cfgErr)
+	// GitHub lists job 77 as queued, but its webhook never came; job 5's
+	// webhook came, yet GitHub lists it no more (its in_progress was lost).
+	e.job(time.Second, JobQueued, 5, "")
+	e.at(2*time.Second, func() {
+		e.queued = []polledJob{{ID: 77, RunID: 7, Labels: []string{"self-hosted"}, CreatedAt: start}}
+	})
+	e.view(90*time.Second, &found)
+	e.view(150*time.Second, &later)
+	e.at(3*time.Minute, func() { e.queued = nil })
+	e.view(5*time.Minute, &gone)
+	e.drain(6 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Equal(t, []int64{5, 77}, queueIDs(found), "the missed job is queued; a fresh one stays for a grace minute")
+	assert.NotEmpty(t, found.Runners, "runners start for them")
+	assert.Equal(t, []int64{77}, queueIDs(later), "a job GitHub no longer lists as queued leaves the queue")
+	assert.Empty(t, gone.Queue)
+	assert.GreaterOrEqual(t, e.polls, 4, "polled every minute")
 }

@@ -225,3 +225,28 @@ func TestRoute(t *testing.T) {
 		assert.Equal(t, want, Route(in), in)
 	}
 }
+
+func TestPollingAnUnchangedQueueCostsNoRateLimit(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 2, "build")
+	first, err := c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Len(t, first, 2)
+	for range 3 {
+		again, err := c.ListQueuedJobs(ctx, repo)
+		require.NoError(t, err)
+		assert.Equal(t, first, again, "a 304 is answered from the cache")
+	}
+	assert.Equal(t, 3.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs", 304))
+	assert.Equal(t, 6.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304))
+	win, _, err := c.gh.RateLimit.Get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 15000-3, win.GetCore().Remaining, "only the first poll's three requests were counted")
+
+	sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "build")
+	third, err := c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	assert.Len(t, third, 3, "a change is seen at once")
+}
