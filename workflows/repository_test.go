@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,23 @@ type poolEnv struct {
 	failNext int
 	// slow makes runners take this long to come online.
 	slow time.Duration
-	// queued is what GitHub lists as queued when the pool polls.
+	// queued is what GitHub lists as queued when the pool polls; the
+	// activity runs on its own goroutine, hence the lock.
+	mu     sync.Mutex
 	queued []polledJob
 	polls  int
+}
+
+func (e *poolEnv) setQueued(jobs []polledJob) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queued = jobs
+}
+
+func (e *poolEnv) pollCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.polls
 }
 
 type startRec struct {
@@ -41,8 +56,10 @@ func newPoolEnv(t *testing.T) *poolEnv {
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r repoRef) ([]polledJob, error) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		e.polls++
-		return e.queued, nil
+		return append([]polledJob(nil), e.queued...), nil
 	}, activity.RegisterOptions{Name: listQueuedJobsActivity})
 	return e
 }
@@ -386,11 +403,11 @@ func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
 	// webhook came, yet GitHub lists it no more (its in_progress was lost).
 	e.job(time.Second, JobQueued, 5, "")
 	e.at(2*time.Second, func() {
-		e.queued = []polledJob{{ID: 77, RunID: 7, Labels: []string{"self-hosted"}, CreatedAt: start}}
+		e.setQueued([]polledJob{{ID: 77, RunID: 7, Labels: []string{"self-hosted"}, CreatedAt: start}})
 	})
 	e.view(90*time.Second, &found)
 	e.view(150*time.Second, &later)
-	e.at(3*time.Minute, func() { e.queued = nil })
+	e.at(3*time.Minute, func() { e.setQueued(nil) })
 	e.view(5*time.Minute, &gone)
 	e.drain(6 * time.Minute)
 	e.run()
@@ -399,5 +416,5 @@ func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
 	assert.NotEmpty(t, found.Runners, "runners start for them")
 	assert.Equal(t, []int64{77}, queueIDs(later), "a job GitHub no longer lists as queued leaves the queue")
 	assert.Empty(t, gone.Queue)
-	assert.GreaterOrEqual(t, e.polls, 4, "polled every minute")
+	assert.GreaterOrEqual(t, e.pollCount(), 4, "polled every minute")
 }
