@@ -169,7 +169,7 @@ func (m *memTokens) CreateAgent(_ context.Context, name string, req workflows.Cr
 }
 
 type apiEnv struct {
-	t      *testing.T
+	t      testing.TB
 	agents *memAgents
 	pools  *memPools
 	tokens *memTokens
@@ -180,7 +180,7 @@ type apiEnv struct {
 	ready  error
 }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t testing.TB) *apiEnv {
 	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}},
 		pools: &memPools{pools: map[string]workflows.PoolView{}}, clock: time.Unix(1_800_000_000, 0)}
 	e.tokens = &memTokens{agents: e.agents, hashes: map[string]string{}}

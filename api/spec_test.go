@@ -17,12 +17,12 @@ import (
 // its status must be documented for the route and its body must match
 // the schema. The spec is the truth; a handler that strays fails here.
 type specTransport struct {
-	t      *testing.T
+	t      testing.TB
 	router routers.Router
 	base   http.RoundTripper
 }
 
-func newSpecClient(t *testing.T) *http.Client {
+func newSpecClient(t testing.TB) *http.Client {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(OpenAPISpec())
 	require.NoError(t, err)
