@@ -58,6 +58,7 @@ type webhooks struct {
 	failed      int
 	dropped     int
 	held        *Delivery // a delivery held back to be reordered
+	pending     int       // deliveries enqueued and not yet processed
 }
 
 const maxDeliveryLog = 10000
@@ -85,9 +86,15 @@ func (w *webhooks) enqueue(t hookTarget, event, action, repo string, jobID int64
 
 // queue1 puts d on the delivery queue.
 func (w *webhooks) queue1(d *Delivery) {
+	w.mu.Lock()
+	w.pending++
+	w.mu.Unlock()
 	select {
 	case w.queue <- d:
 	default:
+		w.mu.Lock()
+		w.pending--
+		w.mu.Unlock()
 		w.record(d, 0, "delivery queue full")
 	}
 }
@@ -105,6 +112,9 @@ func (w *webhooks) run(ctx context.Context) {
 			return
 		case d := <-w.queue:
 			w.process(ctx, d)
+			w.mu.Lock()
+			w.pending--
+			w.mu.Unlock()
 		case <-time.After(200 * time.Millisecond):
 			// A held delivery goes out when nothing follows it soon.
 			w.mu.Lock()
@@ -208,7 +218,7 @@ func (w *webhooks) record(d *Delivery, status int, errText string) {
 func (w *webhooks) idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.queue) == 0 && w.held == nil
+	return w.pending == 0 && w.held == nil
 }
 
 // redeliver sends the delivery with id again, with a new delivery id, as
