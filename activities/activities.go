@@ -7,6 +7,7 @@ package activities
 import (
 	"context"
 	"os"
+	"time"
 )
 
 // Activity names as registered with the agent worker.
@@ -19,6 +20,37 @@ const (
 	DrainAgentPoolsName  = "DrainAgentPools"
 	NotifyAgentPoolsName = "NotifyAgentPools"
 )
+
+// Names of the GitHub activities the agent serves (activities/github).
+const (
+	GitHubListRunnersName    = "GitHubListRunners"
+	GitHubRunnerByNameName   = "GitHubRunnerByName"
+	GitHubRemoveRunnerName   = "GitHubRemoveRunner"
+	GitHubListQueuedJobsName = "GitHubListQueuedJobs"
+)
+
+// Repo names a repository to the GitHub activities.
+type Repo struct {
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
+}
+
+func (r Repo) String() string { return r.Owner + "/" + r.Name }
+
+// QueuedJob is a job GitHub reports queued.
+type QueuedJob struct {
+	ID        int64     `json:"id"`
+	RunID     int64     `json:"runId"`
+	Name      string    `json:"name"`
+	Labels    []string  `json:"labels"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// AgentStatusChange is the argument of NotifyAgentPools.
+type AgentStatusChange struct {
+	Agent  string `json:"agent"`
+	Online bool   `json:"online"`
+}
 
 // ProbeResult is what the agent's worker answers to a probe: proof that the
 // process polling the agent's task queue is alive, and what it is.

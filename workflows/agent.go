@@ -11,10 +11,6 @@ import (
 	"github.com/garo-run/garo/activities"
 )
 
-// probeActivityName is the activity the agent's worker serves to prove it
-// polls its task queue.
-const probeActivityName = activities.ProbeAgentName
-
 // memoHeartbeatRefresh bounds how stale the last heartbeat in the memo (and
 // so in agent lists) may be, while keeping heartbeats from writing the
 // visibility store every time.
@@ -305,7 +301,7 @@ func (a *agentWorkflow) notifyPools(ctx workflow.Context) {
 		defer func() { a.notifying = false }()
 		var n int
 		err := workflow.ExecuteActivity(actx, activities.NotifyAgentPoolsName,
-			agentStatusChange{Agent: a.state.Name, Online: status == AgentOnline}).Get(ctx, &n)
+			activities.AgentStatusChange{Agent: a.state.Name, Online: status == AgentOnline}).Get(ctx, &n)
 		if err != nil {
 			if ctx.Err() == nil {
 				workflow.GetLogger(ctx).Warn("Pools not told of the agent's status", "agent", a.state.Name, "status", status, "error", err)
@@ -314,13 +310,6 @@ func (a *agentWorkflow) notifyPools(ctx workflow.Context) {
 		}
 		a.notified = status
 	})
-}
-
-// agentStatusChange is the argument of NotifyAgentPools
-// (activities/pools.AgentStatusChange).
-type agentStatusChange struct {
-	Agent  string `json:"agent"`
-	Online bool   `json:"online"`
 }
 
 // drainPools runs DrainAgentPools on the server's queue until every pool
@@ -380,7 +369,7 @@ func (a *agentWorkflow) startProbe(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { a.probeRunning = false }()
 		var res ProbeResult
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), probeActivityName).Get(ctx, &res)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activities.ProbeAgentName).Get(ctx, &res)
 		if err != nil {
 			if ctx.Err() == nil {
 				workflow.GetLogger(ctx).Warn("Agent worker did not answer its probe", "agent", a.state.Name,

@@ -35,7 +35,7 @@ func newAgentEnv(t *testing.T) *agentEnv {
 	e.env.RegisterActivityWithOptions(func(ctx context.Context) (ProbeResult, error) {
 		e.probes[activity.GetInfo(ctx).TaskQueue]++
 		return ProbeResult{Hostname: "host-1", PID: 42, Version: "v-test"}, nil
-	}, activity.RegisterOptions{Name: probeActivityName})
+	}, activity.RegisterOptions{Name: activities.ProbeAgentName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, agent string) (int, error) {
 		e.drained[agent]++
 		if activity.GetInfo(ctx).TaskQueue != ServerTaskQueue {
@@ -43,7 +43,7 @@ func newAgentEnv(t *testing.T) *agentEnv {
 		}
 		return 2, nil
 	}, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
-	e.env.RegisterActivityWithOptions(func(ctx context.Context, ch agentStatusChange) (int, error) {
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, ch activities.AgentStatusChange) (int, error) {
 		e.told = append(e.told, ch.Online)
 		return 1, nil
 	}, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})

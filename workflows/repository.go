@@ -9,6 +9,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
 )
 
 // RepositoryInput starts a RepositoryWorkflow; State is set when it
@@ -99,24 +101,6 @@ type pool struct {
 	polling     bool
 }
 
-// polledJob is a queued job as GitHub lists it (activities/github.QueuedJob).
-type polledJob struct {
-	ID        int64     `json:"id"`
-	RunID     int64     `json:"runId"`
-	Name      string    `json:"name"`
-	Labels    []string  `json:"labels"`
-	CreatedAt time.Time `json:"createdAt"`
-}
-
-// repoRef names the repository to the GitHub activities (activities/github.Repo).
-type repoRef struct {
-	Owner string `json:"owner"`
-	Name  string `json:"name"`
-}
-
-// listQueuedJobsActivity is activities/github.ListQueuedJobsName.
-const listQueuedJobsActivity = "GitHubListQueuedJobs"
-
 // pollGrace keeps a job that GitHub created this recently in the queue even
 // when a poll does not list it (the list is a snapshot).
 const pollGrace = time.Minute
@@ -146,8 +130,8 @@ func (p *pool) pollQueue(ctx workflow.Context) time.Time {
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { p.polling, p.dirty = false, true }()
-		var jobs []polledJob
-		if err := workflow.ExecuteActivity(actx, listQueuedJobsActivity, repoRef{Owner: p.owner, Name: p.repo}).Get(ctx, &jobs); err != nil {
+		var jobs []activities.QueuedJob
+		if err := workflow.ExecuteActivity(actx, activities.GitHubListQueuedJobsName, activities.Repo{Owner: p.owner, Name: p.repo}).Get(ctx, &jobs); err != nil {
 			workflow.GetLogger(ctx).Warn("Polling GitHub for queued jobs failed", "repository", p.full(), "error", err)
 			return
 		}
@@ -160,7 +144,7 @@ func (p *pool) pollQueue(ctx workflow.Context) time.Time {
 // at polledAt: jobs whose queued webhook never came are added; jobs GitHub
 // no longer lists as queued (they started or were cancelled, and that
 // webhook was missed) leave the queue.
-func (p *pool) applyPolled(ctx workflow.Context, polledAt time.Time, jobs []polledJob) {
+func (p *pool) applyPolled(ctx workflow.Context, polledAt time.Time, jobs []activities.QueuedJob) {
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].CreatedAt.Before(jobs[j].CreatedAt) })
 	listed := map[int64]bool{}
 	for _, j := range jobs {

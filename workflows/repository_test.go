@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
 )
 
 // poolEnv runs a RepositoryWorkflow with fake runners: each comes online at
@@ -29,11 +31,11 @@ type poolEnv struct {
 	// queued is what GitHub lists as queued when the pool polls; the
 	// activity runs on its own goroutine, hence the lock.
 	mu     sync.Mutex
-	queued []polledJob
+	queued []activities.QueuedJob
 	polls  int
 }
 
-func (e *poolEnv) setQueued(jobs []polledJob) {
+func (e *poolEnv) setQueued(jobs []activities.QueuedJob) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.queued = jobs
@@ -55,12 +57,12 @@ func newPoolEnv(t *testing.T) *poolEnv {
 	e := &poolEnv{t: t, env: s.NewTestWorkflowEnvironment()}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
-	e.env.RegisterActivityWithOptions(func(ctx context.Context, r repoRef) ([]polledJob, error) {
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.polls++
-		return append([]polledJob(nil), e.queued...), nil
-	}, activity.RegisterOptions{Name: listQueuedJobsActivity})
+		return append([]activities.QueuedJob(nil), e.queued...), nil
+	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	return e
 }
 
@@ -403,7 +405,7 @@ func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
 	// webhook came, yet GitHub lists it no more (its in_progress was lost).
 	e.job(time.Second, JobQueued, 5, "")
 	e.at(2*time.Second, func() {
-		e.setQueued([]polledJob{{ID: 77, RunID: 7, Labels: []string{"self-hosted"}, CreatedAt: start}})
+		e.setQueued([]activities.QueuedJob{{ID: 77, RunID: 7, Labels: []string{"self-hosted"}, CreatedAt: start}})
 	})
 	e.view(90*time.Second, &found)
 	e.view(150*time.Second, &later)

@@ -1,13 +1,17 @@
 package github
 
-import "context"
+import (
+	"context"
+
+	"github.com/garo-run/garo/activities"
+)
 
 // Activity names, as registered on the agent's worker.
 const (
-	ListRunnersName    = "GitHubListRunners"
-	RunnerByNameName   = "GitHubRunnerByName"
-	RemoveRunnerName   = "GitHubRemoveRunner"
-	ListQueuedJobsName = "GitHubListQueuedJobs"
+	ListRunnersName    = activities.GitHubListRunnersName
+	RunnerByNameName   = activities.GitHubRunnerByNameName
+	RemoveRunnerName   = activities.GitHubRemoveRunnerName
+	ListQueuedJobsName = activities.GitHubListQueuedJobsName
 )
 
 // Activities are the GitHub calls that workflows make directly. Those that

@@ -11,6 +11,8 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/activities"
 )
 
 // Error types of the application errors this package returns, for
@@ -30,12 +32,7 @@ const (
 )
 
 // Repo names a repository.
-type Repo struct {
-	Owner string `json:"owner"`
-	Name  string `json:"name"`
-}
-
-func (r Repo) String() string { return r.Owner + "/" + r.Name }
+type Repo = activities.Repo
 
 // RunnerInfo is what Garo keeps of a GitHub runner.
 type RunnerInfo struct {
@@ -153,13 +150,7 @@ func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
 }
 
 // QueuedJob is a job GitHub reports queued.
-type QueuedJob struct {
-	ID        int64     `json:"id"`
-	RunID     int64     `json:"runId"`
-	Name      string    `json:"name"`
-	Labels    []string  `json:"labels"`
-	CreatedAt time.Time `json:"createdAt"`
-}
+type QueuedJob = activities.QueuedJob
 
 // ListQueuedJobs returns the queued jobs of repo, from its queued runs: the
 // fallback for webhooks that never arrived.

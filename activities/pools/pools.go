@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
+	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -95,10 +96,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 }
 
 // AgentStatusChange is the argument of NotifyAgentPools.
-type AgentStatusChange struct {
-	Agent  string `json:"agent"`
-	Online bool   `json:"online"`
-}
+type AgentStatusChange = activities.AgentStatusChange
 
 // NotifyAgentPools tells every pool of an agent that the agent went online
 // or offline, so that pools pause provisioning while it is away. It returns
