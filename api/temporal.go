@@ -139,7 +139,7 @@ func listRunning(ctx context.Context, c client.Client, namespace, workflowType, 
 		Namespace:     namespace,
 		PageSize:      int32(limit),
 		NextPageToken: token,
-		Query:         runningQuery(workflowType, agent),
+		Query:         workflows.RunningQuery(workflowType, agent),
 	})
 	if err != nil {
 		var inv *serviceerror.InvalidArgument
@@ -149,16 +149,6 @@ func listRunning(ctx context.Context, c client.Client, namespace, workflowType, 
 		return nil, "", mapTemporalError(err)
 	}
 	return resp.Executions, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
-}
-
-// runningQuery selects the running workflows of a type, of one agent when
-// agent is set (a validated agent name: safe to quote).
-func runningQuery(workflowType, agent string) string {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType)
-	if agent != "" {
-		q += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttributeAgent.GetName(), agent)
-	}
-	return q
 }
 
 // memoSummary decodes the summary memo of e into out; false when it has

@@ -46,6 +46,17 @@ func SearchAttributeKeys() []temporal.SearchAttributeKeyKeyword {
 // listing needs no query per workflow.
 const MemoSummary = "summary"
 
+// RunningQuery is the visibility query of the running workflows of a
+// type, of one agent when agent is set (a validated agent name, safe to
+// quote).
+func RunningQuery(workflowType, agent string) string {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType)
+	if agent != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", SearchAttributeAgent.GetName(), agent)
+	}
+	return q
+}
+
 // AgentWorkflowID is the workflow id of the agent called name.
 func AgentWorkflowID(name string) string { return "garo/agent/" + name }
 

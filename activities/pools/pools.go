@@ -34,8 +34,7 @@ func (a *Activities) poolsOf(ctx context.Context, agent string) ([]string, error
 	for {
 		resp, err := a.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Namespace: a.Namespace, NextPageToken: token, PageSize: 1000,
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
-				workflows.RepositoryWorkflowName, workflows.SearchAttributeAgent.GetName(), agent),
+			Query: workflows.RunningQuery(workflows.RepositoryWorkflowName, agent),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list pools of agent %s: %w", agent, err)
