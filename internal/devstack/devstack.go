@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer sim.stop(log)
-		if err := waitHTTP(ctx, simURL+"/_sim/stats", sim.exited); err != nil {
+		if err := waitHTTP(ctx, simURL+"/_sim/stats", time.Minute, sim.failure()); err != nil {
 			return fmt.Errorf("GitHub simulator did not come up (see %s): %w", sim.logPath, err)
 		}
 		if gh, err = github.New(github.Config{URL: simURL, Token: "garo-dev"}); err != nil {
@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Wait()
 		return nil
 	}
-	if err := waitReady(ctx, apiURL+"/readyz", errs); err != nil {
+	if err := waitHTTP(ctx, apiURL+"/readyz", 90*time.Second, errs); err != nil {
 		stopServer()
 		wg.Wait()
 		return err
@@ -382,32 +382,20 @@ func (p *childProcess) stop(log *slog.Logger) {
 	}
 }
 
-// waitHTTP polls url until it answers 200, the child exits, or 60 s pass.
-func waitHTTP(ctx context.Context, url string, exited <-chan struct{}) error {
-	deadline := time.After(60 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-exited:
-			return errors.New("it exited")
-		case <-deadline:
-			return fmt.Errorf("no answer at %s after 60s", url)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+// failure yields an error once the child exits.
+func (p *childProcess) failure() <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		<-p.exited
+		ch <- fmt.Errorf("%s exited", p.name)
+	}()
+	return ch
 }
 
-// waitReady polls url until it answers 200, a component fails, or ctx ends.
-func waitReady(ctx context.Context, url string, errs <-chan error) error {
-	deadline := time.After(90 * time.Second)
+// waitHTTP polls url until it answers 200; it gives up when stop yields
+// an error (what it waits for failed), ctx ends, or limit passes.
+func waitHTTP(ctx context.Context, url string, limit time.Duration, stop <-chan error) error {
+	deadline := time.After(limit)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -419,11 +407,11 @@ func waitReady(ctx context.Context, url string, errs <-chan error) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errs:
+		case err := <-stop:
 			return err
 		case <-deadline:
-			return fmt.Errorf("server not ready at %s after 90s", url)
-		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("no answer at %s after %s", url, limit)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
