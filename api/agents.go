@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -206,5 +205,3 @@ func (h *handlers) backendError(w http.ResponseWriter, r *http.Request, what str
 		writeProblem(w, r, http.StatusInternalServerError, ProblemInternal, what+" failed")
 	}
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -168,7 +169,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 	if len(body) == 0 && allowEmpty {
 		return true
 	}
-	dec := json.NewDecoder(bytesReader(body))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid JSON body: "+err.Error())
