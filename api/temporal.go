@@ -35,18 +35,48 @@ func (t *TemporalAgents) Register(ctx context.Context, name string, req workflow
 // updateWithStart sends an update to the agent's workflow, starting it if
 // it is not running.
 func (t *TemporalAgents) updateWithStart(ctx context.Context, name, update string, arg, out any) error {
-	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.AgentWorkflowID(name),
-		TaskQueue:                workflows.ServerTaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
-		StaticSummary:            "agent " + name,
-	}, workflows.AgentWorkflowName, workflows.AgentWorkflowInput{Name: name})
-	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
+	return runUpdateWithStart(ctx, t.Client, client.StartWorkflowOptions{
+		ID:                    workflows.AgentWorkflowID(name),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
+		StaticSummary:         "agent " + name,
+	}, workflows.AgentWorkflowName, workflows.AgentWorkflowInput{Name: name}, update, arg, out)
+}
+
+func (t *TemporalAgents) update(ctx context.Context, name, update string, arg any) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := runUpdate(ctx, t.Client, workflows.AgentWorkflowID(name), update, arg, &st)
+	if errors.Is(err, ErrNotFound) && t.wasUnregistered(ctx, name) {
+		return st, ErrUnregistered
+	}
+	return st, err
+}
+
+// runUpdate sends an update to the workflow id and waits for its result.
+func runUpdate(ctx context.Context, c client.Client, id, update string, arg, out any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return mapTemporalError(err)
+	}
+	return mapTemporalError(h.Get(ctx, out))
+}
+
+// runUpdateWithStart sends an update to the workflow opts.ID, starting it
+// on the server's queue first if it is not running, in one call, and
+// waits for the update's result.
+func runUpdateWithStart(ctx context.Context, c client.Client, opts client.StartWorkflowOptions, workflowType string, input any,
+	update string, arg, out any) error {
+	opts.TaskQueue = workflows.ServerTaskQueue
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: c.NewWithStartWorkflowOperation(opts, workflowType, input),
 		UpdateOptions: client.UpdateWorkflowOptions{
-			WorkflowID:   workflows.AgentWorkflowID(name),
+			WorkflowID:   opts.ID,
 			UpdateName:   update,
 			Args:         []any{arg},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -56,27 +86,6 @@ func (t *TemporalAgents) updateWithStart(ctx context.Context, name, update strin
 		return mapTemporalError(err)
 	}
 	return mapTemporalError(h.Get(ctx, out))
-}
-
-func (t *TemporalAgents) update(ctx context.Context, name, update string, arg any) (workflows.AgentState, error) {
-	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.AgentWorkflowID(name),
-		UpdateName:   update,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		err = mapTemporalError(err)
-		if errors.Is(err, ErrNotFound) && t.wasUnregistered(ctx, name) {
-			return workflows.AgentState{}, ErrUnregistered
-		}
-		return workflows.AgentState{}, err
-	}
-	var st workflows.AgentState
-	if err := h.Get(ctx, &st); err != nil {
-		return workflows.AgentState{}, mapTemporalError(err)
-	}
-	return st, nil
 }
 
 // wasUnregistered reports whether the agent's last workflow run completed,
@@ -229,30 +238,16 @@ type TemporalPools struct {
 // Configure starts the pool's workflow if it is not running and sends it
 // the validated configure update, in one call.
 func (t *TemporalPools) Configure(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
-	id := workflows.RepositoryWorkflowID(owner, repo)
-	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                workflows.ServerTaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	var v workflows.PoolView
+	err := runUpdateWithStart(ctx, t.Client, client.StartWorkflowOptions{
+		ID:                    workflows.RepositoryWorkflowID(owner, repo),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchAttributeRepository.ValueSet(owner+"/"+repo),
 			workflows.SearchAttributeAgent.ValueSet(req.Config.Agent)),
 		StaticSummary: "runner pool of " + owner + "/" + repo,
-	}, workflows.RepositoryWorkflowName, workflows.RepositoryInput{Owner: owner, Repo: repo})
-	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateConfigure,
-			Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted},
-	})
-	if err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
-	var v workflows.PoolView
-	if err := h.Get(ctx, &v); err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
-	return v, nil
+	}, workflows.RepositoryWorkflowName, workflows.RepositoryInput{Owner: owner, Repo: repo}, workflows.UpdateConfigure, req, &v)
+	return v, err
 }
 
 // Get returns the pool's live state from its workflow.
@@ -265,18 +260,9 @@ func (t *TemporalPools) Get(ctx context.Context, owner, repo string) (workflows.
 // Drain starts draining the pool; its workflow ends when its runners are
 // gone.
 func (t *TemporalPools) Drain(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.PoolView, error) {
-	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.RepositoryWorkflowID(owner, repo), UpdateName: workflows.UpdateDrain,
-		Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
 	var v workflows.PoolView
-	if err := h.Get(ctx, &v); err != nil {
-		return workflows.PoolView{}, mapTemporalError(err)
-	}
-	return v, nil
+	err := runUpdate(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), workflows.UpdateDrain, req, &v)
+	return v, err
 }
 
 // List returns the running pools from the visibility store's memos.
@@ -324,34 +310,16 @@ func (t *TemporalTokens) ListTokens(ctx context.Context) ([]workflows.TokenRecor
 
 // CreateToken stores a token, starting the TokensWorkflow on first use.
 func (t *TemporalTokens) CreateToken(ctx context.Context, rec workflows.TokenRecord) (workflows.TokenRecord, error) {
-	start := t.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID: workflows.TokensWorkflowID, TaskQueue: workflows.ServerTaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            "API tokens (hashes only)",
-	}, workflows.TokensWorkflowName, workflows.TokensInput{})
-	h, err := t.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: workflows.TokensWorkflowID, UpdateName: workflows.UpdateCreateToken,
-			Args: []any{rec}, WaitForStage: client.WorkflowUpdateStageCompleted},
-	})
-	if err != nil {
-		return rec, mapTemporalError(err)
-	}
-	if err := h.Get(ctx, &rec); err != nil {
-		return rec, mapTemporalError(err)
-	}
-	return rec, nil
+	err := runUpdateWithStart(ctx, t.Client, client.StartWorkflowOptions{
+		ID: workflows.TokensWorkflowID, StaticSummary: "API tokens (hashes only)",
+	}, workflows.TokensWorkflowName, workflows.TokensInput{}, workflows.UpdateCreateToken, rec, &rec)
+	return rec, err
 }
 
 // RevokeToken removes a token.
 func (t *TemporalTokens) RevokeToken(ctx context.Context, id, actor string) error {
-	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.TokensWorkflowID,
-		UpdateName: workflows.UpdateRevokeToken, Args: []any{workflows.RevokeTokenRequest{ID: id, Actor: actor}},
-		WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err != nil {
-		return mapTemporalError(err)
-	}
-	return mapTemporalError(h.Get(ctx, nil))
+	return runUpdate(ctx, t.Client, workflows.TokensWorkflowID, workflows.UpdateRevokeToken,
+		workflows.RevokeTokenRequest{ID: id, Actor: actor}, nil)
 }
 
 // AgentTokenHash returns the token hash a running agent's workflow holds.
