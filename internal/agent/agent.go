@@ -47,8 +47,6 @@ type Config struct {
 	// ConfigPollInterval is how often the agent asks for its configuration
 	// (a 304 while nothing changed); default 30s.
 	ConfigPollInterval time.Duration
-	// Registered, when set, is called after each successful registration.
-	Registered func(workflows.AgentState)
 }
 
 // Run registers the agent and serves until ctx ends. On the way out it
@@ -152,9 +150,6 @@ func (a *agent) register(ctx context.Context) (workflows.AgentState, error) {
 		if err == nil {
 			a.log.Info("Agent registered", "server", a.cfg.ServerURL, "taskQueue", st.TaskQueue,
 				"heartbeatInterval", st.HeartbeatInterval.String())
-			if a.cfg.Registered != nil {
-				a.cfg.Registered(st)
-			}
 			return st, nil
 		}
 		var apiErr *apiclient.Error
