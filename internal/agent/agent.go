@@ -20,6 +20,7 @@ import (
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/api/apiclient"
+	"github.com/garo-run/garo/internal/backoff"
 	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workers"
 	"github.com/garo-run/garo/workflows"
@@ -144,27 +145,27 @@ type agent struct {
 // server is unreachable or unavailable. Errors that retrying cannot fix
 // (a bad token, a rejected registration) end it.
 func (a *agent) register(ctx context.Context) (workflows.AgentState, error) {
-	delay := 500 * time.Millisecond
-	for {
-		st, err := a.api.RegisterAgent(ctx, a.cfg.Name, a.caps)
-		if err == nil {
-			a.log.Info("Agent registered", "server", a.cfg.ServerURL, "taskQueue", st.TaskQueue,
-				"heartbeatInterval", st.HeartbeatInterval.String())
-			return st, nil
-		}
+	var st workflows.AgentState
+	err := backoff.Retry(ctx, backoff.Policy{First: 500 * time.Millisecond, Max: 30 * time.Second}, func() (err error) {
+		st, err = a.api.RegisterAgent(ctx, a.cfg.Name, a.caps)
 		var apiErr *apiclient.Error
 		if errors.As(err, &apiErr) && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusConflict &&
 			apiErr.StatusCode != http.StatusTooManyRequests {
-			return st, fmt.Errorf("register agent %s with %s: %w", a.cfg.Name, a.cfg.ServerURL, err)
+			return backoff.Permanent(err)
 		}
-		a.log.Warn("Registration failed; retrying", "server", a.cfg.ServerURL, "retryIn", delay, "error", err)
-		select {
-		case <-ctx.Done():
-			return st, fmt.Errorf("register agent %s: %w", a.cfg.Name, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 30*time.Second)
+		return err
+	}, func(err error, wait time.Duration) {
+		a.log.Warn("Registration failed; retrying", "server", a.cfg.ServerURL, "retryIn", wait, "error", err)
+	})
+	switch {
+	case err == nil:
+		a.log.Info("Agent registered", "server", a.cfg.ServerURL, "taskQueue", st.TaskQueue,
+			"heartbeatInterval", st.HeartbeatInterval.String())
+		return st, nil
+	case ctx.Err() != nil:
+		return st, fmt.Errorf("register agent %s: %w", a.cfg.Name, ctx.Err())
 	}
+	return st, fmt.Errorf("register agent %s with %s: %w", a.cfg.Name, a.cfg.ServerURL, err)
 }
 
 // watchConfig polls the agent's configuration (cheaply: 304 while nothing

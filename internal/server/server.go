@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/garo-run/garo/api"
+	"github.com/garo-run/garo/internal/backoff"
 	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workers"
 	"github.com/garo-run/garo/workflows"
@@ -153,36 +154,21 @@ func (s *server) ready(ctx context.Context) error {
 // runWorker registers the search attributes and runs the server's worker,
 // retrying while Temporal is unreachable, until ctx ends.
 func (s *server) runWorker(ctx context.Context, host string) {
-	delay := 500 * time.Millisecond
-	wait := func(err error, what string) bool {
-		s.setNotReady(fmt.Sprintf("%s: %v", what, err))
-		s.log.Warn("Server not ready; retrying", "step", what, "retryIn", delay, "error", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(delay):
+	policy := backoff.Policy{First: 500 * time.Millisecond, Max: 15 * time.Second}
+	notReady := func(what string) func(error, time.Duration) {
+		return func(err error, wait time.Duration) {
+			s.setNotReady(fmt.Sprintf("%s: %v", what, err))
+			s.log.Warn("Server not ready; retrying", "step", what, "retryIn", wait, "error", err)
 		}
-		delay = min(2*delay, 15*time.Second)
-		return true
 	}
-	for {
-		err := EnsureSearchAttributes(ctx, s.client, s.cfg.Temporal.Namespace)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || !wait(err, "register search attributes") {
-			return
-		}
+	if err := backoff.Retry(ctx, policy, func() error {
+		return EnsureSearchAttributes(ctx, s.client, s.cfg.Temporal.Namespace)
+	}, notReady("register search attributes")); err != nil {
+		return // ctx ended
 	}
 	w := workers.NewServer(s.client, s.cfg.Temporal.Namespace, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()))
-	for {
-		err := w.Start()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || !wait(err, "start worker") {
-			return
-		}
+	if err := backoff.Retry(ctx, policy, w.Start, notReady("start worker")); err != nil {
+		return // ctx ended
 	}
 	s.started.Store(true)
 	s.log.Info("Server worker started", "taskQueue", workflows.ServerTaskQueue)

@@ -16,6 +16,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/garo-run/garo/internal/backoff"
 )
 
 // Options selects and authenticates a Temporal frontend.
@@ -104,21 +106,15 @@ func (o Options) tlsConfig(apiKey bool) (*tls.Config, error) {
 // Dial connects to Temporal, retrying with backoff while the frontend is
 // unreachable, until ctx ends. Each failed attempt is logged.
 func Dial(ctx context.Context, opts client.Options, logger *slog.Logger) (client.Client, error) {
-	delay := 500 * time.Millisecond
-	for {
-		c, err := client.DialContext(ctx, opts)
-		if err == nil {
-			return c, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
-		}
-		logger.Warn("Temporal unreachable; retrying", "address", opts.HostPort, "namespace", opts.Namespace, "retryIn", delay, "error", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 15*time.Second)
+	var c client.Client
+	err := backoff.Retry(ctx, backoff.Policy{First: 500 * time.Millisecond, Max: 15 * time.Second}, func() (err error) {
+		c, err = client.DialContext(ctx, opts)
+		return err
+	}, func(err error, wait time.Duration) {
+		logger.Warn("Temporal unreachable; retrying", "address", opts.HostPort, "namespace", opts.Namespace, "retryIn", wait, "error", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
 	}
+	return c, nil
 }
