@@ -510,11 +510,16 @@ func (p *pool) startRunner(ctx workflow.Context) {
 	})
 }
 
+// summary is the pool's view without its runners and queue: what the memo
+// carries.
+func (p *pool) summary() PoolView {
+	return PoolView{Repository: p.full(), Config: p.s.Config, Draining: p.s.Draining, Degraded: p.s.Degraded,
+		AgentOffline: p.s.AgentOffline, LastError: p.s.LastError, Counts: p.counts(), ConfiguredBy: p.s.ConfiguredBy}
+}
+
 func (p *pool) view() PoolView {
-	v := PoolView{Repository: p.full(), Config: p.s.Config, Draining: p.s.Draining, Degraded: p.s.Degraded,
-		AgentOffline: p.s.AgentOffline,
-		LastError:    p.s.LastError, Counts: p.counts(), ConfiguredBy: p.s.ConfiguredBy,
-		Runners: []RunnerView{}, Queue: append([]QueuedJob{}, p.s.Queue...)}
+	v := p.summary()
+	v.Runners, v.Queue = []RunnerView{}, append([]QueuedJob{}, p.s.Queue...)
 	for _, r := range p.s.Runners {
 		v.Runners = append(v.Runners, RunnerView{Name: r.Name, State: r.State, RunnerID: r.RunnerID, JobID: r.JobID,
 			CreatedAt: r.CreatedAt, IdleSince: r.IdleSince})
@@ -522,11 +527,10 @@ func (p *pool) view() PoolView {
 	return v
 }
 
-// publish upserts the memo (the view without runners and queue) and the
-// GaroAgent search attribute when they changed.
+// publish upserts the memo (the summary) and the GaroAgent search
+// attribute when they changed.
 func (p *pool) publish(ctx workflow.Context) {
-	v := p.view()
-	v.Runners, v.Queue = nil, nil
+	v := p.summary()
 	if p.agentSA != v.Config.Agent && v.Config.Agent != "" {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeAgent.ValueSet(v.Config.Agent)); err == nil {
 			p.agentSA = v.Config.Agent
