@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	token, err := adminToken(filepath.Join(cfg.StateDir, "admin-token"))
+	token, err := secretFile(filepath.Join(cfg.StateDir, "admin-token"), "garo_")
 	if err != nil {
 		return err
 	}
@@ -277,9 +277,6 @@ func githubLine(simURL string) string {
 	}
 	return simURL + "   (simulator; control API at /_sim/)"
 }
-
-// adminToken reads the dev stack's admin token, creating it on first use.
-func adminToken(path string) (string, error) { return secretFile(path, "garo_") }
 
 // secretFile reads a secret kept in path, creating a random one (with the
 // given prefix, mode 0600) on first use.
