@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,12 +169,21 @@ func historyJSON(t *testing.T, c client.Client, id, runID string) string {
 }
 
 // recordHistory writes a history into workflows/testdata when
-// GARO_RECORD_HISTORIES is set, for the replay tests.
+// GARO_RECORD_HISTORIES is set, for the replay tests. It never overwrites
+// one: a recorded history stands for workflows still running, so a change
+// to a workflow records a new history under a new name beside the old.
 func recordHistory(t *testing.T, file, history string) {
 	if os.Getenv("GARO_RECORD_HISTORIES") == "" {
 		return
 	}
 	path := filepath.Join("..", "workflows", "testdata", file)
-	require.NoError(t, os.WriteFile(path, []byte(history+"\n"), 0o644))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		t.Logf("kept %s: recorded histories are never overwritten; record a new one under a new name", path)
+		return
+	}
+	require.NoError(t, err)
+	_, err = f.WriteString(history + "\n")
+	require.NoError(t, errors.Join(err, f.Close()))
 	t.Logf("recorded %s", path)
 }
