@@ -182,88 +182,100 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 			return
 		}
 		win, ok := s.limits.take(auth)
-		h := rec.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(s.limits.limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
-		h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(win.reset.Unix(), 10))
-		h.Set("X-RateLimit-Resource", "core")
-		h.Set("X-GitHub-Request-Id", randomToken("")[:16])
+		s.setRateHeaders(rec.Header(), win)
+		rec.Header().Set("X-GitHub-Request-Id", randomToken("")[:16])
 		if !ok {
 			writeJSON(rec, http.StatusForbidden, map[string]string{
 				"message":           "API rate limit exceeded for installation ID 1.",
 				"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
 			return
 		}
-		if f := s.faults.match(r, path); f != nil {
-			switch f.Kind {
-			case FaultLatency:
-				select {
-				case <-time.After(time.Duration(f.LatencyMs) * time.Millisecond):
-				case <-r.Context().Done():
-					return
-				}
-			case FaultError:
-				status := f.Status
-				if status == 0 {
-					status = http.StatusInternalServerError
-				}
-				writeError(rec, status, "Server Error (injected)")
-				return
-			case FaultPrimaryRateLimit:
-				wait := max(f.RetryAfterSeconds, 1)
-				h.Set("X-RateLimit-Remaining", "0")
-				h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Duration(wait)*time.Second).Unix(), 10))
-				status := f.Status
-				if status != http.StatusTooManyRequests {
-					status = http.StatusForbidden
-				}
-				writeJSON(rec, status, map[string]string{
-					"message":           "API rate limit exceeded for installation ID 1.",
-					"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
-				return
-			case FaultSecondaryRateLimit:
-				h.Set("Retry-After", strconv.FormatInt(max(f.RetryAfterSeconds, 1), 10))
-				writeJSON(rec, http.StatusForbidden, map[string]string{
-					"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-					"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"})
-				return
-			}
+		if f := s.faults.match(r, path); f != nil && !serveFault(rec, r, f) {
+			return
 		}
 		if r.Method != http.MethodGet {
 			next.ServeHTTP(rec, r)
 			return
 		}
-		// GET answers carry an ETag; If-None-Match that matches gets 304,
-		// which, as on GitHub, does not count against the rate limit.
-		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
-		next.ServeHTTP(buf, r)
-		for k, v := range buf.header {
-			h[k] = v
-		}
-		if r.URL.Path == "/rate_limit" || r.URL.Path == "/api/v3/rate_limit" {
-			s.limits.refund(auth) // reading the budget does not spend it
-			win = s.limits.window(auth)
-			h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
-			h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
-		}
-		if buf.status == http.StatusOK {
-			sum := sha256.Sum256(buf.body.Bytes())
-			etag := `W/"` + hex.EncodeToString(sum[:]) + `"`
-			h.Set("ETag", etag)
-			if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(etag, "W/")) {
-				s.limits.refund(auth)
-				win = s.limits.window(auth)
-				h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
-				h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
-				h.Del("Content-Type")
-				rec.WriteHeader(http.StatusNotModified)
-				return
-			}
-		}
-		rec.WriteHeader(buf.status)
-		_, _ = rec.Write(buf.body.Bytes())
+		s.serveConditional(rec, r, auth, next)
 	})
+}
+
+func (s *Sim) setRateHeaders(h http.Header, win window) {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(s.limits.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(s.limits.limit-win.used))
+	h.Set("X-RateLimit-Used", strconv.Itoa(win.used))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(win.reset.Unix(), 10))
+	h.Set("X-RateLimit-Resource", "core")
+}
+
+// serveFault applies an injected fault; it reports whether the request
+// goes on (after a latency) or has been answered.
+func serveFault(w http.ResponseWriter, r *http.Request, f *RouteFault) bool {
+	h := w.Header()
+	switch f.Kind {
+	case FaultLatency:
+		select {
+		case <-time.After(time.Duration(f.LatencyMs) * time.Millisecond):
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	case FaultError:
+		status := f.Status
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		writeError(w, status, "Server Error (injected)")
+	case FaultPrimaryRateLimit:
+		wait := max(f.RetryAfterSeconds, 1)
+		h.Set("X-RateLimit-Remaining", "0")
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Duration(wait)*time.Second).Unix(), 10))
+		status := f.Status
+		if status != http.StatusTooManyRequests {
+			status = http.StatusForbidden
+		}
+		writeJSON(w, status, map[string]string{
+			"message":           "API rate limit exceeded for installation ID 1.",
+			"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+	case FaultSecondaryRateLimit:
+		h.Set("Retry-After", strconv.FormatInt(max(f.RetryAfterSeconds, 1), 10))
+		writeJSON(w, http.StatusForbidden, map[string]string{
+			"message":           "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+			"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"})
+	default:
+		return true
+	}
+	return false
+}
+
+// serveConditional answers a GET with an ETag; If-None-Match that matches
+// gets 304, which, as on GitHub, does not count against the rate limit.
+func (s *Sim) serveConditional(rec *statusRecorder, r *http.Request, auth string, next http.Handler) {
+	h := rec.Header()
+	buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+	next.ServeHTTP(buf, r)
+	for k, v := range buf.header {
+		h[k] = v
+	}
+	if r.URL.Path == "/rate_limit" || r.URL.Path == "/api/v3/rate_limit" {
+		s.limits.refund(auth) // reading the budget does not spend it
+		s.setRateHeaders(h, s.limits.window(auth))
+	}
+	if buf.status == http.StatusOK {
+		sum := sha256.Sum256(buf.body.Bytes())
+		etag := `W/"` + hex.EncodeToString(sum[:]) + `"`
+		h.Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(etag, "W/")) {
+			s.limits.refund(auth)
+			s.setRateHeaders(h, s.limits.window(auth))
+			h.Del("Content-Type")
+			rec.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	rec.WriteHeader(buf.status)
+	_, _ = rec.Write(buf.body.Bytes())
 }
 
 // bufferedWriter holds an answer until its ETag is known.

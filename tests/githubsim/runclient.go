@@ -131,9 +131,8 @@ func DecodeJITConfig(encoded string) (url, credential string, rf RunnerFile, err
 // (ephemeral), is removed, or ctx ends. A job in progress when ctx ends
 // fails, as on GitHub.
 func RunRunner(ctx context.Context, cfg RunnerConfig) error {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.HeartbeatEvery == 0 {
 		cfg.HeartbeatEvery = time.Second
@@ -142,6 +141,45 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 		cfg.GiveUpAfter = 15 * time.Second
 	}
 	c := &runnerClient{url: baseURL(cfg.URL), http: &http.Client{Timeout: 30 * time.Second}}
+	if err := c.credentials(ctx, cfg); err != nil {
+		return err
+	}
+	var sess Session
+	if code, err := c.post(ctx, "/connect", nil, &sess); err != nil {
+		if code == http.StatusNotFound || code == http.StatusGone {
+			return fmt.Errorf("%w: %v", ErrRemoved, err)
+		}
+		return fmt.Errorf("connect: %w", err)
+	}
+	cfg.Logger.Info("Runner online", "name", sess.Name, "id", sess.RunnerID, "ephemeral", sess.Ephemeral)
+
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	removed := make(chan error, 1)
+	go c.heartbeats(hbCtx, cfg, removed)
+	defer func() {
+		exitCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = c.post(exitCtx, "/exit", nil, nil)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-removed:
+			return err
+		default:
+		}
+		exit, err := c.serveOne(ctx, cfg.Logger)
+		if err != nil || exit || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// credentials gets the runner's credential: from its JIT config, or by
+// registering with a registration token.
+func (c *runnerClient) credentials(ctx context.Context, cfg RunnerConfig) error {
 	switch {
 	case cfg.JITConfig != "":
 		simURL, cred, _, err := DecodeJITConfig(cfg.JITConfig)
@@ -165,93 +203,73 @@ func RunRunner(ctx context.Context, cfg RunnerConfig) error {
 	if c.url == "" {
 		return errors.New("no simulator URL")
 	}
-	var sess Session
-	if code, err := c.post(ctx, "/connect", nil, &sess); err != nil {
-		if code == http.StatusNotFound || code == http.StatusGone {
-			return fmt.Errorf("%w: %v", ErrRemoved, err)
-		}
-		return fmt.Errorf("connect: %w", err)
-	}
-	log.Info("Runner online", "name", sess.Name, "id", sess.RunnerID, "ephemeral", sess.Ephemeral)
+	return nil
+}
 
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	removed := make(chan error, 1)
-	go func() {
-		t := time.NewTicker(cfg.HeartbeatEvery)
-		defer t.Stop()
-		lastHeard := time.Now()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-			}
-			code, _ := c.post(hbCtx, "/heartbeat", nil, nil)
-			switch {
-			case code == http.StatusNotFound:
-				removed <- ErrRemoved
-				return
-			case code != 0:
-				lastHeard = time.Now()
-			case time.Since(lastHeard) > cfg.GiveUpAfter:
-				removed <- ErrUnreachable
-				return
-			}
-		}
-	}()
-	defer func() {
-		exitCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _ = c.post(exitCtx, "/exit", nil, nil)
-	}()
-
+// heartbeats keeps the runner online until ctx ends; it reports on
+// removed when the simulator removed the runner or has not answered for
+// cfg.GiveUpAfter.
+func (c *runnerClient) heartbeats(ctx context.Context, cfg RunnerConfig, removed chan<- error) {
+	t := time.NewTicker(cfg.HeartbeatEvery)
+	defer t.Stop()
+	lastHeard := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case err := <-removed:
-			return err
-		default:
+			return
+		case <-t.C:
 		}
-		var a Assignment
-		code, err := c.post(ctx, "/acquire", nil, &a)
+		code, _ := c.post(ctx, "/heartbeat", nil, nil)
 		switch {
-		case ctx.Err() != nil:
-			return nil
-		case code == http.StatusNotFound || code == http.StatusGone:
-			return fmt.Errorf("%w: %v", ErrRemoved, err)
-		case err != nil:
-			log.Warn("Acquire failed", "error", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
-		case code == http.StatusNoContent:
-			continue
-		}
-		log.Info("Job started", "job", a.JobID, "repo", a.Repo)
-		select {
-		case <-time.After(time.Duration(a.DurationMs) * time.Millisecond):
-		case <-ctx.Done():
-			// Stopped mid-job: the job fails (the deferred exit reports it).
-			log.Warn("Runner stopped mid-job", "job", a.JobID)
-			return nil
-		}
-		var done struct {
-			Exit bool `json:"exit"`
-		}
-		if _, err := c.post(ctx, "/complete", CompleteRequest{JobID: a.JobID, Conclusion: "success"}, &done); err != nil {
-			if ctx.Err() != nil {
-				return nil // stopped as it reported: the job fails, as on GitHub
-			}
-			return fmt.Errorf("complete job %d: %w", a.JobID, err)
-		}
-		log.Info("Job completed", "job", a.JobID)
-		if done.Exit {
-			return nil
+		case code == http.StatusNotFound:
+			removed <- ErrRemoved
+			return
+		case code != 0:
+			lastHeard = time.Now()
+		case time.Since(lastHeard) > cfg.GiveUpAfter:
+			removed <- ErrUnreachable
+			return
 		}
 	}
+}
+
+// serveOne waits for a job and runs it; exit tells that the runner is
+// done (an ephemeral runner after its job).
+func (c *runnerClient) serveOne(ctx context.Context, log *slog.Logger) (exit bool, err error) {
+	var a Assignment
+	code, err := c.post(ctx, "/acquire", nil, &a)
+	switch {
+	case ctx.Err() != nil:
+		return true, nil
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return true, fmt.Errorf("%w: %v", ErrRemoved, err)
+	case err != nil:
+		log.Warn("Acquire failed", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return false, nil
+	case code == http.StatusNoContent:
+		return false, nil
+	}
+	log.Info("Job started", "job", a.JobID, "repo", a.Repo)
+	select {
+	case <-time.After(time.Duration(a.DurationMs) * time.Millisecond):
+	case <-ctx.Done():
+		// Stopped mid-job: the job fails (the deferred exit reports it).
+		log.Warn("Runner stopped mid-job", "job", a.JobID)
+		return true, nil
+	}
+	var done struct {
+		Exit bool `json:"exit"`
+	}
+	if _, err := c.post(ctx, "/complete", CompleteRequest{JobID: a.JobID, Conclusion: "success"}, &done); err != nil {
+		if ctx.Err() != nil {
+			return true, nil // stopped as it reported: the job fails, as on GitHub
+		}
+		return true, fmt.Errorf("complete job %d: %w", a.JobID, err)
+	}
+	log.Info("Job completed", "job", a.JobID)
+	return done.Exit, nil
 }
