@@ -34,9 +34,12 @@ test-unit:
 test-e2e: tools
 	$(GO) test -count=1 -timeout 20m -v ./tests/...
 
-# Re-record the histories that the replay tests replay, from a real run.
+# Record, from real runs, the histories that the replay tests replay. One
+# already in workflows/testdata is never overwritten: it stands for
+# workflows still running. After a change to a workflow, give its recording
+# a new name in the test and record it beside the old ones.
 record-histories: tools
-	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits' ./tests/
+	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits|TestSeveralPoolsOfOneRepository' ./tests/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -8,6 +8,9 @@ import (
 	"context"
 	"os"
 	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
 )
 
 // Activity names as registered with the agent worker.
@@ -63,6 +66,11 @@ type ProbeResult struct {
 // Agent holds the activities every agent serves whatever its providers.
 type Agent struct {
 	Version string
+}
+
+// Register adds the activities to r under their names.
+func (a *Agent) Register(r worker.ActivityRegistry) {
+	r.RegisterActivityWithOptions(a.ProbeAgent, activity.RegisterOptions{Name: ProbeAgentName})
 }
 
 // ProbeAgent answers a probe from the agent's workflow: it proves that a

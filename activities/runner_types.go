@@ -7,14 +7,6 @@ const (
 	RunnerStatusName = "RunnerStatus"
 )
 
-// Error types of the runner activities.
-const (
-	// ErrTypeNoProvider: the agent does not offer the pool's provider.
-	ErrTypeNoProvider = "NoProvider"
-	// ErrTypeNoGitHub: the agent has no GitHub credentials.
-	ErrTypeNoGitHub = "NoGitHub"
-)
-
 // CreateRunnerInput asks an agent to register a runner with GitHub and
 // start its instance, in one activity, so that the JIT config (a secret)
 // goes from GitHub to the instance and nowhere else.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -19,24 +18,6 @@ type Agents interface {
 	Get(ctx context.Context, name string) (workflows.AgentState, error)
 	List(ctx context.Context, limit int, cursor string) (agents []workflows.AgentState, next string, err error)
 }
-
-// Errors the Agents backend returns for the API to map.
-var (
-	ErrNotFound = errors.New("not found")
-	// ErrUnregistered: the agent was registered once and has been
-	// unregistered since; it must not carry on as if nothing happened.
-	ErrUnregistered = errors.New("agent was unregistered")
-	ErrUnavailable  = errors.New("temporal unavailable")
-	ErrBadCursor    = errors.New("invalid cursor")
-)
-
-// RejectedError is an update that the workflow's validator refused.
-type RejectedError struct {
-	Type    string // one of workflows.ErrType*
-	Message string
-}
-
-func (e *RejectedError) Error() string { return e.Message }
 
 // AgentList is the answer of GET /api/v1/agents.
 type AgentList struct {
@@ -176,32 +157,4 @@ func (h *handlers) listAgents(w http.ResponseWriter, r *http.Request) {
 		agents = []workflows.AgentState{}
 	}
 	writeJSON(w, http.StatusOK, AgentList{Agents: agents, NextCursor: next})
-}
-
-// backendError maps an error of the Agents backend to a problem.
-func (h *handlers) backendError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	var rej *RejectedError
-	switch {
-	case errors.Is(err, ErrNotFound):
-		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": not found")
-	case errors.Is(err, ErrUnregistered):
-		writeProblem(w, r, http.StatusGone, ProblemUnregistered, what+": the agent was unregistered; register it again to serve")
-	case errors.Is(err, ErrBadCursor):
-		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid cursor")
-	case errors.As(err, &rej):
-		switch rej.Type {
-		case workflows.ErrTypeNotRegistered:
-			writeProblem(w, r, http.StatusNotFound, ProblemNotFound, what+": "+rej.Message)
-		case workflows.ErrTypeUnregistering:
-			writeProblem(w, r, http.StatusConflict, ProblemConflict, what+": "+rej.Message)
-		default:
-			writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, what+": "+rej.Message)
-		}
-	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		h.log.Warn("Backend unavailable", "op", what, "error", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, what+": Temporal is unavailable; retry later")
-	default:
-		h.log.Error("Backend failed", "op", what, "error", err)
-		writeProblem(w, r, http.StatusInternalServerError, ProblemInternal, what+" failed")
-	}
 }

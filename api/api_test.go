@@ -140,7 +140,7 @@ func (m *memTokens) RevokeToken(_ context.Context, id, _ string) error {
 			return nil
 		}
 	}
-	return &RejectedError{Type: workflows.ErrTypeNotRegistered, Message: "no token " + id}
+	return &RejectedError{Type: workflows.ErrTypeNotFound, Message: "no token " + id}
 }
 
 func (m *memTokens) AgentTokenHash(_ context.Context, name string) (string, error) {
@@ -171,7 +171,7 @@ func (m *memTokens) CreateAgent(_ context.Context, name string, req workflows.Cr
 type apiEnv struct {
 	t      testing.TB
 	agents *memAgents
-	pools  *memPools
+	repos  *memRepositories
 	tokens *memTokens
 	auth   *Tokens
 	clock  time.Time
@@ -182,13 +182,14 @@ type apiEnv struct {
 
 func newAPIEnv(t testing.TB) *apiEnv {
 	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}},
-		pools: &memPools{pools: map[string]workflows.PoolView{}}, clock: time.Unix(1_800_000_000, 0)}
+		repos: &memRepositories{repos: map[string]*workflows.RepositoryView{}}, clock: time.Unix(1_800_000_000, 0)}
 	e.tokens = &memTokens{agents: e.agents, hashes: map[string]string{}}
 	e.auth = NewTokens(adminToken, e.tokens, 5*time.Second)
 	e.auth.now = func() time.Time { return e.clock }
 	h := NewRouter(Config{
 		Agents:            e.agents,
-		Pools:             e.pools,
+		Repositories:      e.repos,
+		Now:               func() time.Time { return e.clock },
 		Tokens:            e.auth,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ready:             func(context.Context) error { return e.ready },
@@ -234,13 +235,16 @@ func problem(t *testing.T, resp *http.Response, body []byte, status int, typ str
 
 func TestEveryAPIRouteNeedsAToken(t *testing.T) {
 	e := newAPIEnv(t)
-	routes := [][2]string{
-		{"GET", "/api/v1/agents"}, {"GET", "/api/v1/agents/a1"}, {"DELETE", "/api/v1/agents/a1"},
-		{"POST", "/api/v1/agents/a1/register"}, {"POST", "/api/v1/agents/a1/heartbeat"},
-		{"GET", "/api/v1/repositories"}, {"GET", "/api/v1/repositories/o/r"}, {"PUT", "/api/v1/repositories/o/r"},
-		{"DELETE", "/api/v1/repositories/o/r"}, {"GET", "/api/v1/repositories/o/r/runners"},
-		{"GET", "/api/v1/repositories/o/r/jobs"}, {"GET", "/metrics"},
-	}
+	// Every route the router serves under /api/v1, and /metrics.
+	var routes [][2]string
+	params := strings.NewReplacer("{name}", "a1", "{owner}", "o", "{repo}", "r", "{pool}", "gpu", "{id}", "t1")
+	require.NoError(t, chi.Walk(e.srv.Config.Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if strings.HasPrefix(route, "/api/v1/") || route == "/metrics" {
+			routes = append(routes, [2]string{method, params.Replace(route)})
+		}
+		return nil
+	}))
+	require.Greater(t, len(routes), 20)
 	for _, r := range routes {
 		for _, tok := range []string{"", "wrong-token", adminToken + "x"} {
 			resp, body := e.do(r[0], r[1], tok, "", "")
@@ -249,7 +253,7 @@ func TestEveryAPIRouteNeedsAToken(t *testing.T) {
 		}
 	}
 	assert.Empty(t, e.agents.agents, "no unauthenticated call reached the backend")
-	assert.Empty(t, e.pools.pools)
+	assert.Empty(t, e.repos.repos)
 	resp, _ := e.do("GET", "/healthz", "", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = e.do("GET", "/openapi.yaml", "", "", "")
@@ -362,6 +366,12 @@ func TestBackendErrorsMapToProblems(t *testing.T) {
 	}{
 		{&RejectedError{Type: workflows.ErrTypeUnregistering, Message: "agent is being unregistered"}, 409, ProblemConflict},
 		{&RejectedError{Type: workflows.ErrTypeInvalidRequest, Message: "bad"}, 422, ProblemInvalidRequest},
+		{&RejectedError{Type: workflows.ErrTypeNotRegistered, Message: "agent is not registered"}, 404, ProblemNotFound},
+		{&RejectedError{Type: workflows.ErrTypeNotFound, Message: "no pool gpu"}, 404, ProblemNotFound},
+		{&RejectedError{Type: workflows.ErrTypeConflict, Message: "exists"}, 409, ProblemConflict},
+		{&RejectedError{Type: workflows.ErrTypeDraining, Message: "pool gpu is draining"}, 409, ProblemConflict},
+		{&RejectedError{Type: workflows.ErrTypeClosing, Message: "finishing; retry"}, 503, ProblemUnavailable},
+		{&RejectedError{Type: "SomethingNew", Message: "boom"}, 500, ProblemInternal},
 		{ErrUnavailable, 503, ProblemUnavailable},
 		{ErrUnregistered, 410, ProblemUnregistered},
 		{context.DeadlineExceeded, 503, ProblemUnavailable},

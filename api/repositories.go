@@ -11,27 +11,53 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/garo-run/garo/workflows"
 )
 
-// Pools is the control plane of runner pools, backed by their workflows.
-type Pools interface {
-	Configure(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error)
-	Get(ctx context.Context, owner, repo string) (workflows.PoolView, error)
-	Drain(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.PoolView, error)
-	// List returns a page of pools, of one agent when agent is set.
-	List(ctx context.Context, limit int, cursor, agent string) ([]workflows.PoolView, string, error)
+// Repositories is the control plane of repositories and their runner
+// pools, backed by their workflows.
+type Repositories interface {
+	// ConfigurePool creates or changes a pool.
+	ConfigurePool(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error)
+	// Get returns a repository's pools with their runners and queues;
+	// ErrNotFound when it has none.
+	Get(ctx context.Context, owner, repo string) (workflows.RepositoryView, error)
+	// DrainPool drains a pool, or every pool of req.Agent.
+	DrainPool(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.RepositoryView, error)
+	// List returns a page of repositories, with their pools' summaries;
+	// only those with a pool of agent when agent is set.
+	List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error)
 }
 
-// PoolList is the answer of GET /api/v1/repositories.
+// PoolList is the answer of GET /api/v1/repositories: every pool of every
+// repository of the page, one entry each (the key is from before several
+// pools, when a repository had one pool).
 type PoolList struct {
 	Repositories []workflows.PoolView `json:"repositories"`
 	NextCursor   string               `json:"nextCursor,omitempty"`
 }
 
+// UnmatchedJob is a queued job whose labels no pool of its repository
+// fits.
+type UnmatchedJob struct {
+	workflows.QueuedJob
+	// Age is how long it has waited, e.g. "3m12s".
+	Age string `json:"age"`
+}
+
+// UnmatchedList is the answer of GET .../unmatched.
+type UnmatchedList struct {
+	Jobs []UnmatchedJob `json:"jobs"`
+	// Total counts every job that fitted no pool when it was queued,
+	// since the repository's first pool.
+	Total int `json:"total"`
+}
+
+// repoParams reads {owner} and {repo}; on failure it has answered 400.
 func (h *handlers) repoParams(w http.ResponseWriter, r *http.Request) (string, string, bool) {
 	owner, repo, err := workflows.ParseRepository(chi.URLParam(r, "owner") + "/" + chi.URLParam(r, "repo"))
 	if err != nil {
@@ -41,8 +67,25 @@ func (h *handlers) repoParams(w http.ResponseWriter, r *http.Request) (string, s
 	return owner, repo, true
 }
 
-func (h *handlers) putRepository(w http.ResponseWriter, r *http.Request) {
-	owner, repo, ok := h.repoParams(w, r)
+// poolParams reads {owner}, {repo} and {pool}; the routes without {pool}
+// stand for the default pool.
+func (h *handlers) poolParams(w http.ResponseWriter, r *http.Request) (owner, repo, pool string, ok bool) {
+	if owner, repo, ok = h.repoParams(w, r); !ok {
+		return "", "", "", false
+	}
+	pool = chi.URLParam(r, "pool")
+	if pool == "" {
+		pool = workflows.DefaultPool
+	}
+	if err := workflows.ValidatePoolName(pool); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return "", "", "", false
+	}
+	return owner, repo, pool, true
+}
+
+func (h *handlers) putPool(w http.ResponseWriter, r *http.Request) {
+	owner, repo, pool, ok := h.poolParams(w, r)
 	if !ok {
 		return
 	}
@@ -55,72 +98,148 @@ func (h *handlers) putRepository(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, err.Error())
 		return
 	}
-	agent, err := h.cfg.Agents.Get(r.Context(), cfg.Agent)
-	if errors.Is(err, ErrNotFound) {
-		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, "agent "+cfg.Agent+" is not registered")
+	if !h.checkPoolAgent(w, r, cfg) {
 		return
 	}
+	actor := IdentityFrom(r.Context()).Subject
+	v, err := h.cfg.Repositories.ConfigurePool(r.Context(), owner, repo, workflows.ConfigureRequest{Pool: pool, Config: cfg, Actor: actor})
 	if err != nil {
-		h.backendError(w, r, "look up agent "+cfg.Agent, err)
+		h.backendError(w, r, "configure pool "+pool+" of "+owner+"/"+repo, err)
 		return
 	}
-	if !slices.Contains(agent.Capabilities.Providers, cfg.Provider.Kind()) {
-		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest,
-			"agent "+cfg.Agent+" does not offer provider "+strconv.Quote(cfg.Provider.Kind()))
-		return
-	}
-	v, err := h.cfg.Pools.Configure(r.Context(), owner, repo, workflows.ConfigureRequest{Config: cfg, Actor: IdentityFrom(r.Context()).Subject})
-	if err != nil {
-		h.backendError(w, r, "configure "+owner+"/"+repo, err)
-		return
-	}
-	h.log.Info("Pool configured", "repository", owner+"/"+repo, "actor", IdentityFrom(r.Context()).Subject)
+	h.log.Info("Pool configured", "repository", owner+"/"+repo, "pool", pool, "agent", cfg.Agent, "actor", actor)
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (h *handlers) getPool(w http.ResponseWriter, r *http.Request) (workflows.PoolView, bool) {
-	owner, repo, ok := h.repoParams(w, r)
-	if !ok {
-		return workflows.PoolView{}, false
+// checkPoolAgent checks that the pool's agent is registered, offers its
+// provider and is not being unregistered; on failure it has answered.
+func (h *handlers) checkPoolAgent(w http.ResponseWriter, r *http.Request, cfg workflows.PoolConfig) bool {
+	agent, err := h.cfg.Agents.Get(r.Context(), cfg.Agent)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, "agent "+cfg.Agent+" is not registered")
+		return false
+	case err != nil:
+		h.backendError(w, r, "look up agent "+cfg.Agent, err)
+		return false
+	case agent.Status == workflows.AgentUnregistering || agent.Status == workflows.AgentUnregistered:
+		writeProblem(w, r, http.StatusConflict, ProblemConflict, "agent "+cfg.Agent+" is being unregistered")
+		return false
+	case !slices.Contains(agent.Capabilities.Providers, cfg.Provider.Kind()):
+		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest,
+			"agent "+cfg.Agent+" does not offer provider "+strconv.Quote(cfg.Provider.Kind()))
+		return false
 	}
-	v, err := h.cfg.Pools.Get(r.Context(), owner, repo)
+	return true
+}
+
+// getRepository gets the live state of repository owner/repo; on failure
+// it has answered.
+func (h *handlers) getRepository(w http.ResponseWriter, r *http.Request, owner, repo string) (workflows.RepositoryView, bool) {
+	v, err := h.cfg.Repositories.Get(r.Context(), owner, repo)
 	if err != nil {
-		h.backendError(w, r, "get pool of "+owner+"/"+repo, err)
+		h.backendError(w, r, "get repository "+owner+"/"+repo, err)
 		return v, false
 	}
 	return v, true
 }
 
-func (h *handlers) getRepository(w http.ResponseWriter, r *http.Request) {
-	if v, ok := h.getPool(w, r); ok {
-		writeJSON(w, http.StatusOK, v)
-	}
-}
-
-func (h *handlers) getRepositoryRunners(w http.ResponseWriter, r *http.Request) {
-	if v, ok := h.getPool(w, r); ok {
-		writeJSON(w, http.StatusOK, map[string]any{"runners": v.Runners})
-	}
-}
-
-func (h *handlers) getRepositoryJobs(w http.ResponseWriter, r *http.Request) {
-	if v, ok := h.getPool(w, r); ok {
-		writeJSON(w, http.StatusOK, map[string]any{"jobs": v.Queue})
-	}
-}
-
-func (h *handlers) deleteRepository(w http.ResponseWriter, r *http.Request) {
+// repository gets the live state of the repository the path names; on
+// failure it has answered.
+func (h *handlers) repository(w http.ResponseWriter, r *http.Request) (workflows.RepositoryView, bool) {
 	owner, repo, ok := h.repoParams(w, r)
+	if !ok {
+		return workflows.RepositoryView{}, false
+	}
+	return h.getRepository(w, r, owner, repo)
+}
+
+func (h *handlers) getPool(w http.ResponseWriter, r *http.Request) {
+	owner, repo, pool, ok := h.poolParams(w, r)
 	if !ok {
 		return
 	}
-	v, err := h.cfg.Pools.Drain(r.Context(), owner, repo, workflows.DrainRequest{Actor: IdentityFrom(r.Context()).Subject})
-	if err != nil {
-		h.backendError(w, r, "drain pool of "+owner+"/"+repo, err)
+	v, ok := h.getRepository(w, r, owner, repo)
+	if !ok {
 		return
 	}
-	h.log.Info("Pool draining", "repository", owner+"/"+repo, "actor", IdentityFrom(r.Context()).Subject)
-	writeJSON(w, http.StatusAccepted, v)
+	p, found := v.Pool(pool)
+	if !found {
+		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "repository "+owner+"/"+repo+" has no pool "+pool)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (h *handlers) listPools(w http.ResponseWriter, r *http.Request) {
+	if v, ok := h.repository(w, r); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"pools": v.Pools})
+	}
+}
+
+func (h *handlers) deletePool(w http.ResponseWriter, r *http.Request) {
+	owner, repo, pool, ok := h.poolParams(w, r)
+	if !ok {
+		return
+	}
+	actor := IdentityFrom(r.Context()).Subject
+	v, err := h.cfg.Repositories.DrainPool(r.Context(), owner, repo, workflows.DrainRequest{Pool: pool, Actor: actor})
+	if err != nil {
+		h.backendError(w, r, "drain pool "+pool+" of "+owner+"/"+repo, err)
+		return
+	}
+	h.log.Info("Pool draining", "repository", owner+"/"+repo, "pool", pool, "actor", actor)
+	p, _ := v.Pool(pool)
+	writeJSON(w, http.StatusAccepted, p)
+}
+
+// getRepositoryRunners answers the runners of every pool of the
+// repository.
+func (h *handlers) getRepositoryRunners(w http.ResponseWriter, r *http.Request) {
+	v, ok := h.repository(w, r)
+	if !ok {
+		return
+	}
+	runners := []workflows.RunnerView{}
+	for _, p := range v.Pools {
+		for _, rv := range p.Runners {
+			rv.Pool = p.Pool
+			runners = append(runners, rv)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runners": runners})
+}
+
+// getRepositoryJobs answers the jobs waiting in every pool's queue, oldest
+// first.
+func (h *handlers) getRepositoryJobs(w http.ResponseWriter, r *http.Request) {
+	v, ok := h.repository(w, r)
+	if !ok {
+		return
+	}
+	jobs := []workflows.QueuedJob{}
+	for _, p := range v.Pools {
+		for _, j := range p.Queue {
+			j.Pool = p.Pool
+			jobs = append(jobs, j)
+		}
+	}
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].QueuedAt.Before(jobs[j].QueuedAt) })
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+}
+
+// getUnmatched answers the queued jobs no pool fits, with their age.
+func (h *handlers) getUnmatched(w http.ResponseWriter, r *http.Request) {
+	v, ok := h.repository(w, r)
+	if !ok {
+		return
+	}
+	now := h.now()
+	out := UnmatchedList{Jobs: []UnmatchedJob{}, Total: v.UnmatchedTotal}
+	for _, j := range v.Unmatched {
+		out.Jobs = append(out.Jobs, UnmatchedJob{QueuedJob: j, Age: max(0, now.Sub(j.QueuedAt)).Round(time.Second).String()})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *handlers) listRepositories(w http.ResponseWriter, r *http.Request) {
@@ -135,52 +254,67 @@ func (h *handlers) listRepositories(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	pools, next, err := h.cfg.Pools.List(r.Context(), limit, r.URL.Query().Get("cursor"), agent)
+	repos, next, err := h.cfg.Repositories.List(r.Context(), limit, r.URL.Query().Get("cursor"), agent)
 	if err != nil {
-		h.backendError(w, r, "list pools", err)
+		h.backendError(w, r, "list repositories", err)
 		return
 	}
-	if pools == nil {
-		pools = []workflows.PoolView{}
+	out := PoolList{Repositories: []workflows.PoolView{}, NextCursor: next}
+	for _, v := range repos {
+		for _, p := range v.Pools {
+			if agent == "" || p.Config.Agent == agent {
+				// The memo has counts, not the runners and the queue.
+				p.Runners, p.Queue = []workflows.RunnerView{}, []workflows.QueuedJob{}
+				out.Repositories = append(out.Repositories, p)
+			}
+		}
 	}
-	writeJSON(w, http.StatusOK, PoolList{Repositories: pools, NextCursor: next})
+	writeJSON(w, http.StatusOK, out)
 }
 
-// AgentConfig is the answer of GET /api/v1/agents/{name}/config: the
-// repositories the agent serves, with their runner configs.
+// AgentConfig is the answer of GET /api/v1/agents/{name}/config: the pools
+// the agent serves, with their configs.
 type AgentConfig struct {
-	Agent        string           `json:"agent"`
-	Repositories []RepositoryConf `json:"repositories"`
+	Agent string `json:"agent"`
+	// Repositories lists the agent's pools, one entry each (the key is
+	// from before several pools).
+	Repositories []AgentPool `json:"repositories"`
 }
 
-// RepositoryConf is one repository an agent serves.
-type RepositoryConf struct {
+// AgentPool is one pool an agent serves.
+type AgentPool struct {
 	Repository string               `json:"repository"`
+	Pool       string               `json:"pool"`
 	Config     workflows.PoolConfig `json:"config"`
 }
 
-// maxConfigPools bounds the pools one agent's config lists.
-const maxConfigPools = 1000
+// maxConfigRepositories bounds the repositories one agent's config lists.
+const maxConfigRepositories = 1000
 
-// agentConfig answers with the agent's repositories; an ETag over the
-// body lets a polling agent get 304 while nothing changed.
+// agentConfig answers with the agent's pools; an ETag over the body lets a
+// polling agent get 304 while nothing changed.
 func (h *handlers) agentConfig(w http.ResponseWriter, r *http.Request) {
 	name, ok := h.agentName(w, r)
 	if !ok {
 		return
 	}
-	pools, _, err := h.cfg.Pools.List(r.Context(), maxConfigPools, "", name)
+	repos, _, err := h.cfg.Repositories.List(r.Context(), maxConfigRepositories, "", name)
 	if err != nil {
 		h.backendError(w, r, "config of agent "+name, err)
 		return
 	}
-	cfg := AgentConfig{Agent: name, Repositories: []RepositoryConf{}}
-	for _, p := range pools {
-		if !p.Draining {
-			cfg.Repositories = append(cfg.Repositories, RepositoryConf{Repository: p.Repository, Config: p.Config})
+	cfg := AgentConfig{Agent: name, Repositories: []AgentPool{}}
+	for _, v := range repos {
+		for _, p := range v.Pools {
+			if p.Config.Agent == name && !p.Draining {
+				cfg.Repositories = append(cfg.Repositories, AgentPool{Repository: v.Repository, Pool: p.Pool, Config: p.Config})
+			}
 		}
 	}
-	sort.Slice(cfg.Repositories, func(i, j int) bool { return cfg.Repositories[i].Repository < cfg.Repositories[j].Repository })
+	sort.Slice(cfg.Repositories, func(i, j int) bool {
+		a, b := cfg.Repositories[i], cfg.Repositories[j]
+		return a.Repository < b.Repository || (a.Repository == b.Repository && a.Pool < b.Pool)
+	})
 	body, err := json.Marshal(cfg)
 	if err != nil {
 		h.backendError(w, r, "encode config", err)

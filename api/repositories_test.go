@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,124 +17,236 @@ import (
 	"github.com/garo-run/garo/workflows"
 )
 
-// memPools is an in-memory Pools backend that records what it was asked.
-type memPools struct {
+// memRepositories is an in-memory Repositories backend that records what
+// it was asked. Draining a pool removes it at once.
+type memRepositories struct {
 	mu     sync.Mutex
-	pools  map[string]workflows.PoolView
+	repos  map[string]*workflows.RepositoryView
 	last   workflows.ConfigureRequest
-	drains []string
+	drains []workflows.DrainRequest
 }
 
-func (m *memPools) Configure(_ context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
+func (m *memRepositories) ConfigurePool(_ context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.last = req
-	v := workflows.PoolView{Repository: owner + "/" + repo, Config: req.Config, ConfiguredBy: req.Actor,
-		Runners: []workflows.RunnerView{}, Queue: []workflows.QueuedJob{{JobID: 9, Labels: []string{"self-hosted"}}}}
-	m.pools[workflows.RepositoryWorkflowID(owner, repo)] = v
-	return v, nil
-}
-
-func (m *memPools) Get(_ context.Context, owner, repo string) (workflows.PoolView, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.pools[workflows.RepositoryWorkflowID(owner, repo)]
-	if !ok {
-		return v, ErrNotFound
+	id := workflows.RepositoryWorkflowID(owner, repo)
+	r := m.repos[id]
+	if r == nil {
+		r = &workflows.RepositoryView{Repository: owner + "/" + repo}
+		m.repos[id] = r
 	}
-	return v, nil
-}
-
-func (m *memPools) Drain(_ context.Context, owner, repo string, _ workflows.DrainRequest) (workflows.PoolView, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.pools[workflows.RepositoryWorkflowID(owner, repo)]
-	if !ok {
-		return v, ErrNotFound
-	}
-	v.Draining = true
-	m.drains = append(m.drains, owner+"/"+repo)
-	return v, nil
-}
-
-func (m *memPools) List(_ context.Context, _ int, _, agent string) ([]workflows.PoolView, string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []workflows.PoolView
-	for _, v := range m.pools {
-		if agent == "" || v.Config.Agent == agent {
-			out = append(out, v)
+	v := workflows.PoolView{Repository: r.Repository, Pool: req.PoolName(), Config: req.Config, ConfiguredBy: req.Actor,
+		Runners: []workflows.RunnerView{}, Queue: []workflows.QueuedJob{}}
+	for i, p := range r.Pools {
+		if p.Pool == v.Pool {
+			v.Runners, v.Queue = p.Runners, p.Queue
+			r.Pools[i] = v
+			return v, nil
 		}
+	}
+	r.Pools = append(r.Pools, v)
+	return v, nil
+}
+
+func (m *memRepositories) Get(_ context.Context, owner, repo string) (workflows.RepositoryView, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.repos[workflows.RepositoryWorkflowID(owner, repo)]
+	if !ok {
+		return workflows.RepositoryView{}, ErrNotFound
+	}
+	return *r, nil
+}
+
+func (m *memRepositories) DrainPool(_ context.Context, owner, repo string, req workflows.DrainRequest) (workflows.RepositoryView, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.repos[workflows.RepositoryWorkflowID(owner, repo)]
+	if !ok {
+		return workflows.RepositoryView{}, ErrNotFound
+	}
+	for i, p := range r.Pools {
+		if p.Pool == req.PoolName() {
+			m.drains = append(m.drains, req)
+			r.Pools[i].Draining = true
+			v := *r
+			v.Pools = append([]workflows.PoolView(nil), r.Pools...)
+			r.Pools = append(r.Pools[:i:i], r.Pools[i+1:]...)
+			return v, nil
+		}
+	}
+	return workflows.RepositoryView{}, &RejectedError{Type: workflows.ErrTypeNotFound, Message: "no pool " + req.PoolName()}
+}
+
+func (m *memRepositories) List(_ context.Context, _ int, _, agent string) ([]workflows.RepositoryView, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []workflows.RepositoryView
+	for _, r := range m.repos {
+		if !slices.ContainsFunc(r.Pools, func(p workflows.PoolView) bool { return agent == "" || p.Config.Agent == agent }) {
+			continue
+		}
+		// As the memo has it: no runners, queues or unmatched jobs.
+		v := *r
+		v.Pools, v.Unmatched = nil, nil
+		for _, p := range r.Pools {
+			p.Runners, p.Queue = nil, nil
+			v.Pools = append(v.Pools, p)
+		}
+		out = append(out, v)
 	}
 	return out, "", nil
 }
 
-func newPoolAPIEnv(t *testing.T) (*apiEnv, *memPools) {
+// set puts a repository's live state in place.
+func (m *memRepositories) set(v workflows.RepositoryView) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	owner, repo, _ := strings.Cut(v.Repository, "/")
+	m.repos[workflows.RepositoryWorkflowID(owner, repo)] = &v
+}
+
+func newPoolAPIEnv(t *testing.T) (*apiEnv, *memRepositories) {
 	e := newAPIEnv(t)
 	e.agents.agents["local"] = workflows.AgentState{Name: "local", Status: workflows.AgentOnline,
 		Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
 	e.agents.agents["gpu-1"] = workflows.AgentState{Name: "gpu-1", Status: workflows.AgentOnline,
 		Capabilities: workflows.AgentCapabilities{Providers: []string{"ec2"}}}
-	return e, e.pools
+	e.agents.agents["going"] = workflows.AgentState{Name: "going", Status: workflows.AgentUnregistering,
+		Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
+	return e, e.repos
 }
 
-func TestPutRepositoryAppliesDefaultsAndRecordsTheCaller(t *testing.T) {
-	e, pools := newPoolAPIEnv(t)
+func TestPutRepositoryIsTheDefaultPoolWithDefaultsAndTheCaller(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
 	resp, body := e.do("PUT", "/api/v1/repositories/Octo/App", adminToken, "application/json", `{"minIdle":1}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	c := pools.last.Config
+	c := repos.last.Config
+	assert.Equal(t, workflows.DefaultPool, repos.last.PoolName(), "the route without a pool is the default pool")
 	assert.Equal(t, "local", c.Agent)
 	assert.Equal(t, []string{"self-hosted", "linux"}, c.Labels)
 	assert.Equal(t, 1, c.MinIdle)
 	assert.Equal(t, 3, c.MaxRunners)
 	assert.True(t, c.Ephemeral)
 	assert.Equal(t, "process", c.Provider.Kind())
-	assert.Equal(t, "admin", pools.last.Actor, "the caller goes into the workflow's history")
+	assert.Equal(t, "admin", repos.last.Actor, "the caller goes into the workflow's history")
 	var v workflows.PoolView
 	require.NoError(t, json.Unmarshal(body, &v))
 	assert.Equal(t, "Octo/App", v.Repository)
+	assert.Equal(t, "default", v.Pool)
 	assert.Contains(t, string(body), `"idleGracePeriod":"2m0s"`)
 
-	resp, body = e.do("GET", "/api/v1/repositories/octo/app/jobs", adminToken, "", "")
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	assert.JSONEq(t, `{"jobs":[{"jobId":9,"labels":["self-hosted"],"queuedAt":"0001-01-01T00:00:00Z"}]}`, string(body))
-	resp, body = e.do("GET", "/api/v1/repositories/octo/app/runners", adminToken, "", "")
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.JSONEq(t, `{"runners":[]}`, string(body))
-	resp, _ = e.do("GET", "/api/v1/repositories", adminToken, "", "")
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	// The same pool, by either route.
+	_, byRepo := e.do("GET", "/api/v1/repositories/octo/app", adminToken, "", "")
+	resp, byPool := e.do("GET", "/api/v1/repositories/octo/app/pools/default", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", byPool)
+	assert.JSONEq(t, string(byRepo), string(byPool))
 
 	resp, body = e.do("DELETE", "/api/v1/repositories/octo/app", adminToken, "", "")
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
 	assert.Contains(t, string(body), `"draining":true`)
-	assert.Equal(t, []string{"octo/app"}, pools.drains)
+	require.Len(t, repos.drains, 1)
+	assert.Equal(t, workflows.DefaultPool, repos.drains[0].PoolName())
 }
 
-func TestPutRepositoryRejectsBadConfigs(t *testing.T) {
-	e, pools := newPoolAPIEnv(t)
+func TestSeveralPoolsOfOneRepository(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
+	for pool, body := range map[string]string{
+		"linux": `{"labels":["self-hosted","linux"]}`,
+		"gpu":   `{"labels":["self-hosted","gpu"],"maxRunners":1}`,
+	} {
+		resp, b := e.do("PUT", "/api/v1/repositories/octo/app/pools/"+pool, adminToken, "application/json", body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+		assert.Equal(t, pool, repos.last.Pool)
+	}
+	resp, body := e.do("GET", "/api/v1/repositories/octo/app/pools", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var list struct {
+		Pools []workflows.PoolView `json:"pools"`
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	assert.Len(t, list.Pools, 2)
+	resp, body = e.do("GET", "/api/v1/repositories/octo/app/pools/gpu", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"maxRunners":1`)
+	resp, body = e.do("GET", "/api/v1/repositories/octo/app", adminToken, "", "")
+	p := problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+	assert.Contains(t, p.Detail, "no pool default", "this repository has no default pool")
+	resp, body = e.do("GET", "/api/v1/repositories/octo/app/pools/arm", adminToken, "", "")
+	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+
+	resp, body = e.do("GET", "/api/v1/repositories", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var all PoolList
+	require.NoError(t, json.Unmarshal(body, &all))
+	assert.Len(t, all.Repositories, 2, "the list has one entry per pool")
+
+	resp, body = e.do("DELETE", "/api/v1/repositories/octo/app/pools/gpu", adminToken, "", "")
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"pool":"gpu"`)
+	resp, body = e.do("DELETE", "/api/v1/repositories/octo/app/pools/gpu", adminToken, "", "")
+	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+}
+
+func TestRunnersJobsAndUnmatchedOfEveryPool(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
+	at := e.clock.Add(-90 * time.Second)
+	repos.set(workflows.RepositoryView{Repository: "octo/app", UnmatchedTotal: 3, Pools: []workflows.PoolView{
+		{Pool: "gpu", Runners: []workflows.RunnerView{{Name: "garo-1-gpu-2", State: workflows.RunnerIdle}},
+			Queue: []workflows.QueuedJob{{JobID: 8, Labels: []string{"gpu"}, QueuedAt: at.Add(time.Second)}}},
+		{Pool: "linux", Runners: []workflows.RunnerView{{Name: "garo-1-linux-1", State: workflows.RunnerBusy, JobID: 5}},
+			Queue: []workflows.QueuedJob{{JobID: 7, Labels: []string{"linux"}, QueuedAt: at}}},
+	}, Unmatched: []workflows.QueuedJob{{JobID: 9, Name: "build", Labels: []string{"self-hosted", "arm64"}, QueuedAt: at}}})
+	resp, body := e.do("GET", "/api/v1/repositories/octo/app/runners", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"name":"garo-1-gpu-2","pool":"gpu"`)
+	assert.Contains(t, string(body), `"name":"garo-1-linux-1","pool":"linux"`)
+	resp, body = e.do("GET", "/api/v1/repositories/octo/app/jobs", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var jobs struct {
+		Jobs []workflows.QueuedJob `json:"jobs"`
+	}
+	require.NoError(t, json.Unmarshal(body, &jobs))
+	require.Len(t, jobs.Jobs, 2)
+	assert.Equal(t, int64(7), jobs.Jobs[0].JobID, "oldest first, whatever its pool")
+	assert.Equal(t, "linux", jobs.Jobs[0].Pool)
+	resp, body = e.do("GET", "/api/v1/repositories/octo/app/unmatched", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.JSONEq(t, `{"jobs":[{"jobId":9,"name":"build","labels":["self-hosted","arm64"],
+		"queuedAt":"`+at.UTC().Format(time.RFC3339)+`","age":"1m30s"}],"total":3}`, string(body))
+	resp, body = e.do("GET", "/api/v1/repositories/octo/none/unmatched", adminToken, "", "")
+	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+}
+
+func TestPutPoolRejectsBadConfigs(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
 	cases := []struct {
 		name, path, body string
 		status           int
-		detail           string
+		typ, detail      string
 	}{
-		{"minIdle above maxRunners", "octo/app", `{"minIdle":4,"maxRunners":3}`, 422, "minIdle"},
-		{"too many runners", "octo/app", `{"maxRunners":1001}`, 422, "1000"},
-		{"bad duration", "octo/app", `{"idleGracePeriod":"soon"}`, 400, "duration"},
-		{"grace out of range", "octo/app", `{"idleGracePeriod":"48h"}`, 422, "idleGracePeriod"},
-		{"empty labels", "octo/app", `{"labels":[]}`, 422, "labels"},
-		{"unknown agent", "octo/app", `{"agent":"nobody"}`, 422, "not registered"},
-		{"provider not offered", "octo/app", `{"agent":"gpu-1"}`, 422, "does not offer provider"},
-		{"unknown field", "octo/app", `{"minIdel":1}`, 400, "unknown field"},
-		{"bad repository", "octo/a%20b", `{}`, 400, "invalid repository"},
+		{"minIdle above maxRunners", "octo/app", `{"minIdle":4,"maxRunners":3}`, 422, ProblemInvalidRequest, "minIdle"},
+		{"too many runners", "octo/app", `{"maxRunners":1001}`, 422, ProblemInvalidRequest, "1000"},
+		{"bad duration", "octo/app", `{"idleGracePeriod":"soon"}`, 400, ProblemInvalidRequest, "duration"},
+		{"grace out of range", "octo/app", `{"idleGracePeriod":"48h"}`, 422, ProblemInvalidRequest, "idleGracePeriod"},
+		{"empty labels", "octo/app", `{"labels":[]}`, 422, ProblemInvalidRequest, "labels"},
+		{"unknown agent", "octo/app", `{"agent":"nobody"}`, 422, ProblemInvalidRequest, "not registered"},
+		{"provider not offered", "octo/app", `{"agent":"gpu-1"}`, 422, ProblemInvalidRequest, "does not offer provider"},
+		{"agent unregistering", "octo/app", `{"agent":"going"}`, 409, ProblemConflict, "being unregistered"},
+		{"unknown field", "octo/app", `{"minIdel":1}`, 400, ProblemInvalidRequest, "unknown field"},
+		{"bad repository", "octo/a%20b", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
+		{"bad pool name", "octo/app/pools/GPU", `{}`, 400, ProblemInvalidRequest, "invalid pool name"},
+		{"long pool name", "octo/app/pools/" + strings.Repeat("a", 33), `{}`, 400, ProblemInvalidRequest, "invalid pool name"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := e.do("PUT", "/api/v1/repositories/"+c.path, adminToken, "application/json", c.body)
-			p := problem(t, resp, body, c.status, ProblemInvalidRequest)
+			p := problem(t, resp, body, c.status, c.typ)
 			assert.True(t, strings.Contains(p.Detail, c.detail), "detail %q lacks %q", p.Detail, c.detail)
 		})
 	}
-	assert.Empty(t, pools.pools, "a rejected configuration changes nothing")
+	assert.Empty(t, repos.repos, "a rejected configuration changes nothing")
 	resp, body := e.do("GET", "/api/v1/repositories/octo/app", adminToken, "", "")
 	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
 	resp, body = e.do("DELETE", "/api/v1/repositories/octo/app", adminToken, "", "")
@@ -143,12 +257,14 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 	e, _ := newPoolAPIEnv(t)
 	token := e.issue("/api/v1/agents", `{"name":"lab-9"}`)
 	e.agents.agents["lab-9"] = workflows.AgentState{Name: "lab-9", Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
-	for _, repo := range []string{"octo/b", "octo/a"} {
-		resp, body := e.do("PUT", "/api/v1/repositories/"+repo, adminToken, "application/json", `{"agent":"lab-9"}`)
+	for _, path := range []string{"octo/b", "octo/a", "octo/a/pools/gpu"} {
+		resp, body := e.do("PUT", "/api/v1/repositories/"+path, adminToken, "application/json", `{"agent":"lab-9"}`)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	}
-	resp, body := e.do("PUT", "/api/v1/repositories/other/c", adminToken, "application/json", `{}`)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	for _, path := range []string{"other/c", "octo/a/pools/arm"} {
+		resp, body := e.do("PUT", "/api/v1/repositories/"+path, adminToken, "application/json", `{}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	}
 
 	get := func(etag string) (*http.Response, []byte) {
 		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/agents/lab-9/config", nil)
@@ -162,14 +278,16 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, b
 	}
-	resp, body = get("")
+	resp, body := get("")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	etag := resp.Header.Get("ETag")
 	require.NotEmpty(t, etag)
 	var cfg AgentConfig
 	require.NoError(t, json.Unmarshal(body, &cfg))
-	require.Len(t, cfg.Repositories, 2, "only the agent's own repositories")
-	assert.Equal(t, "octo/a", cfg.Repositories[0].Repository, "in a stable order")
+	require.Len(t, cfg.Repositories, 3, "only the agent's own pools")
+	for i, want := range []string{"octo/a/default", "octo/a/gpu", "octo/b/default"} {
+		assert.Equal(t, want, cfg.Repositories[i].Repository+"/"+cfg.Repositories[i].Pool, "in a stable order")
+	}
 
 	resp, body = get(etag)
 	assert.Equal(t, http.StatusNotModified, resp.StatusCode)
@@ -187,7 +305,7 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var list PoolList
 	require.NoError(t, json.Unmarshal(b, &list))
-	assert.Len(t, list.Repositories, 2)
+	assert.Len(t, list.Repositories, 3, "the agent's pools, not the other pools of their repositories")
 	resp, b = e.do("GET", "/api/v1/agents?state=lost", adminToken, "", "")
 	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
 }

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,11 +63,31 @@ func TestEveryRoleAgainstEveryRoute(t *testing.T) {
 		{"DELETE", "/api/v1/repositories/o/r", [7]int{out, out, ok, ok, no, no, no}},
 		{"GET", "/api/v1/repositories/o/r/runners", [7]int{out, out, ok, ok, ok, no, no}},
 		{"GET", "/api/v1/repositories/o/r/jobs", [7]int{out, out, ok, ok, ok, no, no}},
+		{"GET", "/api/v1/repositories/o/r/unmatched", [7]int{out, out, ok, ok, ok, no, no}},
+		{"GET", "/api/v1/repositories/o/r/pools", [7]int{out, out, ok, ok, ok, no, no}},
+		{"GET", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, ok, no, no}},
+		{"PUT", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, no, no, no}},
+		{"DELETE", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, no, no, no}},
 		{"GET", "/api/v1/tokens", [7]int{out, out, ok, ok, no, no, no}},
 		{"POST", "/api/v1/tokens", [7]int{out, out, ok, ok, no, no, no}},
 		{"DELETE", "/api/v1/tokens/none", [7]int{out, out, ok, ok, no, no, no}},
 		{"GET", "/metrics", [7]int{out, out, ok, ok, ok, no, no}},
 	}
+	// The table covers every route the router serves.
+	params := strings.NewReplacer("{name}", "lab-1", "{owner}", "o", "{repo}", "r", "{pool}", "gpu", "{id}", "none")
+	require.NoError(t, chi.Walk(e.srv.Config.Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if !strings.HasPrefix(route, "/api/v1/") && route != "/metrics" {
+			return nil
+		}
+		path := params.Replace(route)
+		assert.True(t, slices.ContainsFunc(routes, func(r struct {
+			method, path string
+			want         [7]int
+		}) bool {
+			return r.method == method && r.path == path
+		}), "%s %s is missing from the table", method, path)
+		return nil
+	}))
 	for _, r := range routes {
 		for i, w := range who {
 			// A request body that the handler rejects after authorization:
@@ -88,7 +110,7 @@ func TestRevokedTokenStopsWorkingWithinTheCacheTTL(t *testing.T) {
 	// A second server replica over the same store.
 	other := NewTokens(adminToken, e.tokens, 5*time.Second)
 	other.now = func() time.Time { return e.clock }
-	replica := httptest.NewServer(NewRouter(Config{Agents: e.agents, Pools: e.pools, Tokens: other,
+	replica := httptest.NewServer(NewRouter(Config{Agents: e.agents, Repositories: e.repos, Tokens: other,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(replica.Close)
 	get := func(base string) int {

@@ -31,10 +31,12 @@ func OpenAPISpec() []byte { return openAPISpec }
 
 // Config wires the router to its backends.
 type Config struct {
-	Agents Agents
-	Pools  Pools
-	Tokens *Tokens
-	Logger *slog.Logger
+	Agents       Agents
+	Repositories Repositories
+	Tokens       *Tokens
+	Logger       *slog.Logger
+	// Now is the clock of ages the API shows; nil is time.Now.
+	Now func() time.Time
 	// Ready reports whether the server can serve: Temporal reachable and
 	// the worker started.
 	Ready func(context.Context) error
@@ -102,11 +104,18 @@ func NewRouter(cfg Config) http.Handler {
 		r.With(allow(true, admin)).Post("/agents/{name}/heartbeat", h.heartbeatAgent)
 		r.With(allow(true, admin, reader)).Get("/agents/{name}/config", h.agentConfig)
 		r.With(read).Get("/repositories", h.listRepositories)
-		r.With(read).Get("/repositories/{owner}/{repo}", h.getRepository)
-		r.With(write).Put("/repositories/{owner}/{repo}", h.putRepository)
-		r.With(write).Delete("/repositories/{owner}/{repo}", h.deleteRepository)
+		// /repositories/{owner}/{repo} is the default pool, as before
+		// several pools.
+		r.With(read).Get("/repositories/{owner}/{repo}", h.getPool)
+		r.With(write).Put("/repositories/{owner}/{repo}", h.putPool)
+		r.With(write).Delete("/repositories/{owner}/{repo}", h.deletePool)
+		r.With(read).Get("/repositories/{owner}/{repo}/pools", h.listPools)
+		r.With(read).Get("/repositories/{owner}/{repo}/pools/{pool}", h.getPool)
+		r.With(write).Put("/repositories/{owner}/{repo}/pools/{pool}", h.putPool)
+		r.With(write).Delete("/repositories/{owner}/{repo}/pools/{pool}", h.deletePool)
 		r.With(read).Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
 		r.With(read).Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
+		r.With(read).Get("/repositories/{owner}/{repo}/unmatched", h.getUnmatched)
 		r.With(write).Get("/tokens", h.listTokens)
 		r.With(write).Post("/tokens", h.createToken)
 		r.With(write).Delete("/tokens/{id}", h.revokeToken)
@@ -117,6 +126,13 @@ func NewRouter(cfg Config) http.Handler {
 type handlers struct {
 	cfg Config
 	log *slog.Logger
+}
+
+func (h *handlers) now() time.Time {
+	if h.cfg.Now != nil {
+		return h.cfg.Now()
+	}
+	return time.Now()
 }
 
 func (h *handlers) readyz(w http.ResponseWriter, r *http.Request) {

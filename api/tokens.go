@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -92,10 +91,6 @@ func (h *handlers) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	id := chi.URLParam(r, "id")
 	if err := store.RevokeToken(r.Context(), id, IdentityFrom(r.Context()).Subject); err != nil {
-		var rej *RejectedError
-		if errors.As(err, &rej) && rej.Type == workflows.ErrTypeNotRegistered {
-			err = ErrNotFound
-		}
 		h.backendError(w, r, "revoke token "+id, err)
 		return
 	}
@@ -132,11 +127,6 @@ func (h *handlers) createAgent(w http.ResponseWriter, r *http.Request) {
 	token := agentTokenPrefix + req.Name + "_" + NewSecret()
 	st, err := store.CreateAgent(r.Context(), req.Name, workflows.CreateAgentRequest{TokenHash: HashToken(token), Actor: IdentityFrom(r.Context()).Subject})
 	if err != nil {
-		var rej *RejectedError
-		if errors.As(err, &rej) && rej.Type == workflows.ErrTypeConflict {
-			writeProblem(w, r, http.StatusConflict, ProblemConflict, "agent "+req.Name+" exists")
-			return
-		}
 		h.backendError(w, r, "create agent "+req.Name, err)
 		return
 	}

@@ -31,8 +31,8 @@ func garo(t *testing.T, url, token string, args ...string) (int, string, string)
 	return code, out.String(), errb.String()
 }
 
-// TestOperatorCLI drives a pool and an agent through garo repo, agent,
-// runners and jobs, as an operator would.
+// TestOperatorCLI drives pools and an agent through garo agents, pool,
+// repo, runners, jobs and unmatched, as an operator would.
 func TestOperatorCLI(t *testing.T) {
 	t.Parallel()
 	const ns = "e2e-cli"
@@ -41,47 +41,66 @@ func TestOperatorCLI(t *testing.T) {
 		"--temporal-address", temporalAddr, "--temporal-namespace", ns, "--state-dir", t.TempDir(),
 		"--process-command", "sleep 300", "--config-poll-interval", "200ms")
 	eventually(t, 30*time.Second, "agent listed", func() bool {
-		code, out, _ := garo(t, url, adminToken, "agent", "list")
+		code, out, _ := garo(t, url, adminToken, "agents", "list")
 		return code == 0 && strings.Contains(out, "cli-1") && strings.Contains(out, "online")
 	})
 
-	code, out, errOut := garo(t, url, adminToken, "repo", "set", "e2e/cli", "--agent", "cli-1", "--max-runners", "2",
+	code, out, errOut := garo(t, url, adminToken, "pool", "set", "e2e/cli", "--agent", "cli-1", "--max-runners", "2",
 		"--bootstrap-timeout", "30s")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "REPOSITORY")
 	assert.Contains(t, out, "e2e/cli")
+	assert.Contains(t, out, "default", "a pool named by its repository alone is the default pool")
 
 	// set changes only what its flags name.
-	code, _, errOut = garo(t, url, adminToken, "repo", "set", "e2e/cli", "--labels", "self-hosted,gpu")
+	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli", "--labels", "self-hosted,arm64")
 	require.Equal(t, 0, code, errOut)
-	code, out, errOut = garo(t, url, adminToken, "repo", "get", "e2e/cli", "-o", "json")
+	code, out, errOut = garo(t, url, adminToken, "pool", "get", "e2e/cli", "-o", "json")
 	require.Equal(t, 0, code, errOut)
 	var v workflows.PoolView
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
 	assert.Equal(t, "cli-1", v.Config.Agent)
 	assert.Equal(t, 2, v.Config.MaxRunners)
-	assert.Equal(t, []string{"self-hosted", "gpu"}, v.Config.Labels)
+	assert.Equal(t, []string{"self-hosted", "arm64"}, v.Config.Labels)
 	assert.Equal(t, "30s", v.Config.BootstrapTimeout.String())
 
-	// The agent picks the change up without a restart.
-	eventually(t, 10*time.Second, "the agent sees its new repository", func() bool {
-		return strings.Contains(agent.out.String(), `repositories=1 names=[e2e/cli]`)
+	// A second pool of the same repository.
+	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli/gpu", "--agent", "cli-1", "--labels", "self-hosted,gpu")
+	require.Equal(t, 0, code, errOut)
+	code, out, _ = garo(t, url, adminToken, "pool", "list", "e2e/cli")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "gpu")
+	assert.Contains(t, out, "default")
+
+	// The agent picks the changes up without a restart.
+	eventually(t, 10*time.Second, "the agent sees its new pools", func() bool {
+		return strings.Contains(agent.out.String(), `pools=2 names="[e2e/cli/default e2e/cli/gpu]"`)
 	})
 
 	code, out, _ = garo(t, url, adminToken, "repo", "list")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "e2e/cli")
+	assert.Contains(t, out, "default,gpu")
+	code, out, _ = garo(t, url, adminToken, "repo", "get", "e2e/cli")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "queued jobs fit no pool")
 	code, out, _ = garo(t, url, adminToken, "runners", "e2e/cli")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "STATE")
 	code, out, _ = garo(t, url, adminToken, "jobs", "e2e/cli", "-o", "json")
 	require.Equal(t, 0, code)
 	assert.JSONEq(t, "[]", out)
+	code, out, _ = garo(t, url, adminToken, "unmatched", "e2e/cli", "-o", "json")
+	require.Equal(t, 0, code)
+	assert.JSONEq(t, `{"jobs":[],"total":0}`, out)
 
 	// Bad input and bad credentials are clear errors.
-	code, _, errOut = garo(t, url, adminToken, "repo", "set", "e2e/cli", "--min-idle", "5")
+	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli", "--min-idle", "5")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "minIdle")
+	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli/GPU")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "invalid pool name")
 	code, _, errOut = garo(t, url, "wrong", "repo", "list")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "401")
@@ -89,14 +108,16 @@ func TestOperatorCLI(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "GARO_TOKEN")
 
-	code, out, errOut = garo(t, url, adminToken, "repo", "delete", "e2e/cli")
-	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "draining")
-	eventually(t, 30*time.Second, "pool gone", func() bool {
-		code, _, errOut := garo(t, url, adminToken, "repo", "get", "e2e/cli")
+	for _, pool := range []string{"e2e/cli/gpu", "e2e/cli"} {
+		code, out, errOut = garo(t, url, adminToken, "pool", "delete", pool)
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "draining")
+	}
+	eventually(t, 30*time.Second, "pools gone", func() bool {
+		code, _, errOut := garo(t, url, adminToken, "pool", "get", "e2e/cli")
 		return code == 1 && strings.Contains(errOut, "404")
 	})
-	code, out, errOut = garo(t, url, adminToken, "agent", "delete", "cli-1")
+	code, out, errOut = garo(t, url, adminToken, "agents", "delete", "cli-1")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "unregistered")
 }

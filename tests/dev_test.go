@@ -87,7 +87,7 @@ func TestDevStack(t *testing.T) {
 		}
 		return false
 	})
-	pool, err := api.GetPool(context.Background(), "demo", "hello")
+	pool, err := api.GetPool(context.Background(), "demo", "hello", "")
 	require.NoError(t, err)
 	assert.Equal(t, "local", pool.Config.Agent)
 	assert.GreaterOrEqual(t, pool.Counts.JobsDone, 1)

@@ -39,10 +39,22 @@ type poolEnv struct {
 
 // startAgent runs the agent with GitHub and the process provider; its
 // state directory survives restarts.
-func (e *poolEnv) startAgent() {
-	e.agentProc = start(e.t, "agent "+e.agent, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
-		"agent", "--name", e.agent, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", e.ns,
-		"--github-url", e.simURL, "--state-dir", e.stateDir, "--process-command", githubsimBin+" runner")
+func (e *poolEnv) startAgent() { e.agentProc = e.startAgentAs(e.agent, e.stateDir) }
+
+// startAgentAs runs an agent called name with GitHub and the process
+// provider.
+func (e *poolEnv) startAgentAs(name, stateDir string) *proc {
+	return start(e.t, "agent "+name, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
+		"agent", "--name", name, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", e.ns,
+		"--github-url", e.simURL, "--state-dir", stateDir, "--process-command", githubsimBin+" runner")
+}
+
+// waitOnline waits until the agent called name is online.
+func (e *poolEnv) waitOnline(name string) {
+	eventually(e.t, 30*time.Second, "agent "+name+" online", func() bool {
+		st, err := e.api.GetAgent(context.Background(), name)
+		return err == nil && st.Status == workflows.AgentOnline
+	})
 }
 
 func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
@@ -65,10 +77,7 @@ func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	e.simURL = srv.URL
 	e.startAgent()
 	e.api = apiclient.New(e.url, adminToken)
-	eventually(t, 30*time.Second, "agent online", func() bool {
-		st, err := e.api.GetAgent(context.Background(), agent)
-		return err == nil && st.Status == workflows.AgentOnline
-	})
+	e.waitOnline(agent)
 	return e
 }
 

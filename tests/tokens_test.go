@@ -25,7 +25,7 @@ func TestAgentsAndReadersWithTheirOwnTokens(t *testing.T) {
 	admin := apiclient.New(url, adminToken)
 	ctx := context.Background()
 
-	code, out, errOut := garo(t, url, adminToken, "agent", "create", "tok-1")
+	code, out, errOut := garo(t, url, adminToken, "agents", "create", "tok-1")
 	require.Equal(t, 0, code, errOut)
 	i := strings.Index(out, "garoa_tok-1_")
 	require.GreaterOrEqual(t, i, 0, out)
@@ -56,7 +56,7 @@ func TestAgentsAndReadersWithTheirOwnTokens(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, agents)
 	one := 1
-	_, err = reader.ConfigurePool(ctx, "e2e", "tok", workflows.PoolConfigRequest{Agent: ptr("tok-1"), MinIdle: &one})
+	_, err = reader.ConfigurePool(ctx, "e2e", "tok", "", workflows.PoolConfigRequest{Agent: ptr("tok-1"), MinIdle: &one})
 	assert.True(t, apiclient.IsStatus(err, http.StatusForbidden), "a reader cannot write: %v", err)
 
 	// A second server replica knows the same tokens: they live in Temporal.

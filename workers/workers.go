@@ -1,18 +1,18 @@
 // Package workers says which workflows and activities run on which task
-// queue, with what worker options.
+// queue, with what worker options. It registers activities only through
+// each activities package's Register.
 package workers
 
 import (
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/agentpools"
 	"github.com/garo-run/garo/activities/github"
-	"github.com/garo-run/garo/activities/pools"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
@@ -35,9 +35,7 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 		WorkerStopTimeout: 10 * time.Second,
 	})
 	RegisterServerWorkflows(w)
-	pa := &pools.Activities{Client: c, Namespace: namespace}
-	w.RegisterActivityWithOptions(pa.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
-	w.RegisterActivityWithOptions(pa.NotifyAgentPools, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
+	(&agentpools.Activities{Client: c, Namespace: namespace}).Register(w)
 	return w
 }
 
@@ -57,14 +55,9 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 		DisableWorkflowWorker: true,
 		WorkerStopTimeout:     30 * time.Second,
 	})
-	a := &activities.Agent{Version: deps.Version}
-	w.RegisterActivityWithOptions(a.ProbeAgent, activity.RegisterOptions{Name: activities.ProbeAgentName})
+	(&activities.Agent{Version: deps.Version}).Register(w)
 	if deps.GitHub != nil {
-		g := &github.Activities{Client: deps.GitHub}
-		w.RegisterActivityWithOptions(g.ListRunners, activity.RegisterOptions{Name: github.ListRunnersName})
-		w.RegisterActivityWithOptions(g.RunnerByName, activity.RegisterOptions{Name: github.RunnerByNameName})
-		w.RegisterActivityWithOptions(g.RemoveRunner, activity.RegisterOptions{Name: github.RemoveRunnerName})
-		w.RegisterActivityWithOptions(g.ListQueuedJobs, activity.RegisterOptions{Name: github.ListQueuedJobsName})
+		(&github.Activities{Client: deps.GitHub}).Register(w)
 	}
 	// The runner activities answer even without GitHub or providers, with
 	// a non-retryable error that tells the pool what is missing.

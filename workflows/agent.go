@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -22,9 +23,10 @@ const memoHeartbeatRefresh = time.Minute
 // unregistered, continuing as new when the history grows long.
 func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, error) {
 	if err := ValidateAgentName(in.Name); err != nil {
-		return AgentState{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", nil)
+		return AgentState{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
 	}
-	a := &agentWorkflow{probes: in.Probes, tokenHash: in.TokenHash}
+	a := &agentWorkflow{probes: in.Probes, tokenHash: in.TokenHash,
+		log: log.With(workflow.GetLogger(ctx), "agent", in.Name)}
 	if in.State != nil {
 		a.state = *in.State
 	} else {
@@ -41,6 +43,8 @@ func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, err
 
 type agentWorkflow struct {
 	state AgentState
+	// log carries the agent's name.
+	log log.Logger
 	// published is the record as the memo last carried it.
 	published *AgentState
 	// probes counts probes started, across runs, for unique activity ids.
@@ -70,12 +74,12 @@ func (a *agentWorkflow) setHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCreateAgent,
 		func(ctx workflow.Context, req CreateAgentRequest) (AgentState, error) {
 			a.tokenHash = req.TokenHash
-			workflow.GetLogger(ctx).Info("Agent created", "agent", a.state.Name, "actor", req.Actor)
+			a.log.Info("Agent created", "actor", req.Actor)
 			return a.state, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(req CreateAgentRequest) error {
 			if a.tokenHash != "" || !a.state.RegisteredAt.IsZero() {
-				return temporal.NewNonRetryableApplicationError("agent "+a.state.Name+" exists", ErrTypeConflict, nil)
+				return reject(ErrTypeConflict, "agent "+a.state.Name+" exists")
 			}
 			if !tokenHashPattern.MatchString(req.TokenHash) {
 				return invalidRequest(errors.New("tokenHash must be a hex SHA-256"))
@@ -99,32 +103,17 @@ func (a *agentWorkflow) setHandlers(ctx workflow.Context) error {
 	return nil
 }
 
-// Error types of update rejections, for callers to tell them apart.
-const (
-	ErrTypeInvalidRequest = "InvalidRequest"
-	ErrTypeNotRegistered  = "NotRegistered"
-	ErrTypeUnregistering  = "Unregistering"
-	ErrTypeConflict       = "Conflict"
-)
-
-// ErrUnregistering is the rejection of an update to an agent that is being
+// errUnregistering rejects an update to an agent that is being
 // unregistered.
-var ErrUnregistering = temporal.NewNonRetryableApplicationError("agent is being unregistered", ErrTypeUnregistering, nil)
+var errUnregistering = reject(ErrTypeUnregistering, "agent is being unregistered")
 
-// ErrNotRegistered is the rejection of a heartbeat from an agent that never
-// registered with this workflow.
-var ErrNotRegistered = temporal.NewNonRetryableApplicationError("agent is not registered", ErrTypeNotRegistered, nil)
-
-func invalidRequest(err error) error {
-	if err == nil {
-		return nil
-	}
-	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
-}
+// errNotRegistered rejects a heartbeat from an agent that never registered
+// with this workflow.
+var errNotRegistered = reject(ErrTypeNotRegistered, "agent is not registered")
 
 func (a *agentWorkflow) validateRegister(req RegisterRequest) error {
 	if a.state.Status == AgentUnregistering || a.done {
-		return ErrUnregistering
+		return errUnregistering
 	}
 	return invalidRequest(ValidateRegisterRequest(req))
 }
@@ -167,17 +156,17 @@ func (a *agentWorkflow) register(ctx workflow.Context, req RegisterRequest) (Age
 	a.state.RegisteredAt = now
 	a.state.LastHeartbeat = now
 	a.state.Status = AgentOnline
-	workflow.GetLogger(ctx).Info("Agent registered", "agent", a.state.Name, "actor", req.Actor,
+	a.log.Info("Agent registered", "actor", req.Actor,
 		"version", req.Capabilities.Version, "hostname", req.Capabilities.Hostname)
 	return a.state, nil
 }
 
 func (a *agentWorkflow) validateHeartbeat(HeartbeatRequest) error {
 	if a.state.Status == AgentUnregistering || a.done {
-		return ErrUnregistering
+		return errUnregistering
 	}
 	if a.state.RegisteredAt.IsZero() {
-		return ErrNotRegistered
+		return errNotRegistered
 	}
 	return nil
 }
@@ -186,12 +175,12 @@ func (a *agentWorkflow) heartbeat(ctx workflow.Context, req HeartbeatRequest) (A
 	a.state.LastHeartbeat = workflow.Now(ctx)
 	if req.Stopping {
 		if a.state.Status != AgentOffline {
-			workflow.GetLogger(ctx).Info("Agent stopping", "agent", a.state.Name)
+			a.log.Info("Agent stopping")
 		}
 		a.state.Status = AgentOffline
 	} else {
 		if a.state.Status != AgentOnline {
-			workflow.GetLogger(ctx).Info("Agent back online", "agent", a.state.Name)
+			a.log.Info("Agent back online")
 		}
 		a.state.Status = AgentOnline
 	}
@@ -208,7 +197,7 @@ func (a *agentWorkflow) validateUnregister(req UnregisterRequest) error {
 
 func (a *agentWorkflow) unregister(ctx workflow.Context, req UnregisterRequest) (AgentState, error) {
 	if a.state.Status != AgentUnregistering && !a.done {
-		workflow.GetLogger(ctx).Info("Agent unregistering", "agent", a.state.Name, "actor", req.Actor, "reason", req.Reason)
+		a.log.Info("Agent unregistering", "actor", req.Actor, "reason", req.Reason)
 		a.state.Status = AgentUnregistering
 	}
 	if err := workflow.Await(ctx, func() bool { return a.done }); err != nil {
@@ -218,7 +207,6 @@ func (a *agentWorkflow) unregister(ctx workflow.Context, req UnregisterRequest) 
 }
 
 func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
-	logger := workflow.GetLogger(ctx)
 	probeCtx, cancelProbes := workflow.WithCancel(ctx)
 	defer cancelProbes()
 	notifyPools := workflow.GetVersion(ctx, "notify-agent-pools", workflow.DefaultVersion, 1) == 1
@@ -249,7 +237,7 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 		}
 		remaining := a.state.LastHeartbeat.Add(a.state.OfflineAfter.D()).Sub(workflow.Now(ctx))
 		if remaining <= 0 {
-			logger.Warn("Agent offline: no heartbeat", "agent", a.state.Name,
+			a.log.Warn("Agent offline: no heartbeat",
 				"lastHeartbeat", a.state.LastHeartbeat, "offlineAfter", a.state.OfflineAfter.String())
 			a.state.Status = AgentOffline
 			continue
@@ -270,7 +258,7 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return a.state, err
 	}
-	logger.Info("Agent unregistered", "agent", a.state.Name)
+	a.log.Info("Agent unregistered")
 	return a.state, nil
 }
 
@@ -304,7 +292,7 @@ func (a *agentWorkflow) notifyPools(ctx workflow.Context) {
 			activities.AgentStatusChange{Agent: a.state.Name, Online: status == AgentOnline}).Get(ctx, &n)
 		if err != nil {
 			if ctx.Err() == nil {
-				workflow.GetLogger(ctx).Warn("Pools not told of the agent's status", "agent", a.state.Name, "status", status, "error", err)
+				a.log.Warn("Pools not told of the agent's status", "status", status, "error", err)
 			}
 			return
 		}
@@ -324,10 +312,10 @@ func (a *agentWorkflow) drainPools(ctx workflow.Context) {
 	})
 	var n int
 	if err := workflow.ExecuteActivity(actx, activities.DrainAgentPoolsName, a.state.Name).Get(ctx, &n); err != nil {
-		workflow.GetLogger(ctx).Error("Draining the agent's pools failed", "agent", a.state.Name, "error", err)
+		a.log.Error("Draining the agent's pools failed", "error", err)
 		return
 	}
-	workflow.GetLogger(ctx).Info("Agent's pools drained", "agent", a.state.Name, "pools", n)
+	a.log.Info("Agent's pools drained", "pools", n)
 }
 
 func (a *agentWorkflow) continueAsNew(ctx workflow.Context) (AgentState, error) {
@@ -372,7 +360,7 @@ func (a *agentWorkflow) startProbe(ctx workflow.Context) {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), activities.ProbeAgentName).Get(ctx, &res)
 		if err != nil {
 			if ctx.Err() == nil {
-				workflow.GetLogger(ctx).Warn("Agent worker did not answer its probe", "agent", a.state.Name,
+				a.log.Warn("Agent worker did not answer its probe",
 					"taskQueue", a.state.TaskQueue, "error", err)
 			}
 			return
@@ -400,22 +388,10 @@ func (a *agentWorkflow) publish(ctx workflow.Context) {
 	s := a.state
 	if err := workflow.UpsertMemo(ctx, map[string]any{MemoSummary: s}); err != nil {
 		// Only an encoding failure gets here; do not retry it in a loop.
-		workflow.GetLogger(ctx).Error("Upsert memo failed", "error", err)
+		a.log.Error("Upsert memo failed", "error", err)
 	}
 	if a.published == nil || a.published.Status != s.Status {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Agent **%s** is %s; task queue `%s`.", a.state.Name, s.Status, s.TaskQueue))
 	}
 	a.published = &s
-}
-
-// ensureSearchAttribute sets a keyword search attribute unless the run
-// already carries it (it is set at start and kept across continue-as-new).
-func ensureSearchAttribute(ctx workflow.Context, key temporal.SearchAttributeKeyKeyword, value string) error {
-	if v, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(key); ok && v == value {
-		return nil
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, key.ValueSet(value)); err != nil {
-		return fmt.Errorf("upsert search attribute %s: %w", key.GetName(), err)
-	}
-	return nil
 }

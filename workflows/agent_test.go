@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -195,7 +196,8 @@ func TestAgentRejectsBadUpdates(t *testing.T) {
 	e.env.ExecuteWorkflow(AgentWorkflow, AgentWorkflowInput{Name: "lab-1"})
 
 	require.NoError(t, e.env.GetWorkflowError())
-	assert.ErrorContains(t, hbErr, ErrNotRegistered.Error())
+	assert.Equal(t, ErrTypeNotRegistered, errType(hbErr))
+	assert.ErrorContains(t, hbErr, "not registered")
 	assert.ErrorContains(t, badErr, "offline-after")
 	assert.ErrorContains(t, longErr, "labels")
 	require.NoError(t, okErr)
@@ -260,4 +262,13 @@ func TestAgentContinuedRunKeepsServing(t *testing.T) {
 	assert.Equal(t, AgentOffline, after.Status)
 	assert.Equal(t, 0, e.probes["garo-agent-lab-1"], "a worker already seen is not probed again")
 	require.NoError(t, unErr)
+}
+
+// errType is the type of the application error err wraps.
+func errType(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type()
+	}
+	return ""
 }

@@ -48,8 +48,8 @@ func (e *poolEnv) pollCount() int {
 }
 
 type startRec struct {
-	name string
-	at   time.Time
+	name, pool string
+	at         time.Time
 }
 
 func newPoolEnv(t *testing.T) *poolEnv {
@@ -67,9 +67,9 @@ func newPoolEnv(t *testing.T) *poolEnv {
 }
 
 func (e *poolEnv) fakeRunner(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
-	e.started = append(e.started, startRec{in.Name, workflow.Now(ctx)})
+	e.started = append(e.started, startRec{in.Name, in.Pool, workflow.Now(ctx)})
 	tell := func(s RunnerState, msg string) {
-		_ = workflow.SignalExternalWorkflow(ctx, in.PoolID, "", SignalRunner, RunnerEvent{Name: in.Name, State: s, RunnerID: 7, Error: msg}).Get(ctx, nil)
+		_ = workflow.SignalExternalWorkflow(ctx, in.RepositoryID, "", SignalRunner, RunnerEvent{Name: in.Name, State: s, RunnerID: 7, Error: msg}).Get(ctx, nil)
 	}
 	if e.failNext > 0 {
 		e.failNext--
@@ -105,18 +105,33 @@ func poolConfig(mutate ...func(*PoolConfig)) PoolConfig {
 
 func (e *poolEnv) at(d time.Duration, f func()) { e.env.RegisterDelayedCallback(f, d) }
 
+// configure configures the default pool at d.
 func (e *poolEnv) configure(d time.Duration, c PoolConfig, errp *error) {
+	e.configurePool(d, "", c, errp)
+}
+
+func (e *poolEnv) configurePool(d time.Duration, pool string, c PoolConfig, errp *error) {
 	e.at(d, func() {
 		e.env.UpdateWorkflow(UpdateConfigure, "", &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { *errp = err },
 			OnComplete: func(_ any, err error) { *errp = err },
-		}, ConfigureRequest{Config: c, Actor: "admin"})
+		}, ConfigureRequest{Pool: pool, Config: c, Actor: "admin"})
 	})
 }
 
-func (e *poolEnv) drain(d time.Duration) {
+// drain drains the default pool at d.
+func (e *poolEnv) drain(d time.Duration) { e.drainWith(d, DrainRequest{Actor: "admin"}, nil) }
+
+func (e *poolEnv) drainWith(d time.Duration, req DrainRequest, errp *error) {
 	e.at(d, func() {
-		e.env.UpdateWorkflow(UpdateDrain, "", &testsuite.TestUpdateCallback{}, DrainRequest{Actor: "admin"})
+		e.env.UpdateWorkflow(UpdateDrain, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) {
+				if errp != nil {
+					*errp = err
+				}
+			},
+			OnComplete: func(any, error) {},
+		}, req)
 	})
 }
 
@@ -129,19 +144,38 @@ func (e *poolEnv) job(d time.Duration, action string, id int64, runner string, l
 	})
 }
 
+// view takes the default pool's view at d.
 func (e *poolEnv) view(d time.Duration, v *PoolView) {
 	e.at(d, func() {
-		enc, err := e.env.QueryWorkflow(QueryState)
-		require.NoError(e.t, err)
-		require.NoError(e.t, enc.Get(v))
+		rv := e.query()
+		p, ok := rv.Pool(DefaultPool)
+		require.True(e.t, ok, "no default pool in %+v", rv)
+		*v = p
 	})
 }
 
-func (e *poolEnv) run() PoolView {
-	e.env.ExecuteWorkflow(RepositoryWorkflowName, RepositoryInput{Owner: "octo", Repo: "app"})
+// repoView takes the whole repository's view at d.
+func (e *poolEnv) repoView(d time.Duration, v *RepositoryView) {
+	e.at(d, func() { *v = e.query() })
+}
+
+func (e *poolEnv) query() RepositoryView {
+	enc, err := e.env.QueryWorkflow(QueryState)
+	require.NoError(e.t, err)
+	var v RepositoryView
+	require.NoError(e.t, enc.Get(&v))
+	return v
+}
+
+func (e *poolEnv) run() RepositoryView {
+	return e.runWith(RepositoryInput{Owner: "octo", Repo: "app"})
+}
+
+func (e *poolEnv) runWith(in RepositoryInput) RepositoryView {
+	e.env.ExecuteWorkflow(RepositoryWorkflowName, in)
 	require.True(e.t, e.env.IsWorkflowCompleted())
 	require.NoError(e.t, e.env.GetWorkflowError())
-	var v PoolView
+	var v RepositoryView
 	require.NoError(e.t, e.env.GetWorkflowResult(&v))
 	return v
 }
@@ -160,8 +194,7 @@ func TestPoolKeepsMinIdleAndDrains(t *testing.T) {
 	assert.Equal(t, 1, v.Counts.Idle)
 	require.Len(t, v.Runners, 1)
 	assert.Len(t, e.started, 1, "one runner for minIdle 1, no more")
-	assert.True(t, final.Draining)
-	assert.Empty(t, final.Runners, "a drained pool ends with no runner")
+	assert.Empty(t, final.Pools, "a drained pool ends with no runner, and then the repository")
 }
 
 func TestPoolScalesToQueueWithinMaxRunners(t *testing.T) {
@@ -232,9 +265,13 @@ func TestPoolDedupesAndToleratesAnyOrder(t *testing.T) {
 	e.job(time.Minute, JobQueued, 4, "", "self-hosted", "gpu") // labels the pool lacks
 	e.job(time.Minute, JobQueued, 5, "", "SELF-HOSTED")        // labels match case-insensitively
 	e.view(2*time.Minute, &v)
+	var rv RepositoryView
+	e.repoView(2*time.Minute, &rv)
 	e.drain(3 * time.Minute)
 	e.run()
 	assert.Equal(t, []int64{1, 5}, queueIDs(v))
+	assert.Equal(t, []int64{4}, queueIDs(PoolView{Queue: rv.Unmatched}), "a job no pool fits is listed, not dropped")
+	assert.Equal(t, 1, rv.UnmatchedTotal)
 }
 
 func TestPoolDeletesIdleRunnersAfterGraceNeverBusyOnes(t *testing.T) {
@@ -329,16 +366,23 @@ func TestPoolContinuesAsNewKeepingState(t *testing.T) {
 	e.job(time.Minute, JobCompleted, 9, "")
 	e.job(2*time.Minute, JobQueued, 3, "")
 	e.at(2*time.Minute+time.Second, func() { e.env.SetContinueAsNewSuggested(true) })
+	e.job(2*time.Minute, JobQueued, 4, "", "arm64")
 	e.env.ExecuteWorkflow(RepositoryWorkflowName, RepositoryInput{Owner: "octo", Repo: "app"})
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(e.env.GetWorkflowError(), &can), "got %v", e.env.GetWorkflowError())
 	var next RepositoryInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
-	require.NotNil(t, next.State)
-	st := next.State
-	assert.Equal(t, 1, st.Config.MinIdle)
-	assert.Equal(t, []int64{1, 2, 3}, queueIDs(PoolView{Queue: st.Queue}), "the queue goes along, in order")
-	assert.Len(t, st.Runners, 3)
+	require.NotNil(t, next.Repository)
+	st := next.Repository
+	require.Len(t, st.Pools, 1)
+	p := st.Pools[0]
+	assert.Equal(t, DefaultPool, p.Name)
+	assert.Equal(t, 1, p.Config.MinIdle)
+	assert.Equal(t, []int64{1, 2, 3}, queueIDs(PoolView{Queue: p.Queue}), "the queue goes along, in order")
+	assert.Len(t, p.Runners, 3)
+	assert.Equal(t, []int64{4}, queueIDs(PoolView{Queue: st.Unmatched}), "the unmatched jobs go along")
+	assert.Equal(t, 1, st.UnmatchedTotal)
+	assert.True(t, st.Configured)
 	assert.Contains(t, st.Seen, "9/completed", "the dedupe window goes along")
 	assert.Equal(t, 3, st.Seq)
 	assert.NotEmpty(t, st.Prefix)

@@ -5,32 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
 )
-
-// RunnerInput starts a RunnerWorkflow.
-type RunnerInput struct {
-	PoolID           string         `json:"poolId"`
-	Owner            string         `json:"owner"`
-	Repo             string         `json:"repo"`
-	Name             string         `json:"name"`
-	Agent            string         `json:"agent"`
-	Labels           []string       `json:"labels"`
-	GroupID          int64          `json:"groupId"`
-	Ephemeral        bool           `json:"ephemeral"`
-	BootstrapTimeout Duration       `json:"bootstrapTimeout"`
-	Provider         ProviderConfig `json:"provider"`
-}
-
-// RunnerResult is how a runner's life ended.
-type RunnerResult struct {
-	State    RunnerState `json:"state"`
-	RunnerID int64       `json:"runnerId,omitempty"`
-	Error    string      `json:"error,omitempty"`
-}
 
 // Polling of a new runner's status, until it is online.
 const (
@@ -48,7 +28,8 @@ const (
 // Its activities run on its agent's task queue; it tells its pool when the
 // runner comes online and when it is gone, and takes the pool's controls.
 func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
-	r := &runnerWorkflow{in: in, state: RunnerProvisioning}
+	r := &runnerWorkflow{in: in, state: RunnerProvisioning, log: log.With(workflow.GetLogger(ctx),
+		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAttributeAgent.ValueSet(in.Agent),
 		SearchAttributeRepository.ValueSet(in.Owner+"/"+in.Repo),
@@ -61,6 +42,7 @@ func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) 
 
 type runnerWorkflow struct {
 	in        RunnerInput
+	log       log.Logger
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
@@ -93,14 +75,15 @@ func (r *runnerWorkflow) setState(ctx workflow.Context, s RunnerState) {
 	}
 	r.state = s
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeRunnerState.ValueSet(string(s)))
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Runner **%s** of %s/%s on agent %s is %s.", r.in.Name, r.in.Owner, r.in.Repo, r.in.Agent, s))
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Runner **%s** of pool %s of %s/%s on agent %s is %s.", r.in.Name,
+		poolOrDefault(r.in.Pool), r.in.Owner, r.in.Repo, r.in.Agent, s))
 }
 
 // tell signals the pool; a pool that is gone is not an error.
 func (r *runnerWorkflow) tell(ctx workflow.Context, s RunnerState, errText string) {
 	ev := RunnerEvent{Name: r.in.Name, State: s, RunnerID: r.runnerID, Error: errText}
-	if err := workflow.SignalExternalWorkflow(ctx, r.in.PoolID, "", SignalRunner, ev).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Warn("Pool did not take the runner's event", "runner", r.in.Name, "state", s, "error", err)
+	if err := workflow.SignalExternalWorkflow(ctx, r.in.RepositoryID, "", SignalRunner, ev).Get(ctx, nil); err != nil {
+		r.log.Warn("Repository did not take the runner's event", "state", s, "error", err)
 	}
 }
 
@@ -133,14 +116,14 @@ func (r *runnerWorkflow) activityOptions(ctx workflow.Context, what string, star
 func (r *runnerWorkflow) providerArgs() map[string]string { return r.in.Provider }
 
 func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
-	logger := workflow.GetLogger(ctx)
 	bootstrapDeadline := workflow.Now(ctx).Add(r.in.BootstrapTimeout.D())
 
 	// Provisioning: register with GitHub and start the instance, in one
 	// activity, bounded by the bootstrap timeout.
 	createCtx, cancelCreate := workflow.WithCancel(ctx)
 	createCtx = r.activityOptions(createCtx, "create", 5*time.Minute,
-		activities.ErrTypeNoProvider, activities.ErrTypeNoGitHub, "Invalid", "NotFound", "NameInUse")
+		activities.ErrTypeNoProvider, activities.ErrTypeNoGitHub, activities.ErrTypeInvalid, activities.ErrTypeNotFound,
+		activities.ErrTypeNameInUse)
 	createCtx = workflow.WithScheduleToCloseTimeout(createCtx, r.in.BootstrapTimeout.D())
 	var created activities.CreateRunnerResult
 	err := workflow.ExecuteActivity(createCtx, activities.CreateRunnerName, activities.CreateRunnerInput{
@@ -149,7 +132,7 @@ func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
 	}).Get(ctx, &created)
 	cancelCreate()
 	if err != nil {
-		logger.Warn("Runner could not be created", "runner", r.in.Name, "error", err)
+		r.log.Warn("Runner could not be created", "error", err)
 		return r.fail(ctx, fmt.Sprintf("create runner %s: %v", r.in.Name, rootMessage(err)))
 	}
 	r.runnerID = created.RunnerID
@@ -275,7 +258,7 @@ func (r *runnerWorkflow) remove(ctx workflow.Context) (RunnerResult, error) {
 
 func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 	for {
-		dctx := r.activityOptions(ctx, "delete", 2*time.Minute, "RunnerBusy")
+		dctx := r.activityOptions(ctx, "delete", 2*time.Minute, activities.ErrTypeRunnerBusy)
 		err := workflow.ExecuteActivity(dctx, activities.DeleteRunnerName, activities.DeleteRunnerInput{
 			Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
 			// GitHub unregisters an ephemeral runner after its job itself.
@@ -285,8 +268,8 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 		switch {
 		case err == nil:
 			return nil
-		case errors.As(err, &ae) && ae.Type() == "RunnerBusy":
-			workflow.GetLogger(ctx).Info("Runner busy; deletion waits for its job", "runner", r.in.Name)
+		case errors.As(err, &ae) && ae.Type() == activities.ErrTypeRunnerBusy:
+			r.log.Info("Runner busy; deletion waits for its job")
 			if err := workflow.Sleep(ctx, busyRetryDelay); err != nil {
 				return err
 			}
@@ -300,7 +283,7 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 func (r *runnerWorkflow) fail(ctx workflow.Context, reason string) (RunnerResult, error) {
 	r.setState(ctx, RunnerDeleting)
 	if err := r.deleteEverywhere(ctx); err != nil {
-		workflow.GetLogger(ctx).Error("Cleanup of a failed runner failed", "runner", r.in.Name, "error", err)
+		r.log.Error("Cleanup of a failed runner failed", "error", err)
 	}
 	r.setState(ctx, RunnerFailed)
 	r.tell(ctx, RunnerFailed, reason)

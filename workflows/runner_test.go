@@ -74,7 +74,7 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 }
 
 func runnerInput(ephemeral bool) RunnerInput {
-	return RunnerInput{PoolID: "garo/repo/octo/app", Owner: "octo", Repo: "app", Name: "garo-abc-1", Agent: "lab-1",
+	return RunnerInput{RepositoryID: "garo/repo/octo/app", Owner: "octo", Repo: "app", Name: "garo-abc-1", Agent: "lab-1",
 		Labels: []string{"self-hosted"}, GroupID: 1, Ephemeral: ephemeral, BootstrapTimeout: Duration(time.Minute),
 		Provider: ProviderConfig{"kind": "process"}}
 }

@@ -4,14 +4,8 @@ import (
 	"context"
 
 	"github.com/garo-run/garo/activities"
-)
-
-// Activity names, as registered on the agent's worker.
-const (
-	ListRunnersName    = activities.GitHubListRunnersName
-	RunnerByNameName   = activities.GitHubRunnerByNameName
-	RemoveRunnerName   = activities.GitHubRemoveRunnerName
-	ListQueuedJobsName = activities.GitHubListQueuedJobsName
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
 )
 
 // Activities are the GitHub calls that workflows make directly. Those that
@@ -19,6 +13,15 @@ const (
 // the activity that obtains one starts the runner with it.
 type Activities struct {
 	Client *Client
+}
+
+// Register adds the activities to r under their names
+// (activities.GitHub*Name).
+func (a *Activities) Register(r worker.ActivityRegistry) {
+	r.RegisterActivityWithOptions(a.ListRunners, activity.RegisterOptions{Name: activities.GitHubListRunnersName})
+	r.RegisterActivityWithOptions(a.RunnerByName, activity.RegisterOptions{Name: activities.GitHubRunnerByNameName})
+	r.RegisterActivityWithOptions(a.RemoveRunner, activity.RegisterOptions{Name: activities.GitHubRemoveRunnerName})
+	r.RegisterActivityWithOptions(a.ListQueuedJobs, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 }
 
 // RunnerLookup is the answer of RunnerByName.

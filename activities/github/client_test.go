@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/tests/githubsim"
 )
 
@@ -114,13 +115,13 @@ func TestBusyRunnerIsNeverRemoved(t *testing.T) {
 	jit := busyRunner(t, sim, c)
 	err := c.RemoveRunner(context.Background(), repo, jit.RunnerID)
 	ae := appErr(t, err)
-	assert.Equal(t, ErrTypeRunnerBusy, ae.Type())
+	assert.Equal(t, activities.ErrTypeRunnerBusy, ae.Type())
 	assert.True(t, ae.NonRetryable(), "the workflow waits for the job; the activity does not retry")
 	assert.Len(t, sim.Runners("octo/app"), 1)
 
 	// Nor is a busy runner that holds the name a new runner asks for.
 	_, err = c.CreateJITConfig(context.Background(), repo, "r-busy", []string{"self-hosted"}, 1)
-	assert.Equal(t, ErrTypeNameInUse, appErr(t, err).Type())
+	assert.Equal(t, activities.ErrTypeNameInUse, appErr(t, err).Type())
 	assert.Len(t, sim.Runners("octo/app"), 1)
 }
 
@@ -141,7 +142,7 @@ func TestRateLimitsBecomeRetryDelays(t *testing.T) {
 			sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{tc.fault}})
 			_, err := c.ListRunners(context.Background(), repo)
 			ae := appErr(t, err)
-			assert.Equal(t, ErrTypeRateLimited, ae.Type())
+			assert.Equal(t, activities.ErrTypeRateLimited, ae.Type())
 			assert.False(t, ae.NonRetryable())
 			assert.InDelta(t, tc.want.Seconds(), ae.NextRetryDelay().Seconds(), 2, "wait as long as GitHub asks")
 		})
@@ -161,7 +162,7 @@ func TestServerErrorsRetryAndClientErrorsDoNot(t *testing.T) {
 
 	_, err = c.CreateJITConfig(context.Background(), repo, "x", nil, 1)
 	ae = appErr(t, err)
-	assert.Equal(t, ErrTypeInvalid, ae.Type(), "no labels: GitHub answers 422")
+	assert.Equal(t, activities.ErrTypeInvalid, ae.Type(), "no labels: GitHub answers 422")
 	assert.True(t, ae.NonRetryable())
 }
 

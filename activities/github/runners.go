@@ -15,22 +15,6 @@ import (
 	"github.com/garo-run/garo/activities"
 )
 
-// Error types of the application errors this package returns, for
-// workflows to tell them apart.
-const (
-	// ErrTypeRunnerBusy: GitHub refused to remove a runner that runs a
-	// job. Not retryable: the workflow waits for the job, never forces.
-	ErrTypeRunnerBusy = "RunnerBusy"
-	// ErrTypeRateLimited: retryable after exactly the delay GitHub asked.
-	ErrTypeRateLimited = "RateLimited"
-	// ErrTypeNotFound: the repository (or the app's access to it) is gone.
-	ErrTypeNotFound = "NotFound"
-	// ErrTypeInvalid: GitHub rejected the request as invalid.
-	ErrTypeInvalid = "Invalid"
-	// ErrTypeNameInUse: a busy runner already has the name asked for.
-	ErrTypeNameInUse = "NameInUse"
-)
-
 // Repo names a repository.
 type Repo = activities.Repo
 
@@ -83,7 +67,7 @@ func (c *Client) CreateJITConfig(ctx context.Context, repo Repo, name string, la
 		if found {
 			if stale.Busy {
 				return JITConfig{}, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("runner name %s in %s is taken by a busy runner", name, repo), ErrTypeNameInUse, nil)
+					fmt.Sprintf("runner name %s in %s is taken by a busy runner", name, repo), activities.ErrTypeNameInUse, nil)
 			}
 			if err := c.RemoveRunner(ctx, repo, stale.ID); err != nil {
 				return JITConfig{}, err
@@ -136,7 +120,7 @@ func (c *Client) RunnerByName(ctx context.Context, repo Repo, name string) (Runn
 }
 
 // RemoveRunner removes a runner from GitHub. A runner already gone is
-// removed; a busy one is an ErrTypeRunnerBusy error.
+// removed; a busy one is an activities.ErrTypeRunnerBusy error.
 func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
 	resp, err := c.gh.Actions.RemoveRunner(ctx, repo.Owner, repo.Name, id)
 	if err == nil || (resp != nil && resp.StatusCode == http.StatusNotFound) {
@@ -144,7 +128,7 @@ func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
 	}
 	if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("runner %d of %s is running a job", id, repo), ErrTypeRunnerBusy, err)
+			fmt.Sprintf("runner %d of %s is running a job", id, repo), activities.ErrTypeRunnerBusy, err)
 	}
 	return classify(fmt.Sprintf("remove runner %d of %s", id, repo), resp, err)
 }
@@ -222,9 +206,9 @@ func classify(what string, resp *gh.Response, err error) error {
 		}
 		return rateLimited(what+": rate limited", time.Until(resp.Rate.Reset.Time), err)
 	case code == http.StatusNotFound:
-		return temporal.NewNonRetryableApplicationError(what+": not found (does the app have access?)", ErrTypeNotFound, err)
+		return temporal.NewNonRetryableApplicationError(what+": not found (does the app have access?)", activities.ErrTypeNotFound, err)
 	case code == http.StatusUnprocessableEntity || code == http.StatusBadRequest:
-		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError(what+": "+err.Error(), activities.ErrTypeInvalid, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -234,7 +218,7 @@ func classify(what string, resp *gh.Response, err error) error {
 func rateLimited(msg string, d time.Duration, cause error) error {
 	d = max(d, 0) + time.Second
 	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf("%s; retrying in %s", msg, d.Round(time.Second)),
-		ErrTypeRateLimited, temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: cause})
+		activities.ErrTypeRateLimited, temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: cause})
 }
 
 // Runner returns the runner of repo with the given id, if it exists: one

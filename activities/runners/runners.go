@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/activities/github"
@@ -37,10 +38,8 @@ type Activities struct {
 	Providers map[string]provider.Provider
 }
 
-// Register adds the activities to r.
-func (a *Activities) Register(r interface {
-	RegisterActivityWithOptions(any, activity.RegisterOptions)
-}) {
+// Register adds the activities to r under their names.
+func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.CreateRunner, activity.RegisterOptions{Name: activities.CreateRunnerName})
 	r.RegisterActivityWithOptions(a.DeleteRunner, activity.RegisterOptions{Name: activities.DeleteRunnerName})
 	r.RegisterActivityWithOptions(a.RunnerStatus, activity.RegisterOptions{Name: activities.RunnerStatusName})

@@ -147,22 +147,51 @@ func (c *Client) ListAgents(ctx context.Context) ([]workflows.AgentState, error)
 	}
 }
 
-// ConfigurePool creates or changes the runner pool of owner/repo.
-func (c *Client) ConfigurePool(ctx context.Context, owner, repo string, req workflows.PoolConfigRequest) (workflows.PoolView, error) {
+func repoPath(owner, repo, rest string) string {
+	return "/api/v1/repositories/" + url.PathEscape(owner) + "/" + url.PathEscape(repo) + rest
+}
+
+func poolPath(owner, repo, pool string) string {
+	if pool == "" {
+		pool = workflows.DefaultPool
+	}
+	return repoPath(owner, repo, "/pools/"+url.PathEscape(pool))
+}
+
+// ConfigurePool creates or changes a runner pool of owner/repo; pool ""
+// is the default pool.
+func (c *Client) ConfigurePool(ctx context.Context, owner, repo, pool string, req workflows.PoolConfigRequest) (workflows.PoolView, error) {
 	var v workflows.PoolView
-	err := c.do(ctx, http.MethodPut, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), req, &v)
+	err := c.do(ctx, http.MethodPut, poolPath(owner, repo, pool), req, &v)
 	return v, err
 }
 
-// GetPool returns the pool of owner/repo.
-func (c *Client) GetPool(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
+// GetPool returns a pool of owner/repo with its runners and queue.
+func (c *Client) GetPool(ctx context.Context, owner, repo, pool string) (workflows.PoolView, error) {
 	var v workflows.PoolView
-	err := c.do(ctx, http.MethodGet, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
+	err := c.do(ctx, http.MethodGet, poolPath(owner, repo, pool), nil, &v)
 	return v, err
 }
 
-// ListPools returns every pool, following the pages.
-func (c *Client) ListPools(ctx context.Context) ([]workflows.PoolView, error) {
+// ListPools returns the pools of owner/repo with their runners and queues.
+func (c *Client) ListPools(ctx context.Context, owner, repo string) ([]workflows.PoolView, error) {
+	var out struct {
+		Pools []workflows.PoolView `json:"pools"`
+	}
+	err := c.do(ctx, http.MethodGet, repoPath(owner, repo, "/pools"), nil, &out)
+	return out.Pools, err
+}
+
+// DrainPool drains a pool of owner/repo; it ends once its runners are gone.
+func (c *Client) DrainPool(ctx context.Context, owner, repo, pool string) (workflows.PoolView, error) {
+	var v workflows.PoolView
+	err := c.do(ctx, http.MethodDelete, poolPath(owner, repo, pool), nil, &v)
+	return v, err
+}
+
+// AllPools returns every pool of every repository, without runners and
+// queues, following the pages.
+func (c *Client) AllPools(ctx context.Context) ([]workflows.PoolView, error) {
 	var all []workflows.PoolView
 	cursor := ""
 	for {
@@ -181,11 +210,42 @@ func (c *Client) ListPools(ctx context.Context) ([]workflows.PoolView, error) {
 	}
 }
 
-// DrainPool drains and removes the pool of owner/repo.
-func (c *Client) DrainPool(ctx context.Context, owner, repo string) (workflows.PoolView, error) {
-	var v workflows.PoolView
-	err := c.do(ctx, http.MethodDelete, "/api/v1/repositories/"+url.PathEscape(owner)+"/"+url.PathEscape(repo), nil, &v)
-	return v, err
+// Runners returns the runners of every pool of owner/repo.
+func (c *Client) Runners(ctx context.Context, owner, repo string) ([]workflows.RunnerView, error) {
+	var out struct {
+		Runners []workflows.RunnerView `json:"runners"`
+	}
+	err := c.do(ctx, http.MethodGet, repoPath(owner, repo, "/runners"), nil, &out)
+	return out.Runners, err
+}
+
+// Jobs returns the jobs waiting in every pool of owner/repo, oldest first.
+func (c *Client) Jobs(ctx context.Context, owner, repo string) ([]workflows.QueuedJob, error) {
+	var out struct {
+		Jobs []workflows.QueuedJob `json:"jobs"`
+	}
+	err := c.do(ctx, http.MethodGet, repoPath(owner, repo, "/jobs"), nil, &out)
+	return out.Jobs, err
+}
+
+// UnmatchedJob is a queued job that no pool of its repository fits.
+type UnmatchedJob struct {
+	workflows.QueuedJob
+	Age string `json:"age"`
+}
+
+// Unmatched lists the queued jobs of owner/repo that no pool fits, and
+// counts all that ever did not.
+type Unmatched struct {
+	Jobs  []UnmatchedJob `json:"jobs"`
+	Total int            `json:"total"`
+}
+
+// Unmatched returns the queued jobs of owner/repo that no pool fits.
+func (c *Client) Unmatched(ctx context.Context, owner, repo string) (Unmatched, error) {
+	var out Unmatched
+	err := c.do(ctx, http.MethodGet, repoPath(owner, repo, "/unmatched"), nil, &out)
+	return out, err
 }
 
 // CreatedAgent is the answer of CreateAgent; Token is shown this once.
@@ -221,11 +281,13 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil)
 }
 
-// AgentConfig is the configuration the server hands an agent.
+// AgentConfig is the configuration the server hands an agent: the pools
+// it serves, one entry each.
 type AgentConfig struct {
 	Agent        string `json:"agent"`
 	Repositories []struct {
 		Repository string               `json:"repository"`
+		Pool       string               `json:"pool"`
 		Config     workflows.PoolConfig `json:"config"`
 	} `json:"repositories"`
 }

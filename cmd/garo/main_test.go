@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/garo-run/garo/workflows"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func runGaro(env map[string]string, args ...string) (int, string, string) {
@@ -35,6 +41,7 @@ func TestCommandsRefuseMissingEssentials(t *testing.T) {
 	}{
 		{"server without token", nil, []string{"server", "--listen", "127.0.0.1:0"}, "no admin token"},
 		{"agent without name", nil, []string{"agent"}, "--name is required"},
+		{"agent as an operator command", nil, []string{"agent", "list"}, "garo agents list"},
 		{"agent with bad name", map[string]string{"GARO_TOKEN": "t"}, []string{"agent", "--name", "Bad_Name"}, "invalid agent name"},
 		{"agent without token", nil, []string{"agent", "--name", "a1"}, "no token"},
 		{"bad env value", map[string]string{"GARO_OFFLINE_AFTER": "soon"}, []string{"server"}, "GARO_OFFLINE_AFTER"},
@@ -50,4 +57,76 @@ func TestCommandsRefuseMissingEssentials(t *testing.T) {
 			assert.Contains(t, stderr, c.want)
 		})
 	}
+}
+
+// TestEveryCommandAnswersHelp: --help on every command and subcommand
+// prints its usage and exits 0.
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	for _, args := range [][]string{{"server", "--help"}, {"agent", "--help"}, {"dev", "--help"}, {"--help"}} {
+		code, stdout, stderr := runGaro(nil, args...)
+		assert.Equal(t, 0, code, "%v", args)
+		assert.Contains(t, stdout+stderr, "Usage", "%v", args)
+	}
+	nouns := map[string]bool{}
+	for _, c := range commands() {
+		code, stdout, stderr := runGaro(nil, append(strings.Fields(c.name), "--help")...)
+		assert.Equal(t, 0, code, c.name)
+		assert.Contains(t, stderr, "Usage: garo "+c.name, c.name)
+		assert.Empty(t, stdout, c.name)
+		noun := nounOf(c.name)
+		if noun == c.name || nouns[noun] {
+			continue
+		}
+		nouns[noun] = true
+		code, stdout, _ = runGaro(nil, noun, "--help")
+		assert.Equal(t, 0, code, noun)
+		assert.Contains(t, stdout, "garo "+c.name, "garo %s --help lists its subcommands", noun)
+		code, _, stderr = runGaro(nil, noun, "frob")
+		assert.Equal(t, 1, code, noun)
+		assert.Contains(t, stderr, "unknown command")
+	}
+	assert.Equal(t, map[string]bool{"repo": true, "pool": true, "agents": true}, nouns)
+}
+
+func TestPoolArguments(t *testing.T) {
+	for arg, want := range map[string][3]string{
+		"octo/app":          {"octo", "app", "default"},
+		"octo/app/gpu":      {"octo", "app", "gpu"},
+		"Octo/App.js/arm-1": {"Octo", "App.js", "arm-1"},
+	} {
+		owner, repo, pool, err := parsePoolArg(arg)
+		require.NoError(t, err, arg)
+		assert.Equal(t, want, [3]string{owner, repo, pool}, arg)
+	}
+	for _, bad := range []string{"octo", "octo/app/GPU", "octo/app/gpu/x", "/app", "octo//gpu"} {
+		_, _, _, err := parsePoolArg(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+// TestPoolSetChangesOnlyWhatItsFlagsName: the pool's fields come from the
+// pool as it is and the flags given, never from the environment (where an
+// agent's GARO_LABELS may be set).
+func TestPoolSetChangesOnlyWhatItsFlagsName(t *testing.T) {
+	var put workflows.PoolConfigRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "/api/v1/repositories/octo/app/pools/gpu", r.URL.Path)
+		switch r.Method {
+		case http.MethodGet:
+			_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"gpu","config":{"agent":"lab-1","labels":["self-hosted","gpu"],
+				"minIdle":0,"maxRunners":3,"idleGracePeriod":"2m","bootstrapTimeout":"10m","ephemeral":true,
+				"runnerGroup":"default","provider":{"kind":"process"}},"counts":{}}`)
+		case http.MethodPut:
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&put))
+			_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"gpu","config":{},"counts":{}}`)
+		}
+	}))
+	defer srv.Close()
+	env := map[string]string{"GARO_SERVER": srv.URL, "GARO_TOKEN": "t", "GARO_LABELS": "linux,e2e", "GARO_AGENT": "other"}
+	code, stdout, stderr := runGaro(env, "pool", "set", "octo/app/gpu", "--max-runners", "5")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "gpu")
+	assert.Equal(t, 5, *put.MaxRunners)
+	assert.Equal(t, "lab-1", *put.Agent)
+	assert.Equal(t, []string{"self-hosted", "gpu"}, put.Labels)
 }

@@ -169,8 +169,9 @@ func (a *agent) register(ctx context.Context) (workflows.AgentState, error) {
 }
 
 // watchConfig polls the agent's configuration (cheaply: 304 while nothing
-// changed) and applies it: it logs what changed and warns about pools that
-// need a provider this agent does not offer, without a restart.
+// changed) and applies it: it logs its pools (OWNER/REPO/POOL) and warns
+// about pools that need a provider this agent does not offer, without a
+// restart.
 func (a *agent) watchConfig(ctx context.Context) {
 	every := a.cfg.ConfigPollInterval
 	if every == 0 {
@@ -188,14 +189,15 @@ func (a *agent) watchConfig(ctx context.Context) {
 			a.log.Debug("Configuration not fetched", "error", err)
 		case changed:
 			etag = next
-			var repos []string
+			var pools []string
 			for _, r := range cfg.Repositories {
-				repos = append(repos, r.Repository)
+				pools = append(pools, r.Repository+"/"+r.Pool)
 				if kind := r.Config.Provider.Kind(); !offered[kind] {
-					a.log.Warn("A pool needs a provider this agent does not offer", "repository", r.Repository, "provider", kind)
+					a.log.Warn("A pool needs a provider this agent does not offer", "repository", r.Repository, "pool", r.Pool,
+						"provider", kind)
 				}
 			}
-			a.log.Info("Configuration changed", "repositories", len(cfg.Repositories), "names", repos)
+			a.log.Info("Configuration changed", "pools", len(pools), "names", pools)
 		}
 		select {
 		case <-ctx.Done():

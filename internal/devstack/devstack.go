@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -77,155 +76,259 @@ type Info struct {
 const Namespace = "default"
 
 // Run starts the stack and runs it until ctx ends, then stops the agent,
-// the server and Temporal, in that order.
+// the server, the simulator and Temporal, in that order.
 func Run(ctx context.Context, cfg Config) error {
-	log := cfg.Logger
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	s := &stack{cfg: cfg, log: cfg.Logger, errs: make(chan error, 3)}
+	defer s.stop()
+	if err := s.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return err
+	}
+	return s.serve(ctx)
+}
+
+// stack is a dev stack: what start brings up, serve watches and stop
+// takes down.
+type stack struct {
+	cfg   Config
+	log   *slog.Logger
+	token string
+	// temporal and the GitHub simulator (sim, when no credentials are
+	// configured) are child processes.
+	temporal, sim  *childProcess
+	simURL, apiURL string
+	webhookSecrets []string
+	gh             *github.Client
+	providers      []provider.Provider
+	topts          temporalclient.Options
+	// errs receives the end of the server and the agent.
+	errs chan error
+	// stops undo what start did; stop runs them last first.
+	stops []func()
+}
+
+func (s *stack) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// stop takes down whatever start brought up, in reverse order: agent,
+// server, simulator, Temporal.
+func (s *stack) stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	s.stops = nil
+}
+
+// start brings the stack up, one step after another.
+func (s *stack) start(ctx context.Context) error {
+	if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	token, err := secretFile(filepath.Join(cfg.StateDir, "admin-token"), "garo_")
+	token, err := secretFile(filepath.Join(s.cfg.StateDir, "admin-token"), "garo_")
 	if err != nil {
 		return err
 	}
-	bin, err := findTool(cfg.TemporalBin, "temporal")
-	if err != nil {
-		return err
+	s.token = token
+	s.topts = temporalclient.Options{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.TemporalPort)), Namespace: Namespace}
+	for _, step := range []func(context.Context) error{s.startTemporal, s.startGitHub, s.waitTemporal, s.startServer,
+		s.writeInfo, s.startAgent} {
+		if err := step(ctx); err != nil {
+			return err
+		}
 	}
+	s.printSummary()
+	if s.simURL != "" && !s.cfg.NoDemo {
+		demoCtx, stopDemo := context.WithCancel(context.Background())
+		s.onStop(stopDemo)
+		go runDemo(demoCtx, s.apiURL, s.token, s.simURL, s.cfg.AgentName, s.log.With("component", "demo"))
+	}
+	return nil
+}
 
-	temporalAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.TemporalPort))
-	tmp, err := startTemporal(bin, cfg, log)
+// serve runs until ctx ends, a component fails or Temporal exits.
+func (s *stack) serve(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case e := <-s.errs:
+		if !errors.Is(e, errStopped) {
+			err = e
+		}
+	case <-s.temporal.exited:
+		err = fmt.Errorf("temporal dev server exited (see %s)", s.temporal.logPath)
+	}
+	s.log.Info("Stopping dev stack")
+	return err
+}
+
+func (s *stack) startTemporal(context.Context) error {
+	bin, err := findTool(s.cfg.TemporalBin, "temporal")
 	if err != nil {
 		return err
 	}
-	defer tmp.stop(log)
-	uiURL := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.UIPort))
-	apiAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort))
-
-	// Without GitHub credentials, the simulator stands in for GitHub.
-	var webhookSecrets []string
-	var simURL string
-	gh := cfg.GitHub
-	var providers []provider.Provider
-	if gh == nil {
-		secret, err := secretFile(filepath.Join(cfg.StateDir, "webhook-secret"), "whsec_")
-		if err != nil {
-			return err
-		}
-		webhookSecrets = []string{secret}
-		simBin, err := findTool(cfg.GitHubSimBin, "githubsim")
-		if err != nil {
-			return err
-		}
-		simURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GitHubSimPort))
-		sim, err := startChild("githubsim", simBin, []string{
-			"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.GitHubSimPort)),
-			"--webhook-url", "http://" + apiAddr + "/webhooks/github", "--seed", "1",
-		}, []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret}, filepath.Join(cfg.StateDir, "githubsim.log"), log)
-		if err != nil {
-			return err
-		}
-		defer sim.stop(log)
-		if err := waitHTTP(ctx, simURL+"/_sim/stats", time.Minute, sim.failure()); err != nil {
-			return fmt.Errorf("GitHub simulator did not come up (see %s): %w", sim.logPath, err)
-		}
-		if gh, err = github.New(github.Config{URL: simURL, Token: "garo-dev"}); err != nil {
-			return err
-		}
-		p, err := process.New(process.Config{StateDir: filepath.Join(cfg.StateDir, "agent", "process"),
-			Command: []string{simBin, "runner"}, Logger: log.With("component", "agent", "provider", process.Kind)})
-		if err != nil {
-			return err
-		}
-		providers = append(providers, p)
-		log.Info("GitHub simulator up", "url", simURL, "log", sim.logPath)
+	args := []string{"server", "start-dev",
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(s.cfg.TemporalPort),
+		"--ui-port", strconv.Itoa(s.cfg.UIPort),
+		"--db-filename", filepath.Join(s.cfg.StateDir, "temporal.db"),
+		"--namespace", Namespace,
+		"--log-level", "error",
 	}
-
-	topts := temporalclient.Options{Address: temporalAddr, Namespace: Namespace}
-	copts, err := topts.ClientOptions("garo-dev", log)
-	if err != nil {
+	for _, a := range workflows.SearchAttributes() {
+		args = append(args, "--search-attribute", a.Name+"="+a.TypeName())
+	}
+	if s.temporal, err = startChild("temporal", bin, args, nil, filepath.Join(s.cfg.StateDir, "temporal.log"), s.log); err != nil {
 		return err
 	}
-	dialCtx, cancelDial := context.WithTimeout(ctx, 90*time.Second)
-	c, err := temporalclient.Dial(dialCtx, copts, slog.New(slog.DiscardHandler))
-	cancelDial()
-	if err != nil && ctx.Err() != nil {
+	s.onStop(func() { s.temporal.stop(s.log) })
+	return nil
+}
+
+// startGitHub uses the configured GitHub, or else starts the simulator and
+// points the agent's GitHub client and process provider at it.
+func (s *stack) startGitHub(ctx context.Context) error {
+	if s.gh = s.cfg.GitHub; s.gh != nil {
 		return nil
 	}
+	secret, err := secretFile(filepath.Join(s.cfg.StateDir, "webhook-secret"), "whsec_")
 	if err != nil {
-		return fmt.Errorf("temporal dev server did not come up (see %s): %w", tmp.logPath, err)
+		return err
+	}
+	s.webhookSecrets = []string{secret}
+	simBin, err := findTool(s.cfg.GitHubSimBin, "githubsim")
+	if err != nil {
+		return err
+	}
+	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.GitHubSimPort))
+	apiAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.APIPort))
+	s.simURL = "http://" + listen
+	s.sim, err = startChild("githubsim", simBin, []string{"--listen", listen,
+		"--webhook-url", "http://" + apiAddr + "/webhooks/github", "--seed", "1",
+	}, []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret}, filepath.Join(s.cfg.StateDir, "githubsim.log"), s.log)
+	if err != nil {
+		return err
+	}
+	s.onStop(func() { s.sim.stop(s.log) })
+	if err := waitHTTP(ctx, s.simURL+"/_sim/stats", time.Minute, s.sim.failure()); err != nil {
+		return fmt.Errorf("GitHub simulator did not come up (see %s): %w", s.sim.logPath, err)
+	}
+	if s.gh, err = github.New(github.Config{URL: s.simURL, Token: "garo-dev"}); err != nil {
+		return err
+	}
+	p, err := process.New(process.Config{StateDir: filepath.Join(s.cfg.StateDir, "agent", "process"),
+		Command: []string{simBin, "runner"}, Logger: s.log.With("component", "agent", "provider", process.Kind)})
+	if err != nil {
+		return err
+	}
+	s.providers = append(s.providers, p)
+	s.log.Info("GitHub simulator up", "url", s.simURL, "log", s.sim.logPath)
+	return nil
+}
+
+// waitTemporal waits until the Temporal dev server answers.
+func (s *stack) waitTemporal(ctx context.Context) error {
+	copts, err := s.topts.ClientOptions("garo-dev", s.log)
+	if err != nil {
+		return err
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	c, err := temporalclient.Dial(dialCtx, copts, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("temporal dev server did not come up (see %s): %w", s.temporal.logPath, err)
 	}
 	c.Close()
-	log.Info("Temporal dev server up", "address", temporalAddr, "ui", uiURL, "log", tmp.logPath)
+	s.log.Info("Temporal dev server up", "address", s.topts.Address, "ui", s.uiURL(), "log", s.temporal.logPath)
+	return nil
+}
 
-	// Components stop in reverse order: agent, then server.
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+func (s *stack) uiURL() string {
+	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.UIPort))
+}
+
+// startServer runs garo server in this process and waits until it is
+// ready.
+func (s *stack) startServer(ctx context.Context) error {
 	serverCtx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
+	done := make(chan struct{})
+	s.onStop(func() {
+		stopServer()
+		<-done
+	})
 	listening := make(chan string, 1)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		err := server.Run(serverCtx, server.Config{
-			Listen:            apiAddr,
-			Temporal:          topts,
-			AdminToken:        token,
-			WebhookSecrets:    webhookSecrets,
-			HeartbeatInterval: cfg.HeartbeatInterval,
-			OfflineAfter:      cfg.OfflineAfter,
-			Version:           cfg.Version,
-			Logger:            log.With("component", "server"),
+			Listen:            net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.APIPort)),
+			Temporal:          s.topts,
+			AdminToken:        s.token,
+			WebhookSecrets:    s.webhookSecrets,
+			HeartbeatInterval: s.cfg.HeartbeatInterval,
+			OfflineAfter:      s.cfg.OfflineAfter,
+			Version:           s.cfg.Version,
+			Logger:            s.log.With("component", "server"),
 			Listening:         func(addr string) { listening <- addr },
 		})
-		errs <- fmt.Errorf("server: %w", errOrStopped(err))
+		s.errs <- fmt.Errorf("server: %w", errOrStopped(err))
 	}()
-	var apiURL string
 	select {
 	case addr := <-listening:
-		apiURL = "http://" + addr
-	case err := <-errs:
+		s.apiURL = "http://" + addr
+	case err := <-s.errs:
 		return err
 	case <-ctx.Done():
-		stopServer()
-		wg.Wait()
-		return nil
+		return ctx.Err()
 	}
-	if err := waitHTTP(ctx, apiURL+"/readyz", 90*time.Second, errs); err != nil {
-		stopServer()
-		wg.Wait()
+	return waitHTTP(ctx, s.apiURL+"/readyz", 90*time.Second, s.errs)
+}
+
+// info is what dev.json tells tools and tests.
+func (s *stack) info() Info {
+	return Info{API: s.apiURL, UI: s.uiURL(), Temporal: s.topts.Address, GitHubSim: s.simURL, Namespace: Namespace,
+		AdminToken: s.token, Agent: s.cfg.AgentName, PID: os.Getpid()}
+}
+
+func (s *stack) infoPath() string { return filepath.Join(s.cfg.StateDir, "dev.json") }
+
+// writeInfo writes dev.json; it is removed when the stack stops.
+func (s *stack) writeInfo(context.Context) error {
+	if err := writeJSONFile(s.infoPath(), s.info()); err != nil {
 		return err
 	}
+	s.onStop(func() { os.Remove(s.infoPath()) })
+	return nil
+}
 
-	info := Info{API: apiURL, UI: uiURL, Temporal: temporalAddr, GitHubSim: simURL, Namespace: Namespace,
-		AdminToken: token, Agent: cfg.AgentName, PID: os.Getpid()}
-	infoPath := filepath.Join(cfg.StateDir, "dev.json")
-	if err := writeJSONFile(infoPath, info); err != nil {
-		stopServer()
-		wg.Wait()
-		return err
-	}
-	defer os.Remove(infoPath)
-
+// startAgent runs the agent in this process.
+func (s *stack) startAgent(context.Context) error {
 	agentCtx, stopAgent := context.WithCancel(context.Background())
-	defer stopAgent()
-	var agentWG sync.WaitGroup
-	agentWG.Add(1)
+	done := make(chan struct{})
+	s.onStop(func() {
+		stopAgent()
+		<-done
+	})
 	go func() {
-		defer agentWG.Done()
+		defer close(done)
 		err := agent.Run(agentCtx, agent.Config{
-			Name:      cfg.AgentName,
-			ServerURL: apiURL,
-			Token:     token,
-			Temporal:  topts,
-			GitHub:    gh,
-			Providers: providers,
-			Version:   cfg.Version,
-			Logger:    log.With("component", "agent"),
+			Name:      s.cfg.AgentName,
+			ServerURL: s.apiURL,
+			Token:     s.token,
+			Temporal:  s.topts,
+			GitHub:    s.gh,
+			Providers: s.providers,
+			Version:   s.cfg.Version,
+			Logger:    s.log.With("component", "agent"),
 		})
-		errs <- fmt.Errorf("agent: %w", errOrStopped(err))
+		s.errs <- fmt.Errorf("agent: %w", errOrStopped(err))
 	}()
+	return nil
+}
 
-	fmt.Fprintf(cfg.Out, `
+// printSummary tells the user where everything is.
+func (s *stack) printSummary() {
+	tokenPath := filepath.Join(s.cfg.StateDir, "admin-token")
+	fmt.Fprintf(s.cfg.Out, `
 Garo dev stack is up.
   API          %s
   Admin token  %s   (also in %s)
@@ -237,29 +340,8 @@ Garo dev stack is up.
 Try:  curl -H "Authorization: Bearer $(cat %s)" %s/api/v1/agents
 Ctrl-C stops everything; state stays in %s.
 
-`, apiURL, token, filepath.Join(cfg.StateDir, "admin-token"), uiURL, temporalAddr, Namespace, githubLine(simURL), cfg.AgentName,
-		infoPath, filepath.Join(cfg.StateDir, "admin-token"), apiURL, cfg.StateDir)
-
-	if simURL != "" && !cfg.NoDemo {
-		go runDemo(agentCtx, apiURL, token, simURL, cfg.AgentName, log.With("component", "demo"))
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-errs:
-		if !errors.Is(err, errStopped) {
-			runErr = err
-		}
-	case <-tmp.exited:
-		runErr = fmt.Errorf("temporal dev server exited (see %s)", tmp.logPath)
-	}
-	log.Info("Stopping dev stack")
-	stopAgent()
-	agentWG.Wait()
-	stopServer()
-	wg.Wait()
-	return runErr
+`, s.apiURL, s.token, tokenPath, s.uiURL(), s.topts.Address, Namespace, githubLine(s.simURL), s.cfg.AgentName,
+		s.infoPath(), tokenPath, s.apiURL, s.cfg.StateDir)
 }
 
 var errStopped = errors.New("stopped")
@@ -320,21 +402,6 @@ type childProcess struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logPath string
-}
-
-func startTemporal(bin string, cfg Config, log *slog.Logger) (*childProcess, error) {
-	args := []string{"server", "start-dev",
-		"--ip", "127.0.0.1",
-		"--port", strconv.Itoa(cfg.TemporalPort),
-		"--ui-port", strconv.Itoa(cfg.UIPort),
-		"--db-filename", filepath.Join(cfg.StateDir, "temporal.db"),
-		"--namespace", Namespace,
-		"--log-level", "error",
-	}
-	for _, k := range workflows.SearchAttributeKeys() {
-		args = append(args, "--search-attribute", k.GetName()+"=Keyword")
-	}
-	return startChild("temporal", bin, args, nil, filepath.Join(cfg.StateDir, "temporal.log"), log)
 }
 
 // startChild starts bin with its output appended to logPath.
@@ -438,7 +505,7 @@ func runDemo(ctx context.Context, apiURL, token, simURL, agentName string, log *
 	for {
 		st, err := api.GetAgent(ctx, agentName)
 		if err == nil && st.Status == workflows.AgentOnline {
-			if _, err = api.ConfigurePool(ctx, "demo", "hello", req); err == nil {
+			if _, err = api.ConfigurePool(ctx, "demo", "hello", workflows.DefaultPool, req); err == nil {
 				break
 			}
 		}

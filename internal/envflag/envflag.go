@@ -7,6 +7,7 @@ package envflag
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -19,17 +20,31 @@ func Name(prefix, flagName string) string {
 // from its environment variable, as looked up by getenv. It adds the
 // variable's name to each flag's usage text.
 func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) string) error {
-	fs.VisitAll(func(f *flag.Flag) {
-		f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, Name(prefix, f.Name))
-	})
+	Describe(fs, prefix)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	return FromEnv(fs, prefix, getenv)
+}
+
+// Describe adds the environment variable's name to the usage text of the
+// flags named, or of every flag when none is named.
+func Describe(fs *flag.FlagSet, prefix string, names ...string) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(names) == 0 || slices.Contains(names, f.Name) {
+			f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, Name(prefix, f.Name))
+		}
+	})
+}
+
+// FromEnv sets the flags named (every flag when none is named) that the
+// command line did not set from their environment variables.
+func FromEnv(fs *flag.FlagSet, prefix string, getenv func(string) string, names ...string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if set[f.Name] || err != nil || (len(names) > 0 && !slices.Contains(names, f.Name)) {
 			return
 		}
 		env := Name(prefix, f.Name)

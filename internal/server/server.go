@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
-		Pools:             &api.TemporalPools{Client: c, Namespace: cfg.Temporal.Namespace},
+		Repositories:      &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace},
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, &api.TemporalJobs{Client: c}, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken, &api.TemporalTokens{Client: c}, api.DefaultTokenCacheTTL),
@@ -188,11 +188,11 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
-	for _, k := range workflows.SearchAttributeKeys() {
-		if t, ok := resp.GetCustomAttributes()[k.GetName()]; !ok {
-			missing[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		} else if t != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
-			return fmt.Errorf("search attribute %s of namespace %s has type %s, want Keyword", k.GetName(), namespace, t)
+	for _, a := range workflows.SearchAttributes() {
+		if t, ok := resp.GetCustomAttributes()[a.Name]; !ok {
+			missing[a.Name] = a.Type
+		} else if t != a.Type {
+			return fmt.Errorf("search attribute %s of namespace %s has type %s, want %s", a.Name, namespace, t, a.TypeName())
 		}
 	}
 	if len(missing) == 0 {

@@ -1,10 +1,55 @@
 package workflows
 
 import (
+	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/garo-run/garo/activities"
 )
+
+// AgentWorkflow's contract: workflow `garo/agent/NAME` of type
+// AgentWorkflow on the server's task queue; search attribute GaroAgent;
+// memo summary: the AgentState.
+const AgentWorkflowName = "AgentWorkflow"
+
+// AgentWorkflowID is the workflow id of the agent called name.
+func AgentWorkflowID(name string) string { return "garo/agent/" + name }
+
+// AgentTaskQueue is the task queue the agent called name polls for the
+// activities that touch its credentials and compute.
+func AgentTaskQueue(name string) string { return "garo-agent-" + name }
+
+// Updates and queries of AgentWorkflow (and QueryState: the AgentState).
+const (
+	UpdateRegister    = "register"
+	UpdateHeartbeat   = "heartbeat"
+	UpdateUnregister  = "unregister"
+	UpdateCreateAgent = "create"
+	QueryAuth         = "auth"
+)
+
+// Error types of AgentWorkflow's updates, beside the shared ones.
+const (
+	// ErrTypeUnregistering: the agent is being unregistered (or was);
+	// it can no longer register or heartbeat.
+	ErrTypeUnregistering = "Unregistering"
+	// ErrTypeNotRegistered: a heartbeat of an agent that has not
+	// registered with this workflow; it must register first.
+	ErrTypeNotRegistered = "NotRegistered"
+)
+
+var agentNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidateAgentName reports whether name can name an agent: a DNS label
+// (lower-case letters, digits and inner hyphens, at most 63 characters), so it
+// is safe in workflow ids, task queue names and URLs.
+func ValidateAgentName(name string) error {
+	if !agentNamePattern.MatchString(name) {
+		return fmt.Errorf("invalid agent name %q: want 1-63 lower-case letters, digits or inner hyphens", name)
+	}
+	return nil
+}
 
 // AgentStatus is the liveness of an agent as its workflow sees it.
 type AgentStatus string

@@ -8,30 +8,6 @@ import (
 	"time"
 )
 
-// Workflow type names of the runner lifecycle.
-const (
-	RepositoryWorkflowName = "RepositoryWorkflow"
-	RunnerWorkflowName     = "RunnerWorkflow"
-)
-
-// Updates, signals and queries of RepositoryWorkflow and RunnerWorkflow.
-const (
-	UpdateConfigure = "configure"
-	UpdateDrain     = "drain"
-	// SignalRunner carries a RunnerEvent from a runner to its pool.
-	SignalRunner = "runner"
-	// SignalControl carries a RunnerControl from a pool to a runner.
-	SignalControl = "control"
-	// SignalAgent carries an AgentStatusEvent to the agent's pools.
-	SignalAgent = "agent"
-)
-
-// AgentStatusEvent tells a pool that its agent went online or offline.
-type AgentStatusEvent struct {
-	Agent  string `json:"agent"`
-	Online bool   `json:"online"`
-}
-
 // Defaults and limits of a pool's configuration.
 const (
 	DefaultAgent            = "local"
@@ -55,7 +31,8 @@ type ProviderConfig map[string]string
 // Kind is the provider kind.
 func (p ProviderConfig) Kind() string { return p["kind"] }
 
-// PoolConfig is the runner configuration of one repository.
+// PoolConfig is the configuration of one runner pool: which agent starts
+// its runners with which provider, with what labels and limits.
 type PoolConfig struct {
 	Agent            string   `json:"agent"`
 	Labels           []string `json:"labels"`
@@ -72,8 +49,9 @@ type PoolConfig struct {
 	Provider          ProviderConfig `json:"provider"`
 }
 
-// PoolConfigRequest is the body of PUT /api/v1/repositories/{owner}/{repo}:
-// omitted fields take their defaults.
+// PoolConfigRequest is the body of PUT
+// /api/v1/repositories/{owner}/{repo}/pools/{pool}: omitted fields take
+// their defaults.
 type PoolConfigRequest struct {
 	Agent             *string        `json:"agent,omitempty"`
 	Labels            []string       `json:"labels,omitempty"`
@@ -184,119 +162,4 @@ func RunnerGroupID(group string) (int64, error) {
 		return 0, fmt.Errorf("runnerGroup %q: want \"default\" or a group id", group)
 	}
 	return id, nil
-}
-
-// RunnerState is where a runner is in its life.
-type RunnerState string
-
-// Runner states, as the search attribute GaroRunnerState shows them.
-const (
-	RunnerProvisioning RunnerState = "provisioning"
-	RunnerIdle         RunnerState = "idle"
-	RunnerBusy         RunnerState = "busy"
-	RunnerDeleting     RunnerState = "deleting"
-	RunnerDeleted      RunnerState = "deleted"
-	RunnerFailed       RunnerState = "failed"
-)
-
-// RunnerEvent is what a RunnerWorkflow tells its pool.
-type RunnerEvent struct {
-	Name     string      `json:"name"`
-	State    RunnerState `json:"state"`
-	RunnerID int64       `json:"runnerId,omitempty"`
-	Error    string      `json:"error,omitempty"`
-}
-
-// Runner controls a pool sends.
-const (
-	ControlBusy     = "busy"
-	ControlJobDone  = "jobDone"
-	ControlDelete   = "delete"
-	ControlFinished = "finished"
-)
-
-// RunnerControl is what a pool tells one of its runners.
-type RunnerControl struct {
-	Action string `json:"action"`
-	JobID  int64  `json:"jobId,omitempty"`
-}
-
-// RunnerView is one runner as the API shows it.
-type RunnerView struct {
-	Name      string      `json:"name"`
-	State     RunnerState `json:"state"`
-	RunnerID  int64       `json:"runnerId,omitempty"`
-	JobID     int64       `json:"jobId,omitempty"`
-	CreatedAt time.Time   `json:"createdAt"`
-	IdleSince *time.Time  `json:"idleSince,omitempty"`
-}
-
-// QueuedJob is a job waiting for a runner.
-type QueuedJob struct {
-	JobID    int64     `json:"jobId"`
-	RunID    int64     `json:"runId,omitempty"`
-	Name     string    `json:"name,omitempty"`
-	Labels   []string  `json:"labels"`
-	QueuedAt time.Time `json:"queuedAt"`
-}
-
-// PoolView is a pool's configuration and live state: the state query, the
-// memo (without runners and queue) and the REST API.
-type PoolView struct {
-	Repository string     `json:"repository"`
-	Config     PoolConfig `json:"config"`
-	Draining   bool       `json:"draining"`
-	Degraded   bool       `json:"degraded"`
-	// AgentOffline: the agent missed its heartbeats; provisioning waits.
-	AgentOffline bool         `json:"agentOffline,omitempty"`
-	LastError    string       `json:"lastError,omitempty"`
-	Runners      []RunnerView `json:"runners"`
-	Queue        []QueuedJob  `json:"queue"`
-	Counts       PoolCounts   `json:"counts"`
-	// ConfiguredBy is the identity of the last configure.
-	ConfiguredBy string `json:"configuredBy,omitempty"`
-}
-
-// PoolCounts sums the runners by state and the queue.
-type PoolCounts struct {
-	Provisioning int `json:"provisioning"`
-	Idle         int `json:"idle"`
-	Busy         int `json:"busy"`
-	Deleting     int `json:"deleting"`
-	Queued       int `json:"queued"`
-	JobsDone     int `json:"jobsDone"`
-}
-
-// ConfigureRequest is the argument of the configure update.
-type ConfigureRequest struct {
-	Config PoolConfig `json:"config"`
-	Actor  string     `json:"actor,omitempty"`
-}
-
-// DrainRequest is the argument of the drain update.
-type DrainRequest struct {
-	Actor string `json:"actor,omitempty"`
-}
-
-// RunnerWorkflowID is the workflow id of runner name of owner/repo.
-func RunnerWorkflowID(owner, repo, name string) string {
-	return "garo/runner/" + strings.ToLower(owner) + "/" + strings.ToLower(repo) + "/" + name
-}
-
-// LabelsMatch reports whether every label a job asks for is among the
-// pool's, case-insensitively, as GitHub matches runs-on.
-func LabelsMatch(job, pool []string) bool {
-	for _, j := range job {
-		found := false
-		for _, p := range pool {
-			if strings.EqualFold(j, p) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }

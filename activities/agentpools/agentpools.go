@@ -1,7 +1,9 @@
-// Package pools holds the control-plane activities that act on runner
-// pools from the server's task queue, such as draining an agent's pools
-// before the agent is unregistered.
-package pools
+// Package agentpools holds the control of an agent's pools from the
+// server's task queue: draining them before the agent is unregistered, and
+// telling them when the agent goes offline or comes back. The pools of an
+// agent may belong to many repositories, and a repository may have pools
+// of other agents too.
+package agentpools
 
 import (
 	"context"
@@ -13,6 +15,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/workflows"
@@ -27,8 +30,14 @@ type Activities struct {
 	PollEvery time.Duration
 }
 
-// poolsOf lists the running pools served by agent.
-func (a *Activities) poolsOf(ctx context.Context, agent string) ([]string, error) {
+// Register adds the activities to r under their names.
+func (a *Activities) Register(r worker.ActivityRegistry) {
+	r.RegisterActivityWithOptions(a.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
+	r.RegisterActivityWithOptions(a.NotifyAgentPools, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
+}
+
+// repositoriesOf lists the running repositories with a pool of agent.
+func (a *Activities) repositoriesOf(ctx context.Context, agent string) ([]string, error) {
 	var ids []string
 	var token []byte
 	for {
@@ -37,7 +46,7 @@ func (a *Activities) poolsOf(ctx context.Context, agent string) ([]string, error
 			Query: workflows.RunningQuery(workflows.RepositoryWorkflowName, agent),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list pools of agent %s: %w", agent, err)
+			return nil, fmt.Errorf("list repositories with pools of agent %s: %w", agent, err)
 		}
 		for _, e := range resp.Executions {
 			ids = append(ids, e.GetExecution().GetWorkflowId())
@@ -48,9 +57,10 @@ func (a *Activities) poolsOf(ctx context.Context, agent string) ([]string, error
 	}
 }
 
-// DrainAgentPools drains every pool served by agent and returns when they
-// have all ended (their busy runners finished), heartbeating meanwhile. It
-// returns how many pools it drained.
+// DrainAgentPools drains every pool served by agent, in every repository,
+// and returns when they have all ended (their busy runners finished),
+// heartbeating meanwhile. It returns how many repositories it drained
+// pools of.
 func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, error) {
 	if err := workflows.ValidateAgentName(agent); err != nil {
 		return 0, err
@@ -61,7 +71,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 	}
 	drained := map[string]bool{}
 	for {
-		ids, err := a.poolsOf(ctx, agent)
+		ids, err := a.repositoriesOf(ctx, agent)
 		if err != nil {
 			return len(drained), err
 		}
@@ -73,7 +83,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 				continue
 			}
 			h, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id,
-				UpdateName: workflows.UpdateDrain, Args: []any{workflows.DrainRequest{Actor: "unregister agent " + agent}},
+				UpdateName: workflows.UpdateDrain, Args: []any{workflows.DrainRequest{Agent: agent, Actor: "unregister agent " + agent}},
 				WaitForStage: client.WorkflowUpdateStageCompleted})
 			if err == nil {
 				err = h.Get(ctx, nil)
@@ -83,7 +93,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 				return len(drained), fmt.Errorf("drain %s: %w", id, err)
 			}
 			drained[id] = true
-			activity.GetLogger(ctx).Info("Draining pool of an unregistering agent", "agent", agent, "pool", id)
+			activity.GetLogger(ctx).Info("Draining the pools of an unregistering agent", "agent", agent, "repository", id)
 		}
 		activity.RecordHeartbeat(ctx, len(ids))
 		select {
@@ -94,14 +104,11 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 	}
 }
 
-// AgentStatusChange is the argument of NotifyAgentPools.
-type AgentStatusChange = activities.AgentStatusChange
-
-// NotifyAgentPools tells every pool of an agent that the agent went online
-// or offline, so that pools pause provisioning while it is away. It returns
-// how many pools it told.
-func (a *Activities) NotifyAgentPools(ctx context.Context, ch AgentStatusChange) (int, error) {
-	ids, err := a.poolsOf(ctx, ch.Agent)
+// NotifyAgentPools tells every repository with a pool of an agent that
+// the agent went online or offline, so that its pools pause provisioning
+// while it is away. It returns how many repositories it told.
+func (a *Activities) NotifyAgentPools(ctx context.Context, ch activities.AgentStatusChange) (int, error) {
+	ids, err := a.repositoriesOf(ctx, ch.Agent)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// TemporalAgents implements Agents on AgentWorkflows.
+type TemporalAgents struct {
+	Client    client.Client
+	Namespace string
+}
+
+// Register starts the agent's workflow if it is not running and sends it
+// the register update, in one call (update-with-start).
+func (t *TemporalAgents) Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := t.updateWithStart(ctx, name, workflows.UpdateRegister, req, &st)
+	return st, err
+}
+
+// updateWithStart sends an update to the agent's workflow, starting it if
+// it is not running.
+func (t *TemporalAgents) updateWithStart(ctx context.Context, name, update string, arg, out any) error {
+	return runUpdateWithStart(ctx, t.Client, client.StartWorkflowOptions{
+		ID:                    workflows.AgentWorkflowID(name),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
+		StaticSummary:         "agent " + name,
+	}, workflows.AgentWorkflowName, workflows.AgentWorkflowInput{Name: name}, update, arg, out)
+}
+
+func (t *TemporalAgents) update(ctx context.Context, name, update string, arg any) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := runUpdate(ctx, t.Client, workflows.AgentWorkflowID(name), update, arg, &st)
+	if errors.Is(err, ErrNotFound) && t.wasUnregistered(ctx, name) {
+		return st, ErrUnregistered
+	}
+	return st, err
+}
+
+// wasUnregistered reports whether the agent's last workflow run completed,
+// which it does only when the agent is unregistered.
+func (t *TemporalAgents) wasUnregistered(ctx context.Context, name string) bool {
+	d, err := t.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(name), "")
+	return err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+}
+
+// Heartbeat records that the agent is alive.
+func (t *TemporalAgents) Heartbeat(ctx context.Context, name string, req workflows.HeartbeatRequest) (workflows.AgentState, error) {
+	return t.update(ctx, name, workflows.UpdateHeartbeat, req)
+}
+
+// Unregister ends the agent's workflow and returns its final record.
+func (t *TemporalAgents) Unregister(ctx context.Context, name string, req workflows.UnregisterRequest) (workflows.AgentState, error) {
+	return t.update(ctx, name, workflows.UpdateUnregister, req)
+}
+
+// Get returns the exact record of a registered agent from its workflow.
+func (t *TemporalAgents) Get(ctx context.Context, name string) (workflows.AgentState, error) {
+	var st workflows.AgentState
+	err := queryRunning(ctx, t.Client, workflows.AgentWorkflowID(name), &st)
+	return st, err
+}
+
+// List returns the registered agents from the visibility store, one page at
+// a time, using each workflow's memo so that listing costs one call.
+func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.AgentWorkflowName, "", limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	agents := make([]workflows.AgentState, 0, len(execs))
+	for _, e := range execs {
+		name := strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.AgentWorkflowID(""))
+		st := workflows.AgentState{Name: name, TaskQueue: workflows.AgentTaskQueue(name), Status: workflows.AgentOffline}
+		if _, err := memoSummary(e, &st); err != nil {
+			return nil, "", err
+		}
+		st.Name = name
+		agents = append(agents, st)
+	}
+	return agents, next, nil
+}
+
+// AgentTokenHash returns the token hash a running agent's workflow holds.
+func (t *TemporalAgents) AgentTokenHash(ctx context.Context, name string) (string, error) {
+	var auth workflows.AgentAuth
+	if err := queryRunningAs(ctx, t.Client, workflows.AgentWorkflowID(name), workflows.QueryAuth, &auth); err != nil {
+		return "", err
+	}
+	return auth.TokenHash, nil
+}

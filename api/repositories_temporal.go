@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// TemporalRepositories implements Repositories on RepositoryWorkflows.
+type TemporalRepositories struct {
+	Client    client.Client
+	Namespace string
+}
+
+// closingRetry bounds how long ConfigurePool waits for the workflow of a
+// repository whose last pool just ended, so that it can start a new one.
+const closingRetry = 10 * time.Second
+
+// ConfigurePool starts the repository's workflow if it is not running and
+// sends it the validated configure update, in one call.
+func (t *TemporalRepositories) ConfigurePool(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
+	opts := client.StartWorkflowOptions{
+		ID:                    workflows.RepositoryWorkflowID(owner, repo),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAttributeRepository.ValueSet(owner+"/"+repo),
+			workflows.SearchAttributeAgent.ValueSet(req.Config.Agent),
+			workflows.SearchAttributeAgents.ValueSet([]string{req.Config.Agent})),
+		StaticSummary: "runner pools of " + owner + "/" + repo,
+	}
+	deadline := time.Now().Add(closingRetry)
+	for {
+		var v workflows.PoolView
+		err := runUpdateWithStart(ctx, t.Client, opts, workflows.RepositoryWorkflowName,
+			workflows.RepositoryInput{Owner: owner, Repo: repo}, workflows.UpdateConfigure, req, &v)
+		var rej *RejectedError
+		if !errors.As(err, &rej) || rej.Type != workflows.ErrTypeClosing || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Get returns the repository's live state from its workflow.
+func (t *TemporalRepositories) Get(ctx context.Context, owner, repo string) (workflows.RepositoryView, error) {
+	var v workflows.RepositoryView
+	err := queryRunning(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), &v)
+	return v, err
+}
+
+// DrainPool starts draining a pool, or every pool of req.Agent; a pool
+// ends when its runners are gone, and the repository's workflow with its
+// last pool.
+func (t *TemporalRepositories) DrainPool(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.RepositoryView, error) {
+	var v workflows.RepositoryView
+	err := runUpdate(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), workflows.UpdateDrain, req, &v)
+	return v, err
+}
+
+// List returns the running repositories from the visibility store's memos:
+// their pools without runners and queue.
+func (t *TemporalRepositories) List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error) {
+	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.RepositoryWorkflowName, agent, limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	repos := make([]workflows.RepositoryView, 0, len(execs))
+	for _, e := range execs {
+		v, err := repositoryMemo(e)
+		if err != nil {
+			return nil, "", err
+		}
+		repos = append(repos, v)
+	}
+	return repos, next, nil
+}
+
+// repositoryMemo decodes a repository's memo. A run from before several
+// pools carries its one pool's view, which is the default pool; a run that
+// has not published yet carries none.
+func repositoryMemo(e *workflowpb.WorkflowExecutionInfo) (workflows.RepositoryView, error) {
+	id := e.GetExecution().GetWorkflowId()
+	v := workflows.RepositoryView{Repository: strings.TrimPrefix(id, "garo/repo/"), Pools: []workflows.PoolView{}}
+	var raw map[string]json.RawMessage
+	found, err := memoSummary(e, &raw)
+	if err != nil || !found {
+		return v, err
+	}
+	if _, several := raw["pools"]; several {
+		_, err = memoSummary(e, &v)
+		return v, err
+	}
+	var p workflows.PoolView
+	if _, err := memoSummary(e, &p); err != nil {
+		return v, err
+	}
+	if p.Repository != "" {
+		v.Repository = p.Repository
+	}
+	if p.Config.Agent == "" {
+		return v, nil // not configured yet
+	}
+	p.Pool = workflows.DefaultPool
+	v.Pools = []workflows.PoolView{p}
+	return v, nil
+}
+
+// TemporalJobs delivers job events as signals to repository workflows.
+type TemporalJobs struct {
+	Client client.Client
+}
+
+// SignalJob signals the repository owner/repo; ErrNotFound when it has no
+// pool.
+func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev workflows.JobEvent) error {
+	if err := t.Client.SignalWorkflow(ctx, workflows.RepositoryWorkflowID(owner, repo), "", workflows.SignalJob, ev); err != nil {
+		return fmt.Errorf("signal job %d to %s/%s: %w", ev.JobID, owner, repo, mapTemporalError(err))
+	}
+	return nil
+}

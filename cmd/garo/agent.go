@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/process"
+	"github.com/garo-run/garo/internal/agent"
+	"github.com/garo-run/garo/internal/envflag"
+	"github.com/garo-run/garo/internal/temporalclient"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlagSet("agent", stderr)
+	var (
+		lf        logFlags
+		topts     temporalclient.Options
+		ghf       githubFlags
+		labels    envflag.StringList
+		name      = fs.String("name", "", "this agent's name (required): lower-case letters, digits and hyphens")
+		serverURL = fs.String("server", "http://localhost:8080", "URL of garo server")
+		tokenFile = fs.String("token-file", "", "file holding this agent's bearer token (or set GARO_TOKEN)")
+		stateDir  = fs.String("state-dir", "", "directory for the agent's state (the process provider's instance records)")
+		cfgPoll   = fs.Duration("config-poll-interval", 30*time.Second, "how often to ask the server for this agent's configuration")
+		metrics   = fs.String("metrics-listen", "", "serve Prometheus metrics (GitHub requests by route and status) at this address, e.g. 127.0.0.1:9464; off by default")
+		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
+	)
+	fs.Var(&labels, "labels", "comma-separated labels this agent reports")
+	ghf.register(fs)
+	lf.register(fs)
+	topts.Register(fs)
+	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("garo agent runs an agent and takes no argument %q; the operator commands are garo agents list|get|create|delete", fs.Arg(0))
+	}
+	if *name == "" {
+		fs.Usage()
+		return errors.New("--name is required")
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	topts.APIKey = getenv("GARO_TEMPORAL_API_KEY")
+	token, err := secret(*tokenFile, "GARO_TOKEN", getenv)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	gh, err := ghf.client(getenv, reg)
+	if err != nil {
+		return err
+	}
+	var providers []provider.Provider
+	if *procCmd != "" {
+		if *stateDir == "" {
+			return errors.New("--process-command needs --state-dir")
+		}
+		p, err := process.New(process.Config{StateDir: filepath.Join(*stateDir, "process"),
+			Command: strings.Fields(*procCmd), Logger: log.With("provider", process.Kind)})
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
+	return agent.Run(ctx, agent.Config{
+		Name: *name, ServerURL: *serverURL, Token: token, Temporal: topts, GitHub: gh,
+		MetricsListen: *metrics, Registry: reg, ConfigPollInterval: *cfgPoll,
+		Labels: labels, Providers: providers, Version: versionString(), Logger: log,
+	})
+}

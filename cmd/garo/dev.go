@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/garo-run/garo/internal/devstack"
+	"github.com/garo-run/garo/internal/envflag"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlagSet("dev", stderr)
+	var (
+		lf           logFlags
+		stateDir     = fs.String("state-dir", ".garo", "directory for all state of the dev stack")
+		apiPort      = fs.Int("api-port", 8080, "port of the REST API (on 127.0.0.1)")
+		temporalPort = fs.Int("temporal-port", 7233, "port of the Temporal frontend (on 127.0.0.1)")
+		uiPort       = fs.Int("ui-port", 8233, "port of the Temporal Web UI (on 127.0.0.1)")
+		temporalBin  = fs.String("temporal-bin", "", "temporal CLI binary (default ./bin/temporal, then $PATH)")
+		simBin       = fs.String("githubsim-bin", "", "GitHub simulator binary, used without GitHub credentials (default ./bin/githubsim, then $PATH)")
+		simPort      = fs.Int("githubsim-port", 9980, "port of the GitHub simulator (on 127.0.0.1)")
+		noDemo       = fs.Bool("no-demo", false, "with the simulator, do not seed the demo pool demo/hello and its jobs")
+		ghf          githubFlags
+		agentName    = fs.String("agent-name", "local", "name of the dev agent")
+		hbEvery      = fs.Duration("heartbeat-interval", 5*time.Second, "how often the agent sends a heartbeat")
+		offline      = fs.Duration("offline-after", 20*time.Second, "an agent without a heartbeat for this long is offline")
+	)
+	ghf.register(fs)
+	lf.register(fs)
+	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	gh, err := ghf.client(getenv, nil)
+	if err != nil {
+		return err
+	}
+	return devstack.Run(ctx, devstack.Config{
+		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo,
+		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
+		TemporalBin: *temporalBin, AgentName: *agentName,
+		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
+		Version: versionString(), Logger: log, Out: stdout,
+	})
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/garo-run/garo/internal/envflag"
+	"github.com/garo-run/garo/internal/server"
+	"github.com/garo-run/garo/internal/temporalclient"
+	"github.com/garo-run/garo/workflows"
+)
+
+func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlagSet("server", stderr)
+	var (
+		lf        logFlags
+		topts     temporalclient.Options
+		listen    = fs.String("listen", ":8080", "address of the REST API and webhook")
+		tokenFile = fs.String("admin-token-file", "", "file holding the admin bearer token (or set GARO_ADMIN_TOKEN)")
+		whFile    = fs.String("webhook-secret-file", "", "file of GitHub webhook secrets, one a line, all accepted (or set GARO_WEBHOOK_SECRET)")
+		hbEvery   = fs.Duration("heartbeat-interval", workflows.DefaultHeartbeatInterval, "how often agents send a heartbeat")
+		offline   = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
+	)
+	lf.register(fs)
+	topts.Register(fs)
+	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
+		return err
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	topts.APIKey = getenv("GARO_TEMPORAL_API_KEY")
+	token, err := secret(*tokenFile, "GARO_ADMIN_TOKEN", getenv)
+	if err != nil {
+		return err
+	}
+	whSecrets, err := secret(*whFile, "GARO_WEBHOOK_SECRET", getenv)
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx, server.Config{
+		Listen: *listen, Temporal: topts, AdminToken: token, WebhookSecrets: lines(whSecrets),
+		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
+		Version: versionString(), Logger: log,
+	})
+}

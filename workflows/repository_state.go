@@ -1,0 +1,88 @@
+package workflows
+
+import "time"
+
+// RepositoryInput starts a RepositoryWorkflow; Repository is set when it
+// continues as new.
+type RepositoryInput struct {
+	Owner      string           `json:"owner"`
+	Repo       string           `json:"repo"`
+	Repository *RepositoryState `json:"repository,omitempty"`
+	// State is what a run from before several pools carried into its
+	// next run: one pool, which becomes the default pool.
+	State *LegacyPoolState `json:"state,omitempty"`
+}
+
+// RepositoryState is everything a repository carries across
+// continue-as-new.
+type RepositoryState struct {
+	// Configured: a pool was configured once. A repository whose pools
+	// have all ended then ends too.
+	Configured bool `json:"configured"`
+	// Pools, by name.
+	Pools []PoolState `json:"pools"`
+	// Unmatched are the queued jobs no pool fits, oldest first.
+	Unmatched      []QueuedJob `json:"unmatched,omitempty"`
+	UnmatchedTotal int         `json:"unmatchedTotal,omitempty"`
+	// Seen is the dedupe window of job events ("jobID/action"), oldest
+	// first.
+	Seen []string `json:"seen"`
+	// Seq numbers the runners of all pools; Prefix (from the first run
+	// id) makes their names unique on GitHub.
+	Seq    int    `json:"seq"`
+	Prefix string `json:"prefix"`
+	// LastPoll is when the repository last asked GitHub for its queued
+	// jobs.
+	LastPoll time.Time `json:"lastPoll"`
+}
+
+// PoolState is one pool's part of the RepositoryState.
+type PoolState struct {
+	Name         string         `json:"name"`
+	Config       PoolConfig     `json:"config"`
+	ConfiguredBy string         `json:"configuredBy,omitempty"`
+	Runners      []RunnerRecord `json:"runners"`
+	Queue        []QueuedJob    `json:"queue"`
+	Failures     int            `json:"failures"`
+	BackoffUntil time.Time      `json:"backoffUntil"`
+	Degraded     bool           `json:"degraded"`
+	LastError    string         `json:"lastError,omitempty"`
+	Draining     bool           `json:"draining"`
+	JobsDone     int            `json:"jobsDone"`
+	AgentOffline bool           `json:"agentOffline,omitempty"`
+}
+
+// RunnerRecord is a pool's record of one of its runners.
+type RunnerRecord struct {
+	Name       string      `json:"name"`
+	State      RunnerState `json:"state"`
+	RunnerID   int64       `json:"runnerId,omitempty"`
+	JobID      int64       `json:"jobId,omitempty"`
+	CreatedAt  time.Time   `json:"createdAt"`
+	IdleSince  *time.Time  `json:"idleSince,omitempty"`
+	DeleteSent bool        `json:"deleteSent,omitempty"`
+}
+
+// LegacyPoolState is the state a RepositoryWorkflow carried across
+// continue-as-new before several pools: the one pool and the repository's
+// bookkeeping in one object.
+type LegacyPoolState struct {
+	PoolState
+	Configured bool      `json:"configured"`
+	Seen       []string  `json:"seen"`
+	Seq        int       `json:"seq"`
+	Prefix     string    `json:"prefix"`
+	LastPoll   time.Time `json:"lastPoll"`
+}
+
+// repositoryState makes the legacy state a repository whose one pool, if
+// configured, is the default pool.
+func (l LegacyPoolState) repositoryState() RepositoryState {
+	s := RepositoryState{Configured: l.Configured, Seen: l.Seen, Seq: l.Seq, Prefix: l.Prefix, LastPoll: l.LastPoll}
+	if l.Configured {
+		p := l.PoolState
+		p.Name = DefaultPool
+		s.Pools = []PoolState{p}
+	}
+	return s
+}

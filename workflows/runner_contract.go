@@ -1,0 +1,73 @@
+package workflows
+
+import "strings"
+
+// RunnerWorkflow's contract: workflow `garo/runner/OWNER/REPO/RUNNER` of
+// type RunnerWorkflow on the server's task queue, a child of its
+// repository's RepositoryWorkflow; its activities run on its agent's task
+// queue. Search attributes GaroAgent, GaroRepository and GaroRunnerState
+// (the RunnerState). It tells its repository what becomes of it with
+// signal SignalRunner (a RunnerEvent) and takes the pool's controls on
+// SignalControl. It answers no update or query.
+const RunnerWorkflowName = "RunnerWorkflow"
+
+// RunnerWorkflowID is the workflow id of runner name of owner/repo.
+func RunnerWorkflowID(owner, repo, name string) string {
+	return "garo/runner/" + strings.ToLower(owner) + "/" + strings.ToLower(repo) + "/" + name
+}
+
+// SignalControl carries a RunnerControl from a pool to one of its runners.
+const SignalControl = "control"
+
+// Runner controls a pool sends.
+const (
+	ControlBusy    = "busy"
+	ControlJobDone = "jobDone"
+	ControlDelete  = "delete"
+)
+
+// RunnerControl is what a pool tells one of its runners.
+type RunnerControl struct {
+	Action string `json:"action"`
+	JobID  int64  `json:"jobId,omitempty"`
+}
+
+// RunnerState is where a runner is in its life.
+type RunnerState string
+
+// Runner states, as the search attribute GaroRunnerState shows them.
+const (
+	RunnerProvisioning RunnerState = "provisioning"
+	RunnerIdle         RunnerState = "idle"
+	RunnerBusy         RunnerState = "busy"
+	RunnerDeleting     RunnerState = "deleting"
+	RunnerDeleted      RunnerState = "deleted"
+	RunnerFailed       RunnerState = "failed"
+)
+
+// RunnerInput starts a RunnerWorkflow.
+type RunnerInput struct {
+	// RepositoryID is the workflow id of the runner's RepositoryWorkflow,
+	// which it signals. (Its JSON name is from before several pools: it
+	// is in the histories of runners still running.)
+	RepositoryID string `json:"poolId"`
+	// Pool is the name of the runner's pool; empty in runners started
+	// before several pools, which are the default pool's.
+	Pool             string         `json:"pool,omitempty"`
+	Owner            string         `json:"owner"`
+	Repo             string         `json:"repo"`
+	Name             string         `json:"name"`
+	Agent            string         `json:"agent"`
+	Labels           []string       `json:"labels"`
+	GroupID          int64          `json:"groupId"`
+	Ephemeral        bool           `json:"ephemeral"`
+	BootstrapTimeout Duration       `json:"bootstrapTimeout"`
+	Provider         ProviderConfig `json:"provider"`
+}
+
+// RunnerResult is how a runner's life ended.
+type RunnerResult struct {
+	State    RunnerState `json:"state"`
+	RunnerID int64       `json:"runnerId,omitempty"`
+	Error    string      `json:"error,omitempty"`
+}
