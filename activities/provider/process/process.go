@@ -118,6 +118,34 @@ func (p *Provider) logPath(name string) string {
 	return filepath.Join(p.cfg.StateDir, name+".log")
 }
 
+func (p *Provider) exitPath(name string) string {
+	return filepath.Join(p.cfg.StateDir, name+".exit")
+}
+
+// wrapper runs the runner command ("$0" "$@") in the foreground and then
+// records its exit code in $GARO_EXIT_FILE, so that the exit of a runner
+// adopted after an agent restart (whose parent is no longer the agent) is
+// known. Stopping the process group stops both; a runner that is deleted
+// needs no exit code.
+const wrapper = `"$0" "$@"
+code=$?
+printf '%s\n' "$code" > "$GARO_EXIT_FILE.tmp" && mv -f "$GARO_EXIT_FILE.tmp" "$GARO_EXIT_FILE"
+exit "$code"`
+
+// exitCode is the code an adopted runner's wrapper recorded; -1 when it
+// recorded none (the wrapper itself was killed): not a clean exit.
+func (p *Provider) exitCode(name string) int {
+	b, err := os.ReadFile(p.exitPath(name))
+	if err != nil {
+		return -1
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return code
+}
+
 func (p *Provider) read(name string) (record, error) {
 	b, err := os.ReadFile(p.recordPath(name))
 	if errors.Is(err, os.ErrNotExist) {
@@ -153,8 +181,11 @@ func (p *Provider) instance(r record) provider.Instance {
 		}
 		return in
 	}
-	if r.Exited || !alive(r.PID, r.StartTick) {
+	switch {
+	case r.Exited:
 		in.State, in.ExitCode = provider.StateExited, r.ExitCode
+	case !alive(r.PID, r.StartTick):
+		in.State, in.ExitCode = provider.StateExited, p.exitCode(r.Name)
 	}
 	return in
 }
@@ -189,9 +220,10 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return provider.Instance{}, fmt.Errorf("open instance log: %w", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(args[0], args[1:]...)
+	_ = os.Remove(p.exitPath(req.Name))
+	cmd := exec.Command("/bin/sh", append([]string{"-c", wrapper}, args...)...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(append(os.Environ(), p.cfg.Env...), "GARO_RUNNER_NAME="+req.Name)
+	cmd.Env = append(append(os.Environ(), p.cfg.Env...), "GARO_RUNNER_NAME="+req.Name, "GARO_EXIT_FILE="+p.exitPath(req.Name))
 	keys := make([]string, 0, len(req.Env))
 	for k := range req.Env {
 		keys = append(keys, k)
@@ -241,11 +273,15 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	p.mu.Lock()
 	r, err := p.read(name)
 	c := p.children[name]
+	var running bool
+	if err == nil {
+		running = p.instance(r).State == provider.StateRunning
+	}
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if in := p.instance(r); in.State == provider.StateRunning {
+	if running {
 		if err := p.stop(ctx, r, c); err != nil {
 			return err
 		}
@@ -257,6 +293,7 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("forget instance %s: %w", name, err)
 	}
 	_ = os.Remove(p.logPath(name))
+	_ = os.Remove(p.exitPath(name))
 	return nil
 }
 
@@ -265,12 +302,14 @@ func (p *Provider) stop(ctx context.Context, r record, c *child) error {
 		if c != nil {
 			select {
 			case <-c.done:
-				return true
 			default:
 				return false
 			}
+		} else if alive(r.PID, r.StartTick) {
+			return false
 		}
-		return !alive(r.PID, r.StartTick)
+		// The wrapper is gone; so must be the rest of its process group.
+		return !groupAlive(r.PID)
 	}
 	_ = syscall.Kill(-r.PID, syscall.SIGTERM)
 	deadline := time.Now().Add(p.cfg.StopTimeout)
@@ -343,6 +382,26 @@ func startTick(pid int) string {
 		return ""
 	}
 	return f[19]
+}
+
+// groupAlive reports whether a process of process group pgid runs; a
+// zombie, which waits for a parent (often init) to reap it, does not count.
+func groupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return syscall.Kill(-pgid, 0) == nil
+	}
+	want := strconv.Itoa(pgid)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(pid); len(f) > 2 && f[2] == want && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
 }
 
 func zombie(pid int) bool {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,7 +93,35 @@ func TestDeleteKillsWhatIgnoresSIGTERM(t *testing.T) {
 	require.NoError(t, p.Delete(context.Background(), "stubborn"))
 	assert.Less(t, time.Since(start), 5*time.Second)
 	_, err = os.Stat("/proc/" + pid)
-	assert.True(t, os.IsNotExist(err) || processGone(pid), "the process group is gone")
+	assert.True(t, os.IsNotExist(err) || processGone(pid), "the process is gone")
+	n, _ := strconv.Atoi(pid)
+	assert.False(t, groupAlive(n), "and so is the rest of its process group")
+}
+
+// TestAnAdoptedRunnerKeepsItsExitCode: a runner that outlives the agent
+// that started it, and then crashes, is reported with its exit code; one
+// killed outright is not taken for a clean exit.
+func TestAnAdoptedRunnerKeepsItsExitCode(t *testing.T) {
+	dir := t.TempDir()
+	p := newProvider(t, dir, "sh", "-c", `read go; exit 3`)
+	_, err := p.Create(context.Background(), provider.CreateRequest{Name: "crash", Stdin: []byte("go\n")})
+	require.NoError(t, err)
+	p2 := newProvider(t, dir, "sleep", "300") // the agent restarted while it ran
+	require.Eventually(t, func() bool { return mustGet(t, p2, "crash").State == provider.StateExited }, 5*time.Second, 20*time.Millisecond)
+
+	q := newProvider(t, dir, "sleep", "300")
+	in, err := q.Create(context.Background(), provider.CreateRequest{Name: "killed"})
+	require.NoError(t, err)
+	q2 := newProvider(t, dir, "sleep", "300")
+	pid, _ := strconv.Atoi(in.ID)
+	require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return mustGet(t, q2, "killed").State == provider.StateExited }, 5*time.Second, 20*time.Millisecond)
+
+	// Seen by an agent that did not start them: the first one's code comes
+	// from its wrapper, the second one's wrapper died with it.
+	p3 := newProvider(t, dir, "sleep", "300")
+	assert.Equal(t, 3, mustGet(t, p3, "crash").ExitCode)
+	assert.NotZero(t, mustGet(t, p3, "killed").ExitCode)
 }
 
 func processGone(pid string) bool {

@@ -31,6 +31,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("CreateGetListDelete", func(t *testing.T) { createGetListDelete(t, h) })
 	t.Run("CreateIsIdempotentByName", func(t *testing.T) { createIsIdempotentByName(t, h) })
 	t.Run("ConcurrentCreatesMakeOneInstance", func(t *testing.T) { concurrentCreatesMakeOneInstance(t, h) })
+	t.Run("ConcurrentCreatesAndDeletes", func(t *testing.T) { concurrentCreatesAndDeletes(t, h) })
 	t.Run("ListFiltersByAllTags", func(t *testing.T) { listFiltersByAllTags(t, h) })
 	if h.Reopen != nil {
 		t.Run("RestartAdoptsInstances", func(t *testing.T) { restartAdoptsInstances(t, h) })
@@ -160,4 +161,39 @@ func deleteHonoursContext(t *testing.T, h Harness) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	require.NoError(t, p.Delete(dctx, "r-ctx"))
+}
+
+// concurrentCreatesAndDeletes runs creates, deletes, gets and lists of
+// different instances at once: run under -race, it finds unguarded state.
+func concurrentCreatesAndDeletes(t *testing.T, h Harness) {
+	ctx := context.Background()
+	p := h.New(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		name := fmt.Sprintf("r-cd-%d", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := p.Create(ctx, h.Request(name, map[string]string{"i": name})); err != nil {
+				t.Errorf("create %s: %v", name, err)
+				return
+			}
+			if _, err := p.Get(ctx, name); err != nil {
+				t.Errorf("get %s: %v", name, err)
+			}
+			if err := p.Delete(ctx, name); err != nil {
+				t.Errorf("delete %s: %v", name, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := p.List(ctx, nil); err != nil {
+				t.Errorf("list: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	list, err := p.List(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, list, "every instance was deleted")
 }
