@@ -288,8 +288,9 @@ type AgentPool struct {
 	Config     workflows.PoolConfig `json:"config"`
 }
 
-// maxConfigRepositories bounds the repositories one agent's config lists.
-const maxConfigRepositories = 1000
+// configPageSize is how many repositories an agent's config reads from
+// the visibility store at a time; it reads every page.
+const configPageSize = 1000
 
 // agentConfig answers with the agent's pools; an ETag over the body lets a
 // polling agent get 304 while nothing changed.
@@ -298,18 +299,24 @@ func (h *handlers) agentConfig(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	repos, _, err := h.cfg.Repositories.List(r.Context(), maxConfigRepositories, "", name)
-	if err != nil {
-		h.backendError(w, r, "config of agent "+name, err)
-		return
-	}
 	cfg := AgentConfig{Agent: name, Repositories: []AgentPool{}}
-	for _, v := range repos {
-		for _, p := range v.Pools {
-			if p.Config.Agent == name && !p.Draining {
-				cfg.Repositories = append(cfg.Repositories, AgentPool{Repository: v.Repository, Pool: p.Pool, Config: p.Config})
+	for cursor := ""; ; {
+		repos, next, err := h.cfg.Repositories.List(r.Context(), configPageSize, cursor, name)
+		if err != nil {
+			h.backendError(w, r, "config of agent "+name, err)
+			return
+		}
+		for _, v := range repos {
+			for _, p := range v.Pools {
+				if p.Config.Agent == name && !p.Draining {
+					cfg.Repositories = append(cfg.Repositories, AgentPool{Repository: v.Repository, Pool: p.Pool, Config: p.Config})
+				}
 			}
 		}
+		if next == "" || next == cursor {
+			break
+		}
+		cursor = next
 	}
 	sort.Slice(cfg.Repositories, func(i, j int) bool {
 		a, b := cfg.Repositories[i], cfg.Repositories[j]

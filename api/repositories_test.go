@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -79,13 +81,18 @@ func (m *memRepositories) DrainPool(_ context.Context, owner, repo string, req w
 	return workflows.RepositoryView{}, &RejectedError{Type: workflows.ErrTypeNotFound, Message: "no pool " + req.PoolName()}
 }
 
-func (m *memRepositories) List(_ context.Context, _ int, _, agent string) ([]workflows.RepositoryView, string, error) {
+func (m *memRepositories) List(_ context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(m.repos))
 	var out []workflows.RepositoryView
-	for _, r := range m.repos {
-		if !slices.ContainsFunc(r.Pools, func(p workflows.PoolView) bool { return agent == "" || p.Config.Agent == agent }) {
+	for _, id := range ids {
+		r := m.repos[id]
+		if id <= cursor || !slices.ContainsFunc(r.Pools, func(p workflows.PoolView) bool { return agent == "" || p.Config.Agent == agent }) {
 			continue
+		}
+		if len(out) == limit {
+			return out, cursor, nil
 		}
 		// As the memo has it: no runners, queues or unmatched jobs.
 		v := *r
@@ -95,6 +102,7 @@ func (m *memRepositories) List(_ context.Context, _ int, _, agent string) ([]wor
 			v.Pools = append(v.Pools, p)
 		}
 		out = append(out, v)
+		cursor = id
 	}
 	return out, "", nil
 }
@@ -308,4 +316,22 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 	assert.Len(t, list.Repositories, 3, "the agent's pools, not the other pools of their repositories")
 	resp, b = e.do("GET", "/api/v1/agents?state=lost", adminToken, "", "")
 	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
+}
+
+// TestAgentConfigReadsEveryPage: an agent with more pools than one page of
+// the visibility store gets them all.
+func TestAgentConfigReadsEveryPage(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
+	const n = configPageSize + 5
+	local, other := workflows.PoolConfigRequest{}.Config(), workflows.PoolConfigRequest{}.Config()
+	other.Agent = "gpu-1"
+	for i := range n {
+		repos.set(workflows.RepositoryView{Repository: fmt.Sprintf("octo/r%04d", i), Pools: []workflows.PoolView{
+			{Pool: "default", Config: local}, {Pool: "other", Config: other}}})
+	}
+	resp, body := e.do("GET", "/api/v1/agents/local/config", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var cfg AgentConfig
+	require.NoError(t, json.Unmarshal(body, &cfg))
+	assert.Len(t, cfg.Repositories, n)
 }
