@@ -5,6 +5,8 @@ const (
 	CreateRunnerName = "CreateRunner"
 	DeleteRunnerName = "DeleteRunner"
 	RunnerStatusName = "RunnerStatus"
+	// WatchRunnerName watches a serving runner's instance until it exits.
+	WatchRunnerName = "WatchRunner"
 )
 
 // CreateRunnerInput asks an agent to register a runner with GitHub and

@@ -2,7 +2,10 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,22 +171,35 @@ func historyJSON(t *testing.T, c client.Client, id, runID string) string {
 	return string(b)
 }
 
-// recordHistory writes a history into workflows/testdata when
-// GARO_RECORD_HISTORIES is set, for the replay tests. It never overwrites
-// one: a recorded history stands for workflows still running, so a change
-// to a workflow records a new history under a new name beside the old.
+// recordRelease is the directory of workflows/testdata that this
+// release's recordings go to.
+const recordRelease = "v2"
+
+// recordHistory writes a history into workflows/testdata/RELEASE and its
+// line into MANIFEST when GARO_RECORD_HISTORIES is set, for the replay
+// tests. It never overwrites one: a recorded history stands for workflows
+// still running, so a change to a workflow records a new history under a
+// new name beside the old.
 func recordHistory(t *testing.T, file, history string) {
 	if os.Getenv("GARO_RECORD_HISTORIES") == "" {
 		return
 	}
-	path := filepath.Join("..", "workflows", "testdata", file)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	dir := filepath.Join("..", "workflows", "testdata")
+	rel := filepath.Join(recordRelease, file)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, recordRelease), 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
-		t.Logf("kept %s: recorded histories are never overwritten; record a new one under a new name", path)
+		t.Logf("kept %s: recorded histories are never overwritten; record a new one under a new name", rel)
 		return
 	}
 	require.NoError(t, err)
-	_, err = f.WriteString(history + "\n")
+	b := []byte(history + "\n")
+	_, err = f.Write(b)
 	require.NoError(t, errors.Join(err, f.Close()))
-	t.Logf("recorded %s", path)
+	sum := sha256.Sum256(b)
+	m, err := os.OpenFile(filepath.Join(dir, "MANIFEST"), os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(m, "%s  %s\n", hex.EncodeToString(sum[:]), filepath.ToSlash(rel))
+	require.NoError(t, errors.Join(err, m.Close()))
+	t.Logf("recorded %s", rel)
 }

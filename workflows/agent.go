@@ -43,6 +43,9 @@ func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, err
 
 type agentWorkflow struct {
 	state AgentState
+	// bounded: this run cancels its timers and continues as new before
+	// its history grows long.
+	bounded bool
 	// log carries the agent's name.
 	log log.Logger
 	// published is the record as the memo last carried it.
@@ -209,6 +212,7 @@ func (a *agentWorkflow) unregister(ctx workflow.Context, req UnregisterRequest) 
 func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	probeCtx, cancelProbes := workflow.WithCancel(ctx)
 	defer cancelProbes()
+	a.bounded = isBounded(ctx)
 	notifyPools := workflow.GetVersion(ctx, "notify-agent-pools", workflow.DefaultVersion, 1) == 1
 	for {
 		a.publish(ctx)
@@ -221,13 +225,12 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 		if notifyPools && a.needsNotify() {
 			a.notifyPools(probeCtx)
 		}
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if continueAsNewDue(ctx, a.bounded) {
 			return a.continueAsNew(ctx)
 		}
 		wake := func() bool {
 			return a.state.Status == AgentUnregistering || a.needsProbe() || a.publishDue() ||
-				(notifyPools && a.needsNotify()) ||
-				workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+				(notifyPools && a.needsNotify()) || continueAsNewDue(ctx, a.bounded)
 		}
 		if a.state.Status != AgentOnline {
 			if err := workflow.Await(ctx, wake); err != nil {
@@ -242,7 +245,7 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 			a.state.Status = AgentOffline
 			continue
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, remaining, wake); err != nil {
+		if _, err := awaitTimeout(ctx, a.bounded, remaining, wake); err != nil {
 			return a.state, err
 		}
 	}

@@ -30,8 +30,7 @@ type agentEnv struct {
 
 func newAgentEnv(t *testing.T) *agentEnv {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	e := &agentEnv{t: t, env: s.NewTestWorkflowEnvironment(), probes: map[string]int{}, drained: map[string]int{}}
+	e := &agentEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), probes: map[string]int{}, drained: map[string]int{}}
 	e.env.RegisterWorkflow(AgentWorkflow)
 	e.env.RegisterActivityWithOptions(func(ctx context.Context) (ProbeResult, error) {
 		e.probes[activity.GetInfo(ctx).TaskQueue]++

@@ -253,8 +253,11 @@ func (p *pool) startRunner(ctx workflow.Context) {
 		Owner: p.r.owner, Repo: p.r.repo, Name: name, Agent: cfg.Agent, Labels: cfg.Labels, GroupID: group,
 		Ephemeral: cfg.Ephemeral, BootstrapTimeout: cfg.BootstrapTimeout, Provider: cfg.Provider}
 	f := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), RunnerWorkflowName, in)
+	p.r.starting++
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		err := f.GetChildWorkflowExecution().Get(ctx, nil)
+		p.r.starting--
+		if err != nil {
 			p.onRunner(ctx, RunnerEvent{Name: name, State: RunnerFailed, Error: "start runner workflow: " + err.Error()})
 			return
 		}

@@ -36,6 +36,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	}
 	r := &repository{owner: in.Owner, repo: in.Repo, seen: map[string]bool{},
 		severalPools: workflow.GetVersion(ctx, severalPoolsVersion, workflow.DefaultVersion, 1) >= 1}
+	r.bounded = isBounded(ctx)
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -68,6 +69,9 @@ type repository struct {
 	owner, repo string
 	// severalPools is false in runs that began before several pools.
 	severalPools bool
+	// bounded: this run cancels its timers and continues as new before
+	// its history grows long.
+	bounded bool
 	s            RepositoryState
 	// pools, by name; r.s.Pools is filled only to continue as new.
 	pools     []*pool
@@ -76,6 +80,10 @@ type repository struct {
 	published *RepositoryView
 	agentsSA  []string
 	polling   bool
+	// starting counts the runner workflows started whose start is not
+	// confirmed yet: a run that continues as new waits for them, or the
+	// server might not start them once the run has closed.
+	starting int
 	// closing: every pool has ended and the run is finishing.
 	closing bool
 	log     log.Logger
@@ -288,19 +296,19 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 		if r.s.Configured && len(r.pools) == 0 {
 			break
 		}
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if continueAsNewDue(ctx, r.bounded) {
 			return r.continueAsNew(ctx)
 		}
 		r.dirty = false
 		cond := func() bool {
-			return r.dirty || r.signalsWaiting(ctx) || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+			return r.dirty || r.signalsWaiting(ctx) || continueAsNewDue(ctx, r.bounded)
 		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
 				return r.view(), err
 			}
 		} else if d := next.Sub(workflow.Now(ctx)); d > 0 {
-			if _, err := workflow.AwaitWithTimeout(ctx, d, cond); err != nil {
+			if _, err := awaitTimeout(ctx, r.bounded, d, cond); err != nil {
 				return r.view(), err
 			}
 		}
@@ -349,7 +357,9 @@ func (r *repository) removeEnded() {
 // continueAsNew carries the state into a new run, after the handlers have
 // finished and every signal still buffered has been applied.
 func (r *repository) continueAsNew(ctx workflow.Context) (RepositoryView, error) {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool {
+		return workflow.AllHandlersFinished(ctx) && (!r.bounded || r.starting == 0)
+	}); err != nil {
 		return r.view(), err
 	}
 	r.takeSignals(ctx)

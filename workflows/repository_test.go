@@ -53,8 +53,7 @@ type startRec struct {
 }
 
 func newPoolEnv(t *testing.T) *poolEnv {
-	var s testsuite.WorkflowTestSuite
-	e := &poolEnv{t: t, env: s.NewTestWorkflowEnvironment()}
+	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment()}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {

@@ -20,17 +20,26 @@ const (
 	// left to finish before deletion is tried again.
 	busyRetryDelay = 30 * time.Second
 	// healthEvery is how often a serving runner's instance is checked (a
-	// local call on the agent, no GitHub request).
+	// local call on the agent, no GitHub request) in runs from before
+	// bounded histories, and how long a failed watch waits to be tried
+	// again.
 	healthEvery = 30 * time.Second
+	// watchLength bounds one watch of a serving runner's instance (an
+	// activity that returns when the instance exits); then another starts.
+	watchLength = time.Hour
 )
 
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
 // Its activities run on its agent's task queue; it tells its pool when the
 // runner comes online and when it is gone, and takes the pool's controls.
+// A runner that lives long (kept idle by minIdle, or reusable) continues
+// as new before its history grows long, carrying where it was.
 func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
-	r := &runnerWorkflow{in: in, state: RunnerProvisioning, log: log.With(workflow.GetLogger(ctx),
+	r := &runnerWorkflow{in: in, state: RunnerProvisioning, bounded: isBounded(ctx), log: log.With(workflow.GetLogger(ctx),
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
-	if err := workflow.UpsertTypedSearchAttributes(ctx,
+	if in.Resume != nil {
+		r.resume(*in.Resume)
+	} else if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAttributeAgent.ValueSet(in.Agent),
 		SearchAttributeRepository.ValueSet(in.Owner+"/"+in.Repo),
 		SearchAttributeRunnerState.ValueSet(string(RunnerProvisioning))); err != nil {
@@ -41,14 +50,26 @@ func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) 
 }
 
 type runnerWorkflow struct {
-	in        RunnerInput
-	log       log.Logger
+	in  RunnerInput
+	log log.Logger
+	// bounded: this run cancels its timers and continues as new before
+	// its history grows long (runs from before that do neither).
+	bounded   bool
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
 	busy      bool
 	jobDone   bool
 	calls     int
+	// online: it came online (or took a job) within its bootstrap time.
+	online   bool
+	deadline time.Time
+}
+
+// resume takes up where the run before this one was.
+func (r *runnerWorkflow) resume(st RunnerResume) {
+	r.state, r.runnerID, r.calls, r.online, r.deadline = st.State, st.RunnerID, st.Calls, st.Online, st.BootstrapDeadline
+	r.busy, r.jobDone, r.deleteReq = st.Busy, st.JobDone, st.DeleteRequested
 }
 
 func (r *runnerWorkflow) receiveControls(ctx workflow.Context) {
@@ -58,14 +79,18 @@ func (r *runnerWorkflow) receiveControls(ctx workflow.Context) {
 		if !ch.Receive(ctx, &c) {
 			return
 		}
-		switch c.Action {
-		case ControlBusy:
-			r.busy = true
-		case ControlJobDone:
-			r.busy, r.jobDone = false, true
-		case ControlDelete:
-			r.deleteReq = true
-		}
+		r.apply(c)
+	}
+}
+
+func (r *runnerWorkflow) apply(c RunnerControl) {
+	switch c.Action {
+	case ControlBusy:
+		r.busy = true
+	case ControlJobDone:
+		r.busy, r.jobDone = false, true
+	case ControlDelete:
+		r.deleteReq = true
 	}
 }
 
@@ -115,48 +140,177 @@ func (r *runnerWorkflow) activityOptions(ctx workflow.Context, what string, star
 
 func (r *runnerWorkflow) providerArgs() map[string]string { return r.in.Provider }
 
-func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
-	bootstrapDeadline := workflow.Now(ctx).Add(r.in.BootstrapTimeout.D())
+// errContinueAsNew tells run that the history is long: the run continues
+// as new where it is.
+var errContinueAsNew = errors.New("continue as new")
 
-	// Provisioning: register with GitHub and start the instance, in one
-	// activity, bounded by the bootstrap timeout.
+func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
+	if r.in.Resume == nil {
+		if res, err, ok := r.create(ctx); !ok {
+			return res, err
+		}
+	}
+	if !r.online {
+		// Bootstrap: wait until GitHub reports it online (or it takes a job).
+		online, err := r.waitOnline(ctx, r.deadline)
+		switch {
+		case errors.Is(err, errContinueAsNew):
+			return r.continueAsNew(ctx)
+		case err != nil:
+			return RunnerResult{}, err
+		case !online && r.deleteReq:
+			return r.remove(ctx)
+		case !online:
+			return r.fail(ctx, fmt.Sprintf("runner %s did not come online within %s", r.in.Name, r.in.BootstrapTimeout))
+		}
+		r.online = true
+		r.setState(ctx, r.servingState())
+		r.tell(ctx, RunnerIdle, "")
+	}
+	res, err := r.serve(ctx)
+	if errors.Is(err, errContinueAsNew) {
+		return r.continueAsNew(ctx)
+	}
+	return res, err
+}
+
+// create registers the runner with GitHub and starts its instance, in one
+// activity, bounded by the bootstrap timeout; ok is false when the runner
+// failed and its result is final.
+func (r *runnerWorkflow) create(ctx workflow.Context) (res RunnerResult, err error, ok bool) {
+	r.deadline = workflow.Now(ctx).Add(r.in.BootstrapTimeout.D())
 	createCtx, cancelCreate := workflow.WithCancel(ctx)
 	createCtx = r.activityOptions(createCtx, "create", 5*time.Minute,
 		activities.ErrTypeNoProvider, activities.ErrTypeNoGitHub, activities.ErrTypeInvalid, activities.ErrTypeNotFound,
 		activities.ErrTypeNameInUse)
 	createCtx = workflow.WithScheduleToCloseTimeout(createCtx, r.in.BootstrapTimeout.D())
 	var created activities.CreateRunnerResult
-	err := workflow.ExecuteActivity(createCtx, activities.CreateRunnerName, activities.CreateRunnerInput{
+	err = workflow.ExecuteActivity(createCtx, activities.CreateRunnerName, activities.CreateRunnerInput{
 		Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, Labels: r.in.Labels, GroupID: r.in.GroupID,
 		Ephemeral: r.in.Ephemeral, Provider: r.providerArgs(),
 	}).Get(ctx, &created)
 	cancelCreate()
 	if err != nil {
 		r.log.Warn("Runner could not be created", "error", err)
-		return r.fail(ctx, fmt.Sprintf("create runner %s: %v", r.in.Name, rootMessage(err)))
+		res, err = r.fail(ctx, fmt.Sprintf("create runner %s: %v", r.in.Name, rootMessage(err)))
+		return res, err, false
 	}
 	r.runnerID = created.RunnerID
+	return RunnerResult{}, nil, true
+}
 
-	// Bootstrap: wait until GitHub reports it online (or it takes a job).
-	if !r.waitOnline(ctx, bootstrapDeadline) {
-		if r.deleteReq {
-			return r.remove(ctx)
-		}
-		return r.fail(ctx, fmt.Sprintf("runner %s did not come online within %s", r.in.Name, r.in.BootstrapTimeout))
-	}
+func (r *runnerWorkflow) servingState() RunnerState {
 	if r.busy {
-		r.setState(ctx, RunnerBusy)
-	} else {
-		r.setState(ctx, RunnerIdle)
+		return RunnerBusy
 	}
-	r.tell(ctx, RunnerIdle, "")
+	return RunnerIdle
+}
 
-	// Serving: idle and busy in turn, until the pool asks for deletion or
-	// an ephemeral runner has done its job.
+// serve runs the runner, idle and busy in turn, until the pool asks for
+// its deletion or an ephemeral runner has done its job, watching its
+// instance on the agent meanwhile.
+func (r *runnerWorkflow) serve(ctx workflow.Context) (RunnerResult, error) {
+	if !r.bounded {
+		return r.serveChecked(ctx)
+	}
 	for {
-		woke, err := workflow.AwaitWithTimeout(ctx, healthEvery, func() bool {
-			return r.deleteReq || (r.jobDone && r.in.Ephemeral) ||
-				(r.busy && r.state != RunnerBusy) || (!r.busy && r.state == RunnerBusy)
+		if continueAsNewDue(ctx, true) {
+			return RunnerResult{}, errContinueAsNew
+		}
+		res, done, err := r.watch(ctx)
+		if done || err != nil {
+			return res, err
+		}
+	}
+}
+
+// watch runs one WatchRunner activity on the agent, which returns when the
+// instance exits or after watchLength, and takes the pool's controls
+// meanwhile. done tells that the runner's life has ended with res.
+func (r *runnerWorkflow) watch(ctx workflow.Context) (res RunnerResult, done bool, err error) {
+	watchCtx, stopWatch := workflow.WithCancel(ctx)
+	defer stopWatch()
+	watch := workflow.ExecuteActivity(r.watchOptions(watchCtx), activities.WatchRunnerName, activities.RunnerStatusInput{
+		Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
+	})
+	for {
+		if err := workflow.Await(ctx, func() bool {
+			return watch.IsReady() || r.finished() || r.servingState() != r.state || continueAsNewDue(ctx, true)
+		}); err != nil {
+			return RunnerResult{}, true, err
+		}
+		switch {
+		case r.finished():
+			res, err := r.remove(ctx)
+			return res, true, err
+		case watch.IsReady():
+			return r.watched(ctx, watch)
+		case r.servingState() != r.state:
+			r.setState(ctx, r.servingState())
+		default:
+			return RunnerResult{}, false, nil // continue as new
+		}
+	}
+}
+
+// finished: the pool asked for the runner's deletion, or an ephemeral
+// runner has done its job.
+func (r *runnerWorkflow) finished() bool { return r.deleteReq || (r.jobDone && r.in.Ephemeral) }
+
+// watched acts on what a watch found: an instance that ended cleanly is
+// removed, one that crashed or vanished is reported lost; a watch that
+// failed (the agent cannot watch) is tried again after healthEvery.
+func (r *runnerWorkflow) watched(ctx workflow.Context, watch workflow.Future) (RunnerResult, bool, error) {
+	var st activities.RunnerStatus
+	if err := watch.Get(ctx, &st); err != nil {
+		r.log.Warn("Watching the runner's instance failed; watching again", "error", err)
+		_, err := awaitTimeout(ctx, true, healthEvery, r.finished)
+		return RunnerResult{}, false, err
+	}
+	code := st.ExitCode
+	switch st.Instance {
+	case "exited":
+	case "absent":
+		code = -1
+	default:
+		return RunnerResult{}, false, nil // still running: watch on
+	}
+	if code == 0 {
+		// It ended cleanly (an ephemeral runner after its job, its
+		// completion not yet reported): remove it.
+		res, err := r.remove(ctx)
+		return res, true, err
+	}
+	res, err := r.fail(ctx, fmt.Sprintf("runner %s lost: its instance exited with code %d", r.in.Name, code))
+	return res, true, err
+}
+
+// watchOptions runs WatchRunner on the agent's queue: it heartbeats, so an
+// agent that dies in it is noticed within a minute and the watch is tried
+// again, for as long as the agent is away.
+func (r *runnerWorkflow) watchOptions(ctx workflow.Context) workflow.Context {
+	r.calls++
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           AgentTaskQueue(r.in.Agent),
+		ActivityID:          fmt.Sprintf("agent/%s/watch/%s/%d", r.in.Agent, r.in.Name, r.calls),
+		StartToCloseTimeout: watchLength,
+		HeartbeatTimeout:    time.Minute,
+		Summary:             fmt.Sprintf("watch runner %s on agent %s for %s/%s", r.in.Name, r.in.Agent, r.in.Owner, r.in.Repo),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeNoProvider},
+		},
+	})
+}
+
+// serveChecked is how runs from before bounded histories serve: a health
+// check of the instance every healthEvery.
+func (r *runnerWorkflow) serveChecked(ctx workflow.Context) (RunnerResult, error) {
+	for {
+		woke, err := awaitTimeout(ctx, false, healthEvery, func() bool {
+			return r.finished() || r.servingState() != r.state
 		})
 		if err != nil {
 			return RunnerResult{}, err
@@ -164,23 +318,34 @@ func (r *runnerWorkflow) run(ctx workflow.Context) (RunnerResult, error) {
 		if !woke {
 			if gone, code := r.instanceGone(ctx); gone {
 				if code == 0 {
-					// It ended cleanly (an ephemeral runner after its job,
-					// its completion not yet reported): remove it.
 					return r.remove(ctx)
 				}
 				return r.fail(ctx, fmt.Sprintf("runner %s lost: its instance exited with code %d", r.in.Name, code))
 			}
 			continue
 		}
-		if r.deleteReq || (r.jobDone && r.in.Ephemeral) {
+		if r.finished() {
 			return r.remove(ctx)
 		}
-		if r.busy {
-			r.setState(ctx, RunnerBusy)
-		} else {
-			r.setState(ctx, RunnerIdle)
-		}
+		r.setState(ctx, r.servingState())
 	}
+}
+
+// continueAsNew carries where the runner is into a new run, after taking
+// the controls still buffered.
+func (r *runnerWorkflow) continueAsNew(ctx workflow.Context) (RunnerResult, error) {
+	ch := workflow.GetSignalChannel(ctx, SignalControl)
+	for {
+		var c RunnerControl
+		if !ch.ReceiveAsync(&c) {
+			break
+		}
+		r.apply(c)
+	}
+	in := r.in
+	in.Resume = &RunnerResume{Online: r.online, BootstrapDeadline: r.deadline, State: r.state, RunnerID: r.runnerID,
+		Busy: r.busy, JobDone: r.jobDone, DeleteRequested: r.deleteReq, Calls: r.calls}
+	return RunnerResult{State: r.state, RunnerID: r.runnerID}, workflow.NewContinueAsNewError(ctx, RunnerWorkflowName, in)
 }
 
 // instanceGone checks the runner's instance on its agent; it reports
@@ -206,41 +371,54 @@ func (r *runnerWorkflow) instanceGone(ctx workflow.Context) (bool, int) {
 }
 
 // waitOnline polls the runner's status with growing intervals until it is
-// online, busy, asked to go, or the deadline passes.
-func (r *runnerWorkflow) waitOnline(ctx workflow.Context, deadline time.Time) bool {
+// online, busy, asked to go, or the deadline passes; errContinueAsNew
+// when the history is long first.
+func (r *runnerWorkflow) waitOnline(ctx workflow.Context, deadline time.Time) (bool, error) {
 	interval := onlinePollFirst
 	for {
 		if r.busy || r.jobDone {
-			return true
+			return true, nil
 		}
 		if r.deleteReq {
-			return false
+			return false, nil
 		}
 		remaining := deadline.Sub(workflow.Now(ctx))
 		if remaining <= 0 {
-			return false
+			return false, nil
 		}
-		woke, _ := workflow.AwaitWithTimeout(ctx, min(interval, remaining), func() bool { return r.busy || r.jobDone || r.deleteReq })
+		if r.bounded && continueAsNewDue(ctx, true) {
+			return false, errContinueAsNew
+		}
+		woke, err := awaitTimeout(ctx, r.bounded, min(interval, remaining), func() bool { return r.busy || r.jobDone || r.deleteReq })
+		if err != nil && r.bounded {
+			return false, err
+		}
 		if woke {
 			continue
 		}
-		var st activities.RunnerStatus
-		sctx := r.activityOptions(ctx, "status", 30*time.Second)
-		sctx = workflow.WithScheduleToCloseTimeout(sctx, max(remaining, time.Minute))
-		if err := workflow.ExecuteActivity(sctx, activities.RunnerStatusName, activities.RunnerStatusInput{
-			Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
-		}).Get(ctx, &st); err == nil {
-			if st.GitHubStatus == "online" {
-				r.busy = r.busy || st.Busy
-				return true
-			}
-			if st.Instance == "exited" && st.GitHubStatus != "online" {
-				// The instance died before it came online.
-				return false
-			}
+		if online, lost := r.pollStatus(ctx, remaining); online || lost {
+			return online, nil
 		}
 		interval = min(2*interval, onlinePollMax)
 	}
+}
+
+// pollStatus asks the agent for the runner's status on GitHub: online, or
+// lost when its instance died before it came online.
+func (r *runnerWorkflow) pollStatus(ctx workflow.Context, remaining time.Duration) (online, lost bool) {
+	var st activities.RunnerStatus
+	sctx := r.activityOptions(ctx, "status", 30*time.Second)
+	sctx = workflow.WithScheduleToCloseTimeout(sctx, max(remaining, time.Minute))
+	if err := workflow.ExecuteActivity(sctx, activities.RunnerStatusName, activities.RunnerStatusInput{
+		Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
+	}).Get(ctx, &st); err != nil {
+		return false, false
+	}
+	if st.GitHubStatus == "online" {
+		r.busy = r.busy || st.Busy
+		return true, false
+	}
+	return false, st.Instance == "exited"
 }
 
 // remove deletes the runner from GitHub, then its instance. A runner that

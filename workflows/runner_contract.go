@@ -1,6 +1,9 @@
 package workflows
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // RunnerWorkflow's contract: workflow `garo/runner/OWNER/REPO/RUNNER` of
 // type RunnerWorkflow on the server's task queue, a child of its
@@ -63,6 +66,23 @@ type RunnerInput struct {
 	Ephemeral        bool           `json:"ephemeral"`
 	BootstrapTimeout Duration       `json:"bootstrapTimeout"`
 	Provider         ProviderConfig `json:"provider"`
+	// Resume is set when the workflow continues as new: where it was.
+	Resume *RunnerResume `json:"resume,omitempty"`
+}
+
+// RunnerResume is what a RunnerWorkflow carries across continue-as-new.
+type RunnerResume struct {
+	// Online: the runner came online (or took a job) within its
+	// bootstrap time; until then BootstrapDeadline bounds the wait.
+	Online            bool        `json:"online"`
+	BootstrapDeadline time.Time   `json:"bootstrapDeadline"`
+	State             RunnerState `json:"state"`
+	RunnerID          int64       `json:"runnerId"`
+	Busy              bool        `json:"busy,omitempty"`
+	JobDone           bool        `json:"jobDone,omitempty"`
+	DeleteRequested   bool        `json:"deleteRequested,omitempty"`
+	// Calls numbers the activities, so their ids stay unique.
+	Calls int `json:"calls"`
 }
 
 // RunnerResult is how a runner's life ended.

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
 )
@@ -26,16 +27,23 @@ type runnerEnv struct {
 	queues  map[string]bool
 	online  func(n int) bool // status poll n (from 1) finds it online
 	polls   int
-	// instance answers the health checks (InstanceOnly); default running.
-	instance  func() (string, int)
-	checks    int
+	// instance answers the health checks (InstanceOnly) of runs from
+	// before bounded histories; default running.
+	instance func() (string, int)
+	checks   int
+	// exitAt, when set, is when the instance exits, with exitCode: the
+	// watch reports it then.
+	exitAt    time.Time
+	exitCode  int
+	watches   int
 	createErr error
 	deleteErr func(n int) error
+	// onTell, when set, sees every event told to the pool.
+	onTell func(RunnerEvent)
 }
 
 func newRunnerEnv(t *testing.T) *runnerEnv {
-	var s testsuite.WorkflowTestSuite
-	e := &runnerEnv{t: t, env: s.NewTestWorkflowEnvironment(), queues: map[string]bool{},
+	e := &runnerEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), queues: map[string]bool{},
 		online: func(int) bool { return true }, deleteErr: func(int) error { return nil }}
 	e.env.RegisterWorkflow(RunnerWorkflow)
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
@@ -61,13 +69,33 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 		}
 		return activities.RunnerStatus{GitHubStatus: "offline", Instance: "running"}, nil
 	}, activity.RegisterOptions{Name: activities.RunnerStatusName})
+	// The watch is mocked: its result comes after a while of the
+	// environment's clock.
+	e.env.RegisterActivityWithOptions(func(context.Context, activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+		return activities.RunnerStatus{}, nil
+	}, activity.RegisterOptions{Name: activities.WatchRunnerName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteRunnerInput) error {
 		e.deletes++
 		return e.deleteErr(e.deletes)
 	}, activity.RegisterOptions{Name: activities.DeleteRunnerName})
+	e.env.OnActivity(activities.WatchRunnerName, mock.Anything, mock.Anything).AfterFn(func() time.Duration {
+		e.watches++
+		if !e.exitAt.IsZero() {
+			return min(watchLength-time.Minute, max(0, e.exitAt.Sub(e.env.Now())))
+		}
+		return watchLength - time.Minute
+	}).Return(func(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+		if !e.exitAt.IsZero() && !e.env.Now().Before(e.exitAt) {
+			return activities.RunnerStatus{Instance: "exited", ExitCode: e.exitCode}, nil
+		}
+		return activities.RunnerStatus{Instance: "running"}, nil
+	})
 	e.env.OnSignalExternalWorkflow(mock.Anything, "garo/repo/octo/app", "", SignalRunner, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
 			e.told = append(e.told, arg.(RunnerEvent))
+			if e.onTell != nil {
+				e.onTell(arg.(RunnerEvent))
+			}
 			return nil
 		})
 	return e
@@ -172,8 +200,36 @@ func TestRunnerDeletedWhileProvisioning(t *testing.T) {
 	assert.Equal(t, []RunnerState{RunnerDeleted}, e.states())
 }
 
-func TestLostRunnerIsReportedFailed(t *testing.T) {
+func TestLostRunnerIsReportedFailedWhenItDies(t *testing.T) {
 	e := newRunnerEnv(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.env.SetStartTime(start)
+	e.exitAt, e.exitCode = start.Add(3*time.Hour+7*time.Minute), 137
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
+	assert.Contains(t, res.Error, "lost: its instance exited with code 137")
+	assert.Equal(t, []RunnerState{RunnerIdle, RunnerFailed}, e.states())
+	assert.Equal(t, 1, e.deletes, "its registration is removed")
+	assert.Less(t, e.env.Now().Sub(e.exitAt), time.Minute, "the watch reports the exit when it happens")
+	assert.Zero(t, e.checks, "no health check polls the agent")
+	assert.Equal(t, 4, e.watches, "an hour's watch at a time")
+}
+
+func TestRunnerThatEndedCleanlyIsRemoved(t *testing.T) {
+	e := newRunnerEnv(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.env.SetStartTime(start)
+	e.control(time.Minute, ControlBusy)
+	e.exitAt = start.Add(2 * time.Minute)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State, "an ephemeral runner that exited after its job is not a failure")
+}
+
+// TestARunnerFromBeforeBoundedHistoriesChecksItsInstance: a run that began
+// before bounded histories keeps its health check every 30s.
+func TestARunnerFromBeforeBoundedHistoriesChecksItsInstance(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.env.OnGetVersion(boundedHistory, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	var lost bool
 	e.env.RegisterDelayedCallback(func() { lost = true }, 5*time.Minute)
 	e.instance = func() (string, int) {
@@ -185,15 +241,6 @@ func TestLostRunnerIsReportedFailed(t *testing.T) {
 	res := e.run(runnerInput(true))
 	assert.Equal(t, RunnerFailed, res.State)
 	assert.Contains(t, res.Error, "lost: its instance exited with code 137")
-	assert.Equal(t, []RunnerState{RunnerIdle, RunnerFailed}, e.states())
-	assert.Equal(t, 1, e.deletes, "its registration is removed")
 	assert.GreaterOrEqual(t, e.checks, 10, "checked every 30s while it served")
-}
-
-func TestRunnerThatEndedCleanlyIsRemoved(t *testing.T) {
-	e := newRunnerEnv(t)
-	e.control(time.Minute, ControlBusy)
-	e.instance = func() (string, int) { return "exited", 0 }
-	res := e.run(runnerInput(true))
-	assert.Equal(t, RunnerDeleted, res.State, "an ephemeral runner that exited after its job is not a failure")
+	assert.Zero(t, e.watches)
 }

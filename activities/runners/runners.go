@@ -43,6 +43,7 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.CreateRunner, activity.RegisterOptions{Name: activities.CreateRunnerName})
 	r.RegisterActivityWithOptions(a.DeleteRunner, activity.RegisterOptions{Name: activities.DeleteRunnerName})
 	r.RegisterActivityWithOptions(a.RunnerStatus, activity.RegisterOptions{Name: activities.RunnerStatusName})
+	r.RegisterActivityWithOptions(a.WatchRunner, activity.RegisterOptions{Name: activities.WatchRunnerName})
 }
 
 func (a *Activities) provider(cfg map[string]string) (provider.Provider, error) {
@@ -193,6 +194,56 @@ func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunne
 	}
 	activity.GetLogger(ctx).Info("Runner deleted", "runner", in.Name, "repository", repo.String(), "runnerId", id)
 	return nil
+}
+
+// watchEvery is how often WatchRunner looks at the instance: a local
+// call, no GitHub request.
+const watchEvery = 2 * time.Second
+
+// watchMargin is how long before its deadline WatchRunner returns, so
+// that the workflow starts the next watch rather than retrying this one.
+const watchMargin = 30 * time.Second
+
+// WatchRunner watches the runner's instance until it exits or vanishes,
+// heartbeating meanwhile, and reports it; a little before the activity's
+// deadline it reports the instance still running, and the workflow
+// watches on. An exit is known within watchEvery, and a watch costs the
+// workflow a few events an hour.
+func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
+	p, err := a.provider(in.Provider)
+	if err != nil {
+		return activities.RunnerStatus{}, err
+	}
+	end := time.Now().Add(time.Hour)
+	if d, ok := ctx.Deadline(); ok {
+		end = d.Add(-watchMargin)
+	}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		inst, err := p.Get(ctx, in.Name)
+		switch {
+		case errors.Is(err, provider.ErrNotFound):
+			return activities.RunnerStatus{Instance: "absent"}, nil
+		case err != nil:
+			activity.GetLogger(ctx).Warn("Runner instance not read; watching on", "runner", in.Name, "error", err)
+		case inst.State == provider.StateExited:
+			return activities.RunnerStatus{Instance: inst.State, ExitCode: inst.ExitCode}, nil
+		}
+		activity.RecordHeartbeat(ctx)
+		if time.Now().After(end) {
+			return activities.RunnerStatus{Instance: provider.StateRunning}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return activities.RunnerStatus{}, ctx.Err()
+		case <-activity.GetWorkerStopChannel(ctx):
+			// The agent stops: the watch is tried again, on this agent
+			// when it is back, without holding up its shutdown.
+			return activities.RunnerStatus{}, errors.New("the agent is stopping; the watch goes on when it is back")
+		case <-t.C:
+		}
+	}
 }
 
 // RunnerStatus reports the runner's status on GitHub and its instance's.

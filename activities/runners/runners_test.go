@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,4 +176,39 @@ func TestDeleteAfterAnEphemeralJobAsksNothingOfGitHub(t *testing.T) {
 	assert.Equal(t, before, e.sim.Stats().Requests, "GitHub unregisters ephemeral runners after their job itself")
 	_, err = e.proc.Get(t.Context(), "garo-x-1")
 	assert.True(t, errors.Is(err, provider.ErrNotFound), "the instance is deleted")
+}
+
+// TestWatchReportsAnExitAtOnceAndAsksNothingOfGitHub: the watch returns
+// within seconds of the instance's exit, with its code, and makes no
+// GitHub request; one whose deadline comes first reports it running.
+func TestWatchReportsAnExitAtOnceAndAsksNothingOfGitHub(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	before := e.sim.Stats().Requests
+	in := activities.RunnerStatusInput{Owner: "octo", Repo: "app", Name: "garo-x-1", Provider: map[string]string{"kind": "process"}}
+
+	e.act.SetTestTimeout(time.Minute)
+	inst, err := e.proc.Get(t.Context(), "garo-x-1")
+	require.NoError(t, err)
+	pid, _ := strconv.Atoi(inst.ID)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}()
+	start := time.Now()
+	v, err := e.act.ExecuteActivity(activities.WatchRunnerName, in)
+	require.NoError(t, err)
+	var st activities.RunnerStatus
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, "exited", st.Instance)
+	assert.NotZero(t, st.ExitCode, "killed, not a clean exit")
+	assert.Less(t, time.Since(start), 5*time.Second, "the exit is seen within seconds")
+	assert.Equal(t, before, e.sim.Stats().Requests)
+
+	require.NoError(t, e.proc.Delete(t.Context(), "garo-x-1"))
+	v, err = e.act.ExecuteActivity(activities.WatchRunnerName, in)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, "absent", st.Instance)
 }

@@ -1,0 +1,53 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// boundedHistory is the workflow.GetVersion change that bounds every run's
+// history: a wait that ends early cancels its timer (none is left to fire
+// later and cost a workflow task), and a run continues as new before its
+// history grows long. A run that began before it keeps, to its end, the
+// commands it had.
+const boundedHistory = "bounded-history"
+
+// historyLimit is the history length at which a run continues as new. The
+// server suggests it at 4,096 events by default (and, for a runner, no run
+// of the old code heeded it); this keeps a margin for what the last
+// workflow task adds.
+const historyLimit = 3000
+
+// isBounded reports whether this run bounds its history; call it once, at
+// the start of the run.
+func isBounded(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, boundedHistory, workflow.DefaultVersion, 1) >= 1
+}
+
+// continueAsNewDue reports whether the run should continue as new now: the
+// server suggests it, or (bounded) its history has reached historyLimit.
+func continueAsNewDue(ctx workflow.Context, bounded bool) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || (bounded && info.GetCurrentHistoryLength() >= historyLimit)
+}
+
+// awaitTimeout waits until cond holds or d has passed, and reports whether
+// cond held. When bounded, a wait that cond ends cancels its timer (and
+// one that holds at once starts none); otherwise it is
+// workflow.AwaitWithTimeout, whose timer fires later regardless.
+func awaitTimeout(ctx workflow.Context, bounded bool, d time.Duration, cond func() bool) (bool, error) {
+	if !bounded {
+		return workflow.AwaitWithTimeout(ctx, d, cond)
+	}
+	if cond() {
+		return true, nil
+	}
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimer(timerCtx, d)
+	if err := workflow.Await(ctx, func() bool { return timer.IsReady() || cond() }); err != nil {
+		return false, err
+	}
+	return cond(), nil
+}
