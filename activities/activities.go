@@ -18,11 +18,22 @@ const (
 	ProbeAgentName = "ProbeAgent"
 )
 
-// Activity names as registered with the server worker (activities/pools).
+// Activity names as registered with the server worker
+// (activities/agentpools, activities/runnerends).
 const (
 	DrainAgentPoolsName  = "DrainAgentPools"
 	NotifyAgentPoolsName = "NotifyAgentPools"
+	AwaitRunnerEndsName  = "AwaitRunnerEnds"
 )
+
+// RunnerEnd is how a runner's workflow ended: Status is "completed",
+// "failed", "terminated", "timedOut", "canceled" or "notFound" (it never
+// ran); Error says more.
+type RunnerEnd struct {
+	WorkflowID string `json:"workflowId"`
+	Status     string `json:"status"`
+	Error      string `json:"error,omitempty"`
+}
 
 // Names of the GitHub activities the agent serves (activities/github).
 const (

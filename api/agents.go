@@ -14,6 +14,8 @@ import (
 type Agents interface {
 	Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error)
 	Heartbeat(ctx context.Context, name string, req workflows.HeartbeatRequest) (workflows.AgentState, error)
+	// Unregister starts unregistering the agent: its pools drain, then it
+	// ends. It returns the record once the workflow has accepted it.
 	Unregister(ctx context.Context, name string, req workflows.UnregisterRequest) (workflows.AgentState, error)
 	Get(ctx context.Context, name string) (workflows.AgentState, error)
 	List(ctx context.Context, limit int, cursor string) (agents []workflows.AgentState, next string, err error)
@@ -84,6 +86,56 @@ func (h *handlers) heartbeatAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// AgentView is an agent's record as GET /api/v1/agents/{name} shows it:
+// while it is being unregistered, how far the drain of its pools has got.
+type AgentView struct {
+	workflows.AgentState
+	Drain *DrainProgress `json:"drain,omitempty"`
+}
+
+// DrainProgress is what is left of an unregistering agent's pools.
+type DrainProgress struct {
+	Repositories int `json:"repositories"`
+	Pools        int `json:"pools"`
+	Runners      int `json:"runners"`
+}
+
+// view adds the drain's progress to an unregistering agent's record.
+func (h *handlers) view(ctx context.Context, st workflows.AgentState) (AgentView, error) {
+	v := AgentView{AgentState: st}
+	if st.Status != workflows.AgentUnregistering {
+		return v, nil
+	}
+	d := &DrainProgress{}
+	for cursor := ""; ; {
+		repos, next, err := h.cfg.Repositories.List(ctx, configPageSize, cursor, st.Name)
+		if err != nil {
+			return v, err
+		}
+		for _, r := range repos {
+			pools := 0
+			for _, p := range r.Pools {
+				if p.Config.Agent == st.Name {
+					c := p.Counts
+					pools, d.Runners = pools+1, d.Runners+c.Provisioning+c.Idle+c.Busy+c.Deleting
+				}
+			}
+			if pools > 0 {
+				d.Repositories, d.Pools = d.Repositories+1, d.Pools+pools
+			}
+		}
+		if next == "" || next == cursor {
+			break
+		}
+		cursor = next
+	}
+	v.Drain = d
+	return v, nil
+}
+
+// unregisterAgent starts unregistering the agent and answers 202 at once:
+// its pools drain (busy runners finish their jobs), then it ends; GET
+// shows how far the drain has got.
 func (h *handlers) unregisterAgent(w http.ResponseWriter, r *http.Request) {
 	name, ok := h.agentName(w, r)
 	if !ok {
@@ -95,8 +147,13 @@ func (h *handlers) unregisterAgent(w http.ResponseWriter, r *http.Request) {
 		h.backendError(w, r, "unregister agent "+name, err)
 		return
 	}
-	h.log.Info("Agent unregistered", "agent", name, "actor", req.Actor)
-	writeJSON(w, http.StatusOK, st)
+	h.log.Info("Agent unregistering", "agent", name, "actor", req.Actor)
+	v, err := h.view(r.Context(), st)
+	if err != nil {
+		h.backendError(w, r, "drain of agent "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, v)
 }
 
 func (h *handlers) getAgent(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +166,12 @@ func (h *handlers) getAgent(w http.ResponseWriter, r *http.Request) {
 		h.backendError(w, r, "get agent "+name, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	v, err := h.view(r.Context(), st)
+	if err != nil {
+		h.backendError(w, r, "drain of agent "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // pageLimit reads the limit of a list; on failure it has answered 400.

@@ -58,9 +58,26 @@ func (t *TemporalAgents) Heartbeat(ctx context.Context, name string, req workflo
 	return t.update(ctx, name, workflows.UpdateHeartbeat, req)
 }
 
-// Unregister ends the agent's workflow and returns its final record.
+// Unregister starts unregistering the agent and returns its record once
+// the workflow has accepted it; the drain of its pools goes on.
 func (t *TemporalAgents) Unregister(ctx context.Context, name string, req workflows.UnregisterRequest) (workflows.AgentState, error) {
-	return t.update(ctx, name, workflows.UpdateUnregister, req)
+	_, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.AgentWorkflowID(name),
+		UpdateName:   workflows.UpdateUnregister,
+		Args:         []any{req},
+		WaitForStage: client.WorkflowUpdateStageAccepted,
+	})
+	if err = mapTemporalError(err); errors.Is(err, ErrNotFound) && t.wasUnregistered(ctx, name) {
+		return workflows.AgentState{}, ErrUnregistered
+	} else if err != nil {
+		return workflows.AgentState{}, err
+	}
+	st, err := t.Get(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		// It had nothing to drain and has ended already.
+		return workflows.AgentState{Name: name, Status: workflows.AgentUnregistered, TaskQueue: workflows.AgentTaskQueue(name)}, nil
+	}
+	return st, err
 }
 
 // Get returns the exact record of a registered agent from its workflow.

@@ -68,9 +68,17 @@ func (m *memAgents) Unregister(_ context.Context, name string, req workflows.Unr
 		return st, ErrNotFound
 	}
 	m.lastUnrg = req
-	delete(m.agents, name)
-	st.Status = workflows.AgentUnregistered
+	st.Status = workflows.AgentUnregistering
+	m.agents[name] = st
 	return st, nil
+}
+
+// unregistered ends an unregistering agent, as its workflow does once its
+// pools have drained.
+func (m *memAgents) unregistered(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.agents, name)
 }
 
 func (m *memAgents) Get(_ context.Context, name string) (workflows.AgentState, error) {
@@ -285,12 +293,24 @@ func TestRegisterHeartbeatListUnregister(t *testing.T) {
 	require.Len(t, list.Agents, 1)
 	assert.Equal(t, "lab-1", list.Agents[0].Name)
 
+	// Unregistering answers at once; GET shows the drain's progress.
+	cfg := workflows.PoolConfigRequest{}.Config()
+	cfg.Agent = "lab-1"
+	e.repos.set(workflows.RepositoryView{Repository: "octo/app", Pools: []workflows.PoolView{
+		{Pool: "default", Config: cfg, Draining: true, Counts: workflows.PoolCounts{Busy: 2, Deleting: 1}},
+		{Pool: "gpu", Config: workflows.PoolConfigRequest{}.Config(), Counts: workflows.PoolCounts{Idle: 4}}}})
 	resp, body = e.do("DELETE", "/api/v1/agents/lab-1?reason=decommissioned", adminToken, "", "")
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	require.NoError(t, json.Unmarshal(body, &st))
-	assert.Equal(t, workflows.AgentUnregistered, st.Status)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
+	var v AgentView
+	require.NoError(t, json.Unmarshal(body, &v))
+	assert.Equal(t, workflows.AgentUnregistering, v.Status)
+	assert.Equal(t, &DrainProgress{Repositories: 1, Pools: 1, Runners: 3}, v.Drain, "the agent's own pools only")
 	assert.Equal(t, "decommissioned", e.agents.lastUnrg.Reason)
+	resp, body = e.do("GET", "/api/v1/agents/lab-1", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"drain":{"repositories":1,"pools":1,"runners":3}`)
 
+	e.agents.unregistered("lab-1")
 	resp, body = e.do("GET", "/api/v1/agents/lab-1", adminToken, "", "")
 	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
 	resp, body = e.do("DELETE", "/api/v1/agents/lab-1", adminToken, "", "")

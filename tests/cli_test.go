@@ -117,7 +117,7 @@ func TestOperatorCLI(t *testing.T) {
 		code, _, errOut := garo(t, url, adminToken, "pool", "get", "e2e/cli")
 		return code == 1 && strings.Contains(errOut, "404")
 	})
-	code, out, errOut = garo(t, url, adminToken, "agents", "delete", "cli-1")
+	code, out, errOut = garo(t, url, adminToken, "agents", "delete", "cli-1", "--wait")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "unregistered")
+	assert.Contains(t, out, "agent cli-1 unregistered")
 }

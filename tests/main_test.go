@@ -94,8 +94,15 @@ func runMain(m *testing.M) int {
 // temporalClient returns a client of the shared dev server in namespace ns.
 func temporalClient(t *testing.T, ns string) client.Client {
 	t.Helper()
+	return temporalClientOn(t, temporalAddr, ns)
+}
+
+// temporalClientOn returns a client of the Temporal frontend at addr in
+// namespace ns.
+func temporalClientOn(t *testing.T, addr, ns string) client.Client {
+	t.Helper()
 	c, err := client.Dial(client.Options{
-		HostPort: temporalAddr, Namespace: ns,
+		HostPort: addr, Namespace: ns,
 		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	})
 	require.NoError(t, err)
@@ -192,10 +199,16 @@ const (
 // startServer runs garo server in namespace ns and waits until it is ready.
 func startServer(t *testing.T, ns string, extra ...string) string {
 	t.Helper()
+	return startServerOn(t, temporalAddr, ns, extra...)
+}
+
+// startServerOn runs garo server on the Temporal frontend at addr.
+func startServerOn(t *testing.T, addr, ns string, extra ...string) string {
+	t.Helper()
 	port := freePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--temporal-address", temporalAddr, "--temporal-namespace", ns}, extra...)
+		"--temporal-address", addr, "--temporal-namespace", ns}, extra...)
 	p := start(t, "server", []string{"GARO_ADMIN_TOKEN=" + adminToken, "GARO_WEBHOOK_SECRET=" + webhookSecret}, args...)
 	waitHTTP(t, p, url+"/readyz", 60*time.Second)
 	return url

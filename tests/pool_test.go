@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/tests/githubsim"
@@ -35,6 +36,9 @@ type poolEnv struct {
 	stateDir string
 	// agentProc is the agent process started last.
 	agentProc *proc
+	// addr is the Temporal frontend; temporal a client of it in ns.
+	addr     string
+	temporal client.Client
 }
 
 // startAgent runs the agent with GitHub and the process provider; its
@@ -45,7 +49,7 @@ func (e *poolEnv) startAgent() { e.agentProc = e.startAgentAs(e.agent, e.stateDi
 // provider.
 func (e *poolEnv) startAgentAs(name, stateDir string) *proc {
 	return start(e.t, "agent "+name, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
-		"agent", "--name", name, "--server", e.url, "--temporal-address", temporalAddr, "--temporal-namespace", e.ns,
+		"agent", "--name", name, "--server", e.url, "--temporal-address", e.addr, "--temporal-namespace", e.ns,
 		"--github-url", e.simURL, "--state-dir", stateDir, "--process-command", githubsimBin+" runner")
 }
 
@@ -59,8 +63,15 @@ func (e *poolEnv) waitOnline(name string) {
 
 func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	t.Helper()
-	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir()}
-	e.url = startServer(t, ns, "--heartbeat-interval", "1s", "--offline-after", "5s")
+	return newPoolEnvOn(t, temporalAddr, ns, agent)
+}
+
+// newPoolEnvOn is a poolEnv on the Temporal frontend at addr.
+func newPoolEnvOn(t *testing.T, addr, ns, agent string) *poolEnv {
+	t.Helper()
+	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir(), addr: addr}
+	e.temporal = temporalClientOn(t, addr, ns)
+	e.url = startServerOn(t, addr, ns, "--heartbeat-interval", "1s", "--offline-after", "5s")
 	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
 		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
 	t.Cleanup(e.sim.Close)
@@ -240,9 +251,11 @@ func TestUnregisteringAnAgentDrainsItsPools(t *testing.T) {
 	ids := e.sim.Enqueue("e2e", "drain", []string{"self-hosted", "linux"}, 3*time.Second, 1, "long")
 	eventually(t, 30*time.Second, "the job running", func() bool { return e.pool(repo).Counts.Busy == 1 })
 
-	final, err := e.api.UnregisterAgent(context.Background(), "drain-1")
-	require.NoError(t, err)
-	assert.Equal(t, workflows.AgentUnregistered, final.Status)
+	first := unregister(t, e.api, "drain-1")
+	assert.Equal(t, workflows.AgentUnregistering, first.Status, "unregistering answers at once")
+	require.NotNil(t, first.Drain)
+	assert.Equal(t, 1, first.Drain.Pools, "and tells how far the drain has got")
+	assert.Positive(t, first.Drain.Runners)
 	code, _ = e.do("GET", "/api/v1/repositories/"+repo, "")
 	assert.Equal(t, http.StatusNotFound, code, "the pool ended before the agent did")
 	j := e.sim.Jobs(repo)[0]

@@ -104,9 +104,7 @@ func TestSeveralPoolsOfOneRepository(t *testing.T) {
 	}
 
 	// Unregistering the gpu agent drains its pool only.
-	final, err := e.api.UnregisterAgent(context.Background(), "pools-gpu")
-	require.NoError(t, err)
-	assert.Equal(t, workflows.AgentUnregistered, final.Status)
+	unregister(t, e.api, "pools-gpu")
 	pools, err = e.api.ListPools(context.Background(), "e2e", "pools")
 	require.NoError(t, err)
 	require.Len(t, pools, 1)

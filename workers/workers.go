@@ -14,6 +14,7 @@ import (
 	"github.com/garo-run/garo/activities/agentpools"
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/runnerends"
 	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
 )
@@ -36,6 +37,7 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 	})
 	RegisterServerWorkflows(w)
 	(&agentpools.Activities{Client: c, Namespace: namespace}).Register(w)
+	(&runnerends.Activities{Client: c}).Register(w)
 	return w
 }
 

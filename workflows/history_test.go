@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/garo-run/garo/activities"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
@@ -294,6 +295,11 @@ func (p *livePool) newRun(start time.Time) {
 	p.m = newHistoryMeter(p.env)
 	p.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	p.env.RegisterWorkflowWithOptions(p.runner, workflow.RegisterOptions{Name: RunnerWorkflowName})
+	// The runners the test plays end when it says so: their workflows
+	// never end on their own.
+	p.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
+		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
+	p.env.OnActivity(activities.AwaitRunnerEndsName, mock.Anything, mock.Anything).After(59*time.Minute).Return(nil, nil)
 	p.env.SetOnChildWorkflowStartedListener(func(_ *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		p.m.add(3 * commandEvents)
 		var in RunnerInput

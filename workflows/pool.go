@@ -109,6 +109,9 @@ func (p *pool) onRunner(ctx workflow.Context, ev RunnerEvent) {
 	case RunnerDeleted:
 		p.removeRunner(ev.Name)
 	case RunnerFailed:
+		if r.State == RunnerBusy {
+			p.r.recheck(r.JobID)
+		}
 		p.removeRunner(ev.Name)
 		p.s.Failures++
 		backoff := min(backoffMax, backoffFirst<<min(p.s.Failures-1, 10))
@@ -254,6 +257,7 @@ func (p *pool) startRunner(ctx workflow.Context) {
 		Ephemeral: cfg.Ephemeral, BootstrapTimeout: cfg.BootstrapTimeout, Provider: cfg.Provider}
 	f := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), RunnerWorkflowName, in)
 	p.r.starting++
+	p.r.tracked[name] = true
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		err := f.GetChildWorkflowExecution().Get(ctx, nil)
 		p.r.starting--

@@ -34,9 +34,10 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	if _, _, err := ParseRepository(in.Owner + "/" + in.Repo); err != nil {
 		return RepositoryView{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
 	}
-	r := &repository{owner: in.Owner, repo: in.Repo, seen: map[string]bool{},
+	r := &repository{owner: in.Owner, repo: in.Repo, seen: map[string]bool{}, tracked: map[string]bool{},
 		severalPools: workflow.GetVersion(ctx, severalPoolsVersion, workflow.DefaultVersion, 1) >= 1}
 	r.bounded = isBounded(ctx)
+	r.watchEnds = workflow.GetVersion(ctx, runnerEndsVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -72,7 +73,19 @@ type repository struct {
 	// bounded: this run cancels its timers and continues as new before
 	// its history grows long.
 	bounded bool
-	s            RepositoryState
+	// watchEnds: this run notices the end of runner workflows it did not
+	// start, and rechecks the jobs of lost runners.
+	watchEnds bool
+	// tracked are the runners this run started: their futures tell when
+	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
+	// others.
+	tracked          map[string]bool
+	awaitingEnds     bool
+	stopAwaitingEnds func()
+	awaitAfter       time.Time
+	// pollNow asks GitHub for the queued jobs at the next turn.
+	pollNow bool
+	s       RepositoryState
 	// pools, by name; r.s.Pools is filled only to continue as new.
 	pools     []*pool
 	seen      map[string]bool
@@ -292,6 +305,9 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 		if poll := r.pollQueue(ctx); !poll.IsZero() && (next.IsZero() || poll.Before(next)) {
 			next = poll
 		}
+		if t := r.awaitRunnerEnds(ctx); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 		r.publish(ctx)
 		if r.s.Configured && len(r.pools) == 0 {
 			break
@@ -363,6 +379,9 @@ func (r *repository) continueAsNew(ctx workflow.Context) (RepositoryView, error)
 		return r.view(), err
 	}
 	r.takeSignals(ctx)
+	if r.stopAwaitingEnds != nil {
+		r.stopAwaitingEnds()
+	}
 	st := r.s
 	st.Pools = make([]PoolState, 0, len(r.pools))
 	for _, p := range r.pools {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -214,7 +215,8 @@ func (r *repository) pruneUnmatched(now time.Time) {
 
 // poller is the pool whose agent asks GitHub for the queued jobs: the
 // first, by name, of those that poll (interval set, not draining, agent
-// online); every is the shortest interval among them.
+// online); every is the shortest interval among them. When a poll is
+// wanted now, any pool whose agent is online will do.
 func (r *repository) poller() (p *pool, every time.Duration) {
 	for _, q := range r.pools {
 		d := q.s.Config.QueuePollInterval.D()
@@ -226,6 +228,13 @@ func (r *repository) poller() (p *pool, every time.Duration) {
 		}
 		if every == 0 || d < every {
 			every = d
+		}
+	}
+	if p == nil && r.pollNow {
+		for _, q := range r.pools {
+			if !q.s.Draining && !q.s.AgentOffline {
+				return q, 0
+			}
 		}
 	}
 	return p, every
@@ -243,10 +252,10 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 	if r.polling {
 		return time.Time{}
 	}
-	if now.Before(due) {
+	if now.Before(due) && !r.pollNow {
 		return due
 	}
-	r.polling, r.s.LastPoll = true, now
+	r.polling, r.s.LastPoll, r.pollNow = true, now, false
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              AgentTaskQueue(p.s.Config.Agent),
 		ScheduleToStartTimeout: time.Minute,
@@ -254,6 +263,9 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 		Summary:                "look for queued jobs of " + r.full() + " whose webhook was missed",
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
 	})
+	if every == 0 {
+		every = pollGrace // a one-off poll: the next is asked for, if any
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.polling, r.dirty = false, true }()
 		var jobs []activities.QueuedJob
@@ -273,8 +285,16 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 func (r *repository) applyPolled(polledAt time.Time, jobs []activities.QueuedJob) {
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].CreatedAt.Before(jobs[j].CreatedAt) })
 	listed := map[int64]bool{}
+	recheck := r.s.Recheck
+	r.s.Recheck = nil
 	for _, j := range jobs {
 		listed[j.ID] = true
+		if slices.Contains(recheck, j.ID) && !r.seen[jobKey(j.ID, JobCompleted)] {
+			r.log.Info("The job of a lost runner is queued again", "job", j.ID)
+			r.dequeue(j.ID)
+			r.enqueue(QueuedJob{JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, QueuedAt: j.CreatedAt}, false)
+			continue
+		}
 		if r.seen[jobKey(j.ID, JobQueued)] || r.seen[jobKey(j.ID, JobInProgress)] || r.seen[jobKey(j.ID, JobCompleted)] {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/garo-run/garo/activities"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/workflow"
@@ -226,4 +227,45 @@ func TestARunFromBeforeSeveralPoolsHandsADrainedPoolsJobsOn(t *testing.T) {
 	require.Len(t, after.Pools, 1)
 	assert.Equal(t, []int64{1}, queueIDs(after.Pools[0]), "once it has ended, its job goes to the other pool")
 	assert.Len(t, e.startedIn("big"), 1, "a runner starts for it")
+}
+
+// TestAPoolForgetsRunnersWhoseWorkflowsEndedUnseen: runners a run did not
+// start (it continued as new) whose workflows end without telling the
+// pool leave it; the job of one lost while busy goes back into the queue
+// when GitHub lists it as queued again, and a drain ends.
+func TestAPoolForgetsRunnersWhoseWorkflowsEndedUnseen(t *testing.T) {
+	e := newPoolEnv(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.env.SetStartTime(start)
+	busy, idle := "garo-abc-1", "garo-abc-2"
+	st := &RepositoryState{Configured: true, Seq: 2, Prefix: "abc", Seen: []string{"7/queued", "7/in_progress"},
+		Pools: []PoolState{{Name: DefaultPool, Config: poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }),
+			Runners: []RunnerRecord{
+				{Name: busy, State: RunnerBusy, JobID: 7, CreatedAt: start},
+				{Name: idle, State: RunnerIdle, CreatedAt: start, IdleSince: &start},
+			}}}}
+	id := func(name string) string { return RunnerWorkflowID("octo", "app", name) }
+	e.ends[id(busy)] = timedEnd{start.Add(10 * time.Minute), activities.RunnerEnd{WorkflowID: id(busy), Status: "terminated", Error: "terminated by ops"}}
+	// GitHub gives the job of the lost runner back to the queue.
+	e.setQueued([]activities.QueuedJob{{ID: 7, RunID: 70, Labels: []string{"self-hosted", "linux"}, CreatedAt: start}})
+	var lost, after RepositoryView
+	e.repoView(10*time.Minute+5*time.Second, &lost)
+	e.repoView(20*time.Minute, &after)
+	e.drain(30 * time.Minute)
+	// The idle one deletes itself when drained; its word is lost, its
+	// workflow completes.
+	e.ends[id(idle)] = timedEnd{start.Add(31 * time.Minute), activities.RunnerEnd{WorkflowID: id(idle), Status: "completed"}}
+	final := e.runWith(RepositoryInput{Owner: "octo", Repo: "app", Repository: st})
+	p := poolsOf(after)[DefaultPool]
+	names := []string{}
+	for _, r := range p.Runners {
+		names = append(names, r.Name)
+	}
+	assert.NotContains(t, names, busy, "the runner whose workflow was terminated left the pool")
+	assert.Contains(t, names, idle)
+	assert.True(t, poolsOf(lost)[DefaultPool].Degraded, "a runner lost is a failure")
+	assert.Contains(t, poolsOf(lost)[DefaultPool].LastError, "terminated")
+	assert.Equal(t, []int64{7}, queueIDs(p), "its job, queued again on GitHub, is back in the queue")
+	assert.NotEmpty(t, e.startedIn(DefaultPool), "and a runner starts for it")
+	assert.Empty(t, final.Pools, "the drain ended")
 }

@@ -34,6 +34,9 @@ type RepositoryState struct {
 	// LastPoll is when the repository last asked GitHub for its queued
 	// jobs.
 	LastPoll time.Time `json:"lastPoll"`
+	// Recheck are jobs whose runner was lost while it ran them: the next
+	// poll puts those GitHub lists as queued back into the queue.
+	Recheck []int64 `json:"recheck,omitempty"`
 }
 
 // PoolState is one pool's part of the RepositoryState.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -33,6 +34,38 @@ type poolEnv struct {
 	mu     sync.Mutex
 	queued []activities.QueuedJob
 	polls  int
+	// ends are the runner workflows (by id) that end at a time, and how:
+	// AwaitRunnerEnds reports them then.
+	ends map[string]timedEnd
+}
+
+type timedEnd struct {
+	at  time.Time
+	end activities.RunnerEnd
+}
+
+// awaitRunnerEnds fakes AwaitRunnerEnds: it waits until the first of ids
+// to end has, or for an hour, and reports those that have.
+func (e *poolEnv) mockRunnerEnds() {
+	var due time.Time
+	e.env.OnActivity(activities.AwaitRunnerEndsName, mock.Anything, mock.Anything).AfterFn(func() time.Duration {
+		due = e.env.Now().Add(time.Hour)
+		for _, te := range e.ends {
+			if te.at.Before(due) {
+				due = te.at
+			}
+		}
+		return max(0, due.Sub(e.env.Now()))
+	}).Return(func(_ context.Context, ids []string) ([]activities.RunnerEnd, error) {
+		var out []activities.RunnerEnd
+		for _, id := range ids {
+			if te, ok := e.ends[id]; ok && !te.at.After(due) {
+				out = append(out, te.end)
+				delete(e.ends, id) // told once
+			}
+		}
+		return out, nil
+	})
 }
 
 func (e *poolEnv) setQueued(jobs []activities.QueuedJob) {
@@ -53,7 +86,7 @@ type startRec struct {
 }
 
 func newPoolEnv(t *testing.T) *poolEnv {
-	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment()}
+	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), ends: map[string]timedEnd{}}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {
@@ -62,6 +95,12 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		e.polls++
 		return append([]activities.QueuedJob(nil), e.queued...), nil
 	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
+	e.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
+		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
+	e.mockRunnerEnds()
+	// Runners a test puts in a run's state are not children of it: their
+	// controls reach them, and they do not answer.
+	e.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalControl, mock.Anything).Return(nil)
 	return e
 }
 

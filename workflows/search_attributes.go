@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"go.temporal.io/sdk/temporal"

@@ -113,18 +113,32 @@ func (c *Client) Heartbeat(ctx context.Context, name string, stopping bool) (wor
 	return st, err
 }
 
-// UnregisterAgent ends the registration of the agent called name.
-func (c *Client) UnregisterAgent(ctx context.Context, name string) (workflows.AgentState, error) {
-	var st workflows.AgentState
-	err := c.do(ctx, http.MethodDelete, agentPath(name, ""), nil, &st)
-	return st, err
+// Agent is an agent's record; Drain is set while it is unregistering.
+type Agent struct {
+	workflows.AgentState
+	Drain *Drain `json:"drain,omitempty"`
+}
+
+// Drain is what is left of an unregistering agent's pools.
+type Drain struct {
+	Repositories int `json:"repositories"`
+	Pools        int `json:"pools"`
+	Runners      int `json:"runners"`
+}
+
+// UnregisterAgent starts unregistering the agent called name: its pools
+// drain, then its registration ends (GetAgent answers 404 then).
+func (c *Client) UnregisterAgent(ctx context.Context, name string) (Agent, error) {
+	var a Agent
+	err := c.do(ctx, http.MethodDelete, agentPath(name, ""), nil, &a)
+	return a, err
 }
 
 // GetAgent returns the record of one agent.
-func (c *Client) GetAgent(ctx context.Context, name string) (workflows.AgentState, error) {
-	var st workflows.AgentState
-	err := c.do(ctx, http.MethodGet, agentPath(name, ""), nil, &st)
-	return st, err
+func (c *Client) GetAgent(ctx context.Context, name string) (Agent, error) {
+	var a Agent
+	err := c.do(ctx, http.MethodGet, agentPath(name, ""), nil, &a)
+	return a, err
 }
 
 // ListAgents returns every registered agent, following the pages.

@@ -24,6 +24,8 @@ type command struct {
 	args    string // its positional arguments, as usage shows them
 	nargs   [2]int // how many positional arguments it takes: at least, at most
 	summary string
+	// long: it may take longer than a minute (it waits until Ctrl-C).
+	long bool
 	// flags adds the command's own flags, if any.
 	flags func(fs *flag.FlagSet)
 	run   func(ctx context.Context, c *cli, args []string) error
@@ -147,8 +149,11 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if cf.output != "table" && cf.output != "json" {
 		return fmt.Errorf("-o %q: want table or json", cf.output)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
+	if !cmd.long {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
 	c := &cli{api: apiclient.New(cf.server, cf.token), out: &printer{w: stdout, json: cf.output == "json"}, stdout: stdout, fs: fs}
 	return cmd.run(ctx, c, pos)
 }

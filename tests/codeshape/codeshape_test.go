@@ -76,7 +76,7 @@ func TestNoFunctionIsLongerThan80Lines(t *testing.T) {
 // second copies of a name.
 func TestOldNamesAreGone(t *testing.T) {
 	gone := map[string]map[string]string{
-		"api": {"Pools": "Repositories", "TemporalPools": "TemporalRepositories", "putRepository": "putPool",
+		"api": {"type Pools": "Repositories", "TemporalPools": "TemporalRepositories", "putRepository": "putPool",
 			"deleteRepository": "deletePool"},
 		"workflows": {"PoolID": "RunnerInput.RepositoryID", "SearchAttributeKeys": "SearchAttributes",
 			"ErrUnregistering": "ErrTypeUnregistering", "ErrNotRegistered": "ErrTypeNotRegistered"},
@@ -95,6 +95,11 @@ func TestOldNamesAreGone(t *testing.T) {
 			for _, id := range declared(n) {
 				if now, ok := old[id.Name]; ok {
 					t.Errorf("%s: %s is an old name; it is %s now", path, id.Name, now)
+				}
+			}
+			if ts, ok := n.(*ast.TypeSpec); ok {
+				if now, ok := old["type "+ts.Name.Name]; ok {
+					t.Errorf("%s: type %s is an old name; it is %s now", path, ts.Name.Name, now)
 				}
 			}
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {

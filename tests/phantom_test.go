@@ -1,0 +1,107 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/garo-run/garo/tests/githubsim"
+	"github.com/garo-run/garo/workflows"
+)
+
+// TestAPoolForgetsATerminatedRunnerAfterContinueAsNew: on a Temporal server
+// that suggests continue-as-new early, a pool continues as new while its
+// runners live; then an operator terminates the workflow of a busy runner.
+// The pool forgets that runner, every job is served, and a drain
+// afterwards ends.
+func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
+	t.Parallel()
+	const ns = "e2e-phantom"
+	addr := startOwnDevServer(t, ns, "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=80")
+	e := newPoolEnvOn(t, addr, ns, "phantom-1")
+	const repo = "e2e/phantom"
+	id := workflows.RepositoryWorkflowID("e2e", "phantom")
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"phantom-1","minIdle":1,"maxRunners":3,
+		"idleGracePeriod":"1m","bootstrapTimeout":"1m","queuePollInterval":"0s"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	c := e.temporal
+	first, err := c.DescribeWorkflow(context.Background(), id, "")
+	require.NoError(t, err)
+
+	long := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 20*time.Second, 1, "long")
+	var busy string
+	eventually(t, 60*time.Second, "the long job running", func() bool {
+		for _, r := range e.pool(repo).Runners {
+			if r.State == workflows.RunnerBusy {
+				busy = r.Name
+			}
+		}
+		return busy != ""
+	})
+	// Short jobs make the pool's history long: it continues as new.
+	short := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 100*time.Millisecond, 6, "short")
+	eventually(t, 60*time.Second, "the pool continued as new", func() bool {
+		d, err := c.DescribeWorkflow(context.Background(), id, "")
+		return err == nil && d.WorkflowExecution.RunID != first.WorkflowExecution.RunID
+	})
+	require.NoError(t, c.TerminateWorkflow(context.Background(), workflows.RunnerWorkflowID("e2e", "phantom", busy), "",
+		"an operator terminated it"))
+	eventually(t, 30*time.Second, "the pool forgot the terminated runner", func() bool {
+		for _, r := range e.pool(repo).Runners {
+			if r.Name == busy {
+				return false
+			}
+		}
+		return true
+	})
+	more := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 100*time.Millisecond, 3, "more")
+	eventually(t, 90*time.Second, "every job served", func() bool {
+		done := 0
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Status == githubsim.StatusCompleted {
+				done++
+			}
+		}
+		return done == len(long)+len(short)+len(more)
+	})
+	code, b = e.do("DELETE", "/api/v1/repositories/"+repo, "")
+	require.Equal(t, http.StatusAccepted, code, "%s", b)
+	eventually(t, 60*time.Second, "the drain ended", func() bool {
+		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
+		return code == http.StatusNotFound
+	})
+}
+
+// startOwnDevServer starts a Temporal dev server of this test's own, with extra
+// arguments (dynamic config), and returns its address.
+func startOwnDevServer(t *testing.T, ns string, extra ...string) string {
+	t.Helper()
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  temporalBin,
+		ClientOptions: &client.Options{Namespace: ns, Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
+		LogLevel:      "error",
+		ExtraArgs:     append([]string{"--namespace", ns}, extra...),
+		Stdout:        &log,
+		Stderr:        &log,
+	})
+	require.NoError(t, err, "start Temporal dev server: %s", log.String())
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Log(fmt.Sprint("stop dev server: ", err))
+		}
+	})
+	return s.FrontendHostPort()
+}
