@@ -68,19 +68,9 @@ func runMain(m *testing.M) int {
 	for _, ns := range namespaces {
 		extra = append(extra, "--namespace", ns)
 	}
-	var devLog bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	devServer, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  temporalBin,
-		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
-		LogLevel:      "error",
-		ExtraArgs:     extra,
-		Stdout:        &devLog,
-		Stderr:        &devLog,
-	})
+	devServer, err = startDevServer(extra...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start Temporal dev server:", err, devLog.String())
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	temporalAddr = devServer.FrontendHostPort()
@@ -89,6 +79,26 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "stop dev server:", err)
 	}
 	return code
+}
+
+// startDevServer starts a Temporal dev server (the temporal CLI) with
+// extra arguments: namespaces, dynamic config.
+func startDevServer(extra ...string) (*testsuite.DevServer, error) {
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  temporalBin,
+		ClientOptions: &client.Options{Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
+		LogLevel:      "error",
+		ExtraArgs:     extra,
+		Stdout:        &log,
+		Stderr:        &log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start Temporal dev server: %w\n%s", err, log.String())
+	}
+	return s, nil
 }
 
 // temporalClient returns a client of the shared dev server in namespace ns.

@@ -1,19 +1,12 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
@@ -82,25 +75,16 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	})
 }
 
-// startOwnDevServer starts a Temporal dev server of this test's own, with extra
-// arguments (dynamic config), and returns its address.
+// startOwnDevServer starts a Temporal dev server of this test's own, with
+// namespace ns and extra arguments (dynamic config), and returns its
+// address.
 func startOwnDevServer(t *testing.T, ns string, extra ...string) string {
 	t.Helper()
-	var log bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	s, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  temporalBin,
-		ClientOptions: &client.Options{Namespace: ns, Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
-		LogLevel:      "error",
-		ExtraArgs:     append([]string{"--namespace", ns}, extra...),
-		Stdout:        &log,
-		Stderr:        &log,
-	})
-	require.NoError(t, err, "start Temporal dev server: %s", log.String())
+	s, err := startDevServer(append([]string{"--namespace", ns}, extra...)...)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
-			t.Log(fmt.Sprint("stop dev server: ", err))
+			t.Log("stop dev server:", err)
 		}
 	})
 	return s.FrontendHostPort()
