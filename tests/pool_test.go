@@ -313,3 +313,50 @@ func TestJobsAreServedWhenEveryWebhookIsLost(t *testing.T) {
 	assert.Positive(t, st.WebhooksDropped)
 	assert.Positive(t, st.Requests["GET /repos/{owner}/{repo}/actions/runs 200"], "the pool found them by polling")
 }
+
+// TestJobsOfARunInProgressAreFoundWhenTheirWebhookIsLost: a run of three
+// jobs that each wait for the one before (needs:) is in_progress while its
+// later jobs wait in the queue, so GitHub lists no queued run. With every
+// webhook lost from the first job's run on, the poll finds the later jobs
+// anyway, and every job is served.
+func TestJobsOfARunInProgressAreFoundWhenTheirWebhookIsLost(t *testing.T) {
+	t.Parallel()
+	e := newPoolEnv(t, "e2e-runs", "runs-1")
+	const repo = "e2e/runs"
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"runs-1","queuePollInterval":"10s","bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	job := githubsim.RunJob{Labels: []string{"self-hosted", "linux"}, DurationMs: 3000}
+	_, ids := e.sim.EnqueueRun("e2e", "runs", []githubsim.RunJob{job, job, job}, true)
+	eventually(t, 60*time.Second, "the first job running", func() bool { return e.pool(repo).Counts.Busy == 1 })
+	e.sim.SetFaults(githubsim.Faults{Seed: 1, Webhooks: githubsim.WebhookFaults{DropRate: 1}})
+
+	// The state the missed-webhook poll once missed: the first job done,
+	// the run in progress, the second job queued, no run queued, and the
+	// pool's queue empty.
+	eventually(t, 60*time.Second, "the first job done and the second queued", func() bool {
+		jobs := e.sim.Jobs(repo)
+		return len(jobs) == 2 && jobs[0].Status == githubsim.StatusCompleted && jobs[1].Status == githubsim.StatusQueued
+	})
+	req, err := http.NewRequest("GET", e.simURL+"/repos/e2e/runs/actions/runs?status=queued", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer ghs_e2e")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var runs struct {
+		TotalCount int `json:"total_count"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&runs))
+	resp.Body.Close()
+	assert.Zero(t, runs.TotalCount, "no run is queued while its second job waits")
+
+	eventually(t, 90*time.Second, "every job of the run served", func() bool {
+		done := 0
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Status == githubsim.StatusCompleted && j.Conclusion == "success" {
+				done++
+			}
+		}
+		return done == len(ids)
+	})
+	assert.Positive(t, e.sim.Stats().WebhooksDropped)
+}

@@ -191,6 +191,37 @@ func TestListQueuedJobs(t *testing.T) {
 	assert.Equal(t, []string{"self-hosted", "gpu"}, jobs[0].Labels)
 }
 
+// TestListQueuedJobsOfARunInProgress: a run whose first job is done (or
+// running) is in_progress while its next job waits in the queue: that job
+// is listed too.
+func TestListQueuedJobsOfARunInProgress(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	runID, ids := sim.EnqueueRun("octo", "app", []githubsim.RunJob{
+		{Name: "build", Labels: []string{"self-hosted"}}, {Name: "test", Labels: []string{"self-hosted"}}}, true)
+	jobs, err := c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1, "the second job waits for the first")
+	assert.Equal(t, ids[0], jobs[0].ID)
+
+	// A runner does the first job: the run is in progress, the second
+	// job queued.
+	jit, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, githubsim.RunRunner(runCtx, githubsim.RunnerConfig{URL: url, JITConfig: jit.EncodedConfig}))
+	run, _, err := c.gh.Actions.GetWorkflowRunByID(ctx, repo.Owner, repo.Name, runID)
+	require.NoError(t, err)
+	assert.Equal(t, "in_progress", run.GetStatus())
+	jobs, err = c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1, "the queued job of a run in progress is listed")
+	assert.Equal(t, ids[1], jobs[0].ID)
+	assert.Equal(t, runID, jobs[0].RunID)
+}
+
 func TestGitHubAppAuthExchangesAnInstallationToken(t *testing.T) {
 	sim, url := newSim(t)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -240,11 +271,12 @@ func TestPollingAnUnchangedQueueCostsNoRateLimit(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, first, again, "a 304 is answered from the cache")
 	}
-	assert.Equal(t, 3.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs", 304))
-	assert.Equal(t, 6.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304))
+	// A poll lists the runs of four statuses, then the jobs of each run.
+	assert.Equal(t, 3.0*4, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs", 304))
+	assert.Equal(t, 3.0*2, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304))
 	win, _, err := c.gh.RateLimit.Get(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 15000-3, win.GetCore().Remaining, "only the first poll's three requests were counted")
+	assert.Equal(t, 15000-6, win.GetCore().Remaining, "only the first poll's six requests were counted")
 
 	sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "build")
 	third, err := c.ListQueuedJobs(ctx, repo)

@@ -136,25 +136,54 @@ func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
 // QueuedJob is a job GitHub reports queued.
 type QueuedJob = activities.QueuedJob
 
-// ListQueuedJobs returns the queued jobs of repo, from its queued runs: the
-// fallback for webhooks that never arrived.
+// ListQueuedJobs returns the queued jobs of repo, from every run that may
+// have one (not only queued runs: a run is in progress while its later
+// jobs wait): the fallback for webhooks that never arrived. Conditional
+// requests keep an unchanged poll free of rate limit.
 func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
 	var out []QueuedJob
-	opts := &gh.ListWorkflowRunsOptions{Status: "queued", ListOptions: gh.ListOptions{PerPage: 100}}
-	for {
-		runs, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Name, opts)
+	seen := map[int64]bool{}
+	for _, status := range runStatusesWithQueuedJobs {
+		runs, err := c.runsWithStatus(ctx, repo, status)
 		if err != nil {
-			return nil, classify("list queued runs of "+repo.String(), resp, err)
+			return nil, err
 		}
-		for _, run := range runs.WorkflowRuns {
-			jobs, err := c.runJobs(ctx, repo, run.GetID())
+		for _, id := range runs {
+			if seen[id] {
+				continue // its status changed between two lists
+			}
+			seen[id] = true
+			jobs, err := c.runJobs(ctx, repo, id)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, jobs...)
 		}
+	}
+	return out, nil
+}
+
+// runStatusesWithQueuedJobs are the statuses of the workflow runs that
+// may have a job queued: a run with several jobs is in_progress while its
+// later jobs wait (needs:, a matrix, max-parallel), pending while it waits
+// for its concurrency group, waiting for an approval.
+var runStatusesWithQueuedJobs = []string{"queued", "in_progress", "pending", "waiting"}
+
+// runsWithStatus lists the ids of the runs of repo with a status, every
+// page.
+func (c *Client) runsWithStatus(ctx context.Context, repo Repo, status string) ([]int64, error) {
+	var ids []int64
+	opts := &gh.ListWorkflowRunsOptions{Status: status, ListOptions: gh.ListOptions{PerPage: 100}}
+	for {
+		runs, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return nil, classify(fmt.Sprintf("list %s runs of %s", status, repo), resp, err)
+		}
+		for _, run := range runs.WorkflowRuns {
+			ids = append(ids, run.GetID())
+		}
 		if resp.NextPage == 0 {
-			return out, nil
+			return ids, nil
 		}
 		opts.Page = resp.NextPage
 	}

@@ -157,6 +157,7 @@ func (s *Sim) githubRoutes() http.Handler {
 		shared(r)
 		r.Get("/installation", s.getRepoInstallation)
 		r.Get("/actions/runs", s.listRuns)
+		r.Get("/actions/runs/{run}", s.getRun)
 		r.Get("/actions/runs/{run}/jobs", s.listRunJobs)
 		r.Get("/actions/jobs/{job}", s.getJob)
 		r.Post("/actions/jobs/{job}/rerun", s.rerunJob)
@@ -548,12 +549,11 @@ func (s *Sim) deleteRunner(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sim) runJSON(j *Job) map[string]any {
-	status := j.Status
-	return map[string]any{"id": j.RunID, "name": "CI", "status": status, "conclusion": nullable(j.Conclusion),
+func (s *Sim) runJSON(r *run, status, conclusion string) map[string]any {
+	return map[string]any{"id": r.id, "name": "CI", "status": status, "conclusion": nullable(conclusion),
 		"run_attempt": 1, "head_branch": "main", "event": "push",
-		"html_url":   s.baseURL + "/" + j.Repo + "/actions/runs/" + strconv.FormatInt(j.RunID, 10),
-		"created_at": j.CreatedAt.Format(time.RFC3339), "updated_at": j.CreatedAt.Format(time.RFC3339)}
+		"html_url":   s.baseURL + "/" + r.repo + "/actions/runs/" + strconv.FormatInt(r.id, 10),
+		"created_at": r.createdAt.Format(time.RFC3339), "updated_at": r.createdAt.Format(time.RFC3339)}
 }
 
 func nullable(s string) any {
@@ -592,14 +592,27 @@ func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
 	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
 	status := r.URL.Query().Get("status")
 	var runs []map[string]any
-	for _, j := range s.st.jobsOf(repo.fullName()) {
-		if status == "" || j.Status == status {
-			runs = append(runs, s.runJSON(j))
+	for _, run := range s.st.runsOf(repo.fullName()) {
+		if st, conclusion := s.st.runStatus(run); status == "" || st == status {
+			runs = append(runs, s.runJSON(run, st, conclusion))
 		}
 	}
 	s.st.mu.Unlock()
 	from, to := s.page(w, r, len(runs))
 	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(runs), "workflow_runs": append([]map[string]any{}, runs[from:to]...)})
+}
+
+func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {
+	id, _ := atoi64(chi.URLParam(r, "run"))
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	run := s.st.runs[id]
+	if run == nil || !sameRepo(run.repo, chi.URLParam(r, "owner")+"/"+chi.URLParam(r, "repo")) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	status, conclusion := s.st.runStatus(run)
+	writeJSON(w, http.StatusOK, s.runJSON(run, status, conclusion))
 }
 
 func (s *Sim) listRunJobs(w http.ResponseWriter, r *http.Request) {

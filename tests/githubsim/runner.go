@@ -176,7 +176,7 @@ func (s *Sim) runnerComplete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "job is not running on this runner")
 		return
 	}
-	s.finishJob(j, req.Conclusion)
+	sendNext := s.finishJob(j, req.Conclusion)
 	rn.Busy, rn.JobID = false, 0
 	rn.jobsDone++
 	exit := rn.Ephemeral
@@ -188,6 +188,7 @@ func (s *Sim) runnerComplete(w http.ResponseWriter, r *http.Request) {
 	repo := s.st.repoOf(j.Repo)
 	s.st.mu.Unlock()
 	s.jobWebhook("completed", repo, &c)
+	sendNext()
 	writeJSON(w, http.StatusOK, map[string]bool{"exit": exit})
 }
 

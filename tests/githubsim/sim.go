@@ -96,6 +96,7 @@ func (s *Sim) Handler() http.Handler {
 	r.Route("/_sim", func(r chi.Router) {
 		r.Post("/repos", s.createRepo)
 		r.Post("/jobs", s.enqueueJobs)
+		r.Post("/runs", s.enqueueRun)
 		r.Get("/jobs", s.listJobs)
 		r.Get("/runners", s.listSimRunners)
 		r.Get("/stats", s.getStats)
@@ -213,27 +214,100 @@ func (s *Sim) enqueueJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"ids": ids})
 }
 
+// RunRequest is the body of POST /_sim/runs.
+type RunRequest struct {
+	Repo       string   `json:"repo"`
+	Jobs       []RunJob `json:"jobs"`
+	Sequential bool     `json:"sequential"`
+}
+
+// enqueueRun starts a workflow run of several jobs: 201 {"runId","ids"}.
+func (s *Sim) enqueueRun(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if !decodeControl(w, r, &req) {
+		return
+	}
+	owner, name, ok := splitRepo(w, req.Repo)
+	if !ok {
+		return
+	}
+	if len(req.Jobs) == 0 || len(req.Jobs) > 256 {
+		writeError(w, http.StatusBadRequest, "jobs: want 1 to 256")
+		return
+	}
+	for i, j := range req.Jobs {
+		if j.DurationMs < 0 {
+			writeError(w, http.StatusBadRequest, "durationMs must be >= 0")
+			return
+		}
+		if j.Name == "" {
+			req.Jobs[i].Name = fmt.Sprintf("job-%d", i+1)
+		}
+	}
+	runID, ids := s.EnqueueRun(owner, name, req.Jobs, req.Sequential)
+	writeJSON(w, http.StatusCreated, map[string]any{"runId": runID, "ids": ids})
+}
+
 // Enqueue queues count jobs in owner/name, each one its own workflow run,
 // and sends their queued webhooks.
 func (s *Sim) Enqueue(owner, name string, labels []string, d time.Duration, count int, jobName string) []int64 {
+	var ids []int64
+	for range count {
+		_, runIDs := s.EnqueueRun(owner, name, []RunJob{{Name: jobName, Labels: labels, DurationMs: d.Milliseconds()}}, false)
+		ids = append(ids, runIDs...)
+	}
+	return ids
+}
+
+// RunJob is one job of a workflow run to queue.
+type RunJob struct {
+	Name       string   `json:"name"`
+	Labels     []string `json:"labels"`
+	DurationMs int64    `json:"durationMs"`
+}
+
+// EnqueueRun starts a workflow run of owner/name with jobs, all queued at
+// once, or each only when the one before it has completed (sequential,
+// as needs: does), and sends the queued webhooks. It returns the run's id
+// and its jobs' ids.
+func (s *Sim) EnqueueRun(owner, name string, jobs []RunJob, sequential bool) (int64, []int64) {
 	s.st.mu.Lock()
 	repo := s.st.repo(owner, name)
+	var all []*Job
 	var ids []int64
-	var events []*Job
-	for range count {
-		j := &Job{ID: s.st.id(), RunID: s.st.id(), RunAttempt: 1, Repo: repo.fullName(), Name: jobName, Status: StatusQueued,
-			Labels: append([]string(nil), labels...), DurationMs: d.Milliseconds(), CreatedAt: now()}
-		s.st.jobs[j.ID] = j
+	for _, rj := range jobs {
+		labels := rj.Labels
+		if len(labels) == 0 {
+			labels = []string{"self-hosted"}
+		}
+		j := &Job{ID: s.st.id(), Name: rj.Name, Labels: append([]string(nil), labels...), DurationMs: rj.DurationMs}
+		all = append(all, j)
 		ids = append(ids, j.ID)
+	}
+	r, queued := s.st.newRun(repo.fullName(), all, sequential)
+	var events []*Job
+	for _, j := range queued {
 		c := *j
 		events = append(events, &c)
 	}
-	s.st.signalJobs()
 	s.st.mu.Unlock()
 	for _, j := range events {
 		s.jobWebhook("queued", repo, j)
 	}
-	return ids
+	return r.id, ids
+}
+
+// queueNext queues the next job of j's run, if any, after j completed,
+// and sends its webhook; the caller holds the lock, and calls the
+// returned function once it has released it.
+func (s *Sim) queueNext(j *Job) (send func()) {
+	n := s.st.next(j)
+	if n == nil {
+		return func() {}
+	}
+	c := *n
+	repo := s.st.repoOf(n.Repo)
+	return func() { s.jobWebhook("queued", repo, &c) }
 }
 
 func (s *Sim) listJobs(w http.ResponseWriter, r *http.Request) {
@@ -409,10 +483,13 @@ func (s *Sim) watchRunners(ctx context.Context) {
 	}
 }
 
-// finishJob completes j; the caller holds the lock.
-func (s *Sim) finishJob(j *Job, conclusion string) {
+// finishJob completes j and queues the next job of its run, if any; the
+// caller holds the lock, and calls the returned function, which sends the
+// next job's webhook, once it has released it.
+func (s *Sim) finishJob(j *Job, conclusion string) (sendNext func()) {
 	t := now()
 	j.Status, j.Conclusion, j.CompletedAt = StatusCompleted, conclusion, &t
+	return s.queueNext(j)
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

@@ -819,3 +819,57 @@ func TestEveryRouteWithGoGitHub(t *testing.T) {
 		})
 	}
 }
+
+// TestRunsOfSeveralJobs: POST /_sim/runs starts a run of several jobs; a
+// sequential run queues each job only when the one before it succeeded,
+// and the run's status is GitHub's: queued, then in_progress while any
+// job is left, then completed.
+func TestRunsOfSeveralJobs(t *testing.T) {
+	e := newSimEnv(t)
+	gh := e.clients()["dotcom"]
+	ctx := context.Background()
+	resp, err := http.Post(e.srv.URL+"/_sim/runs", "application/json", strings.NewReader(`{"repo":"octo/app","sequential":true,
+		"jobs":[{"name":"build","labels":["self-hosted"],"durationMs":10},{"name":"test","labels":["self-hosted"],"durationMs":10}]}`))
+	require.NoError(t, err)
+	var created struct {
+		RunID int64   `json:"runId"`
+		IDs   []int64 `json:"ids"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Len(t, created.IDs, 2)
+	status := func() string {
+		run, _, err := gh.Actions.GetWorkflowRunByID(ctx, "octo", "app", created.RunID)
+		require.NoError(t, err)
+		return run.GetStatus()
+	}
+	assert.Equal(t, "queued", status())
+	jobs := e.sim.Jobs("octo/app")
+	require.Len(t, jobs, 1, "the second job waits for the first")
+	assert.Equal(t, created.RunID, jobs[0].RunID)
+
+	jit, _, err := gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+		Name: "r-1", RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+	require.NoError(t, err)
+	require.NoError(t, RunRunner(ctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}))
+	assert.Equal(t, "in_progress", status(), "one job done, one queued")
+	runs, _, err := gh.Actions.ListRepositoryWorkflowRuns(ctx, "octo", "app", &github.ListWorkflowRunsOptions{Status: "queued"})
+	require.NoError(t, err)
+	assert.Zero(t, runs.GetTotalCount(), "a run with a job done is not queued")
+	jobs = e.sim.Jobs("octo/app")
+	require.Len(t, jobs, 2)
+	assert.Equal(t, StatusQueued, jobs[1].Status)
+	e.eventually("the second job's queued webhook", func() bool { return len(e.recv.actions(created.IDs[1])) == 1 })
+
+	jit, _, err = gh.Actions.GenerateRepoJITConfig(ctx, "octo", "app", &github.GenerateJITConfigRequest{
+		Name: "r-2", RunnerGroupID: 1, Labels: []string{"self-hosted"}})
+	require.NoError(t, err)
+	require.NoError(t, RunRunner(ctx, RunnerConfig{JITConfig: jit.GetEncodedJITConfig()}))
+	assert.Equal(t, "completed", status())
+
+	resp, err = http.Post(e.srv.URL+"/_sim/runs", "application/json", strings.NewReader(`{"repo":"octo/app","jobs":[]}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}

@@ -107,6 +107,7 @@ type state struct {
 	orgs      map[string]*organization
 	runners   map[int64]*Runner
 	jobs      map[int64]*Job
+	runs      map[int64]*run
 	nextID    int64
 	tokens    map[string]tokenInfo // registration, remove and installation tokens
 	jobsReady chan struct{}        // closed and replaced when a job is queued
@@ -127,6 +128,7 @@ func newState() *state {
 		orgs:      map[string]*organization{},
 		runners:   map[int64]*Runner{},
 		jobs:      map[int64]*Job{},
+		runs:      map[int64]*run{},
 		nextID:    firstID(),
 		tokens:    map[string]tokenInfo{},
 		jobsReady: make(chan struct{}),
@@ -167,6 +169,105 @@ func (s *state) org(name string) *organization {
 		s.orgs[key] = o
 	}
 	return o
+}
+
+// run is a workflow run: its jobs are the Jobs with its RunID; a
+// sequential run's later jobs wait here until the one before completes.
+type run struct {
+	id        int64
+	repo      string
+	createdAt time.Time
+	pending   []*Job
+}
+
+// newRun starts a run of repo with jobs (their ids, names, labels and
+// durations set), queued at once, or one after another when sequential.
+// The caller holds the lock; it returns the jobs queued now.
+func (s *state) newRun(repo string, jobs []*Job, sequential bool) (*run, []*Job) {
+	r := &run{id: s.id(), repo: repo, createdAt: now()}
+	s.runs[r.id] = r
+	for _, j := range jobs {
+		j.RunID, j.RunAttempt, j.Repo, j.Status = r.id, 1, repo, StatusQueued
+	}
+	queued := jobs
+	if sequential && len(jobs) > 1 {
+		queued, r.pending = jobs[:1], jobs[1:]
+	}
+	for _, j := range queued {
+		j.CreatedAt = now()
+		s.jobs[j.ID] = j
+	}
+	s.signalJobs()
+	return r, queued
+}
+
+// next queues the next job of a sequential run after j completed, if j
+// succeeded; a failure skips the rest, as needs: does. The caller holds
+// the lock.
+func (s *state) next(j *Job) *Job {
+	r := s.runs[j.RunID]
+	if r == nil || len(r.pending) == 0 {
+		return nil
+	}
+	if j.Conclusion != "success" {
+		r.pending = nil
+		return nil
+	}
+	n := r.pending[0]
+	r.pending = r.pending[1:]
+	n.CreatedAt = now()
+	s.jobs[n.ID] = n
+	s.signalJobs()
+	return n
+}
+
+// runStatus is a run's status and conclusion as GitHub computes them:
+// queued while none of its jobs has started, completed when all have,
+// in_progress in between (as when one job is done and the next waits).
+func (s *state) runStatus(r *run) (status, conclusion string) {
+	var queued, running, done int
+	conclusion = "success"
+	attempt := int64(0)
+	for _, j := range s.jobs {
+		if j.RunID == r.id {
+			attempt = max(attempt, j.RunAttempt)
+		}
+	}
+	for _, j := range s.jobs {
+		if j.RunID != r.id || j.RunAttempt != attempt {
+			continue // a job of another run, or an earlier attempt
+		}
+		switch j.Status {
+		case StatusQueued:
+			queued++
+		case StatusInProgress:
+			running++
+		case StatusCompleted:
+			done++
+			if j.Conclusion != "success" {
+				conclusion = j.Conclusion
+			}
+		}
+	}
+	switch {
+	case running == 0 && done == 0:
+		return StatusQueued, ""
+	case running == 0 && queued == 0 && len(r.pending) == 0:
+		return StatusCompleted, conclusion
+	}
+	return StatusInProgress, ""
+}
+
+// runsOf returns the runs of repo (all when empty), oldest first.
+func (s *state) runsOf(repo string) []*run {
+	var out []*run
+	for _, r := range s.runs {
+		if repo == "" || sameRepo(r.repo, repo) {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
 }
 
 // orgScope is the runner scope of an organization's runners.
