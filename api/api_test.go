@@ -294,11 +294,11 @@ func TestRegisterHeartbeatListUnregister(t *testing.T) {
 	assert.Equal(t, "lab-1", list.Agents[0].Name)
 
 	// Unregistering answers at once; GET shows the drain's progress.
-	cfg := workflows.PoolConfigRequest{}.Config()
+	cfg := workflows.DefaultPoolConfig()
 	cfg.Agent = "lab-1"
 	e.repos.set(workflows.RepositoryView{Repository: "octo/app", Pools: []workflows.PoolView{
 		{Pool: "default", Config: cfg, Draining: true, Counts: workflows.PoolCounts{Busy: 2, Deleting: 1}},
-		{Pool: "gpu", Config: workflows.PoolConfigRequest{}.Config(), Counts: workflows.PoolCounts{Idle: 4}}}})
+		{Pool: "gpu", Config: workflows.DefaultPoolConfig(), Counts: workflows.PoolCounts{Idle: 4}}}})
 	resp, body = e.do("DELETE", "/api/v1/agents/lab-1?reason=decommissioned", adminToken, "", "")
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, "%s", body)
 	var v AgentView

@@ -84,16 +84,64 @@ func (h *handlers) poolParams(w http.ResponseWriter, r *http.Request) (owner, re
 	return owner, repo, pool, true
 }
 
+// putPool creates or changes a pool: the body is its whole config, fields
+// left out take their defaults.
 func (h *handlers) putPool(w http.ResponseWriter, r *http.Request) {
 	owner, repo, pool, ok := h.poolParams(w, r)
 	if !ok {
 		return
 	}
-	var req workflows.PoolConfigRequest
-	if !decodeJSON(w, r, &req, true) {
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	cfg := req.Config()
+	cfg, err := workflows.DecodePoolConfig(body)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return
+	}
+	h.configurePool(w, r, owner, repo, workflows.ConfigureRequest{Pool: pool, Config: cfg}, cfg)
+}
+
+// patchPool changes the fields of a pool that a JSON merge patch (RFC
+// 7386) names: null resets one to its default. A pool that does not exist
+// is created from the defaults. The pool's workflow applies the patch, so
+// concurrent patches lose nothing.
+func (h *handlers) patchPool(w http.ResponseWriter, r *http.Request) {
+	owner, repo, pool, ok := h.poolParams(w, r)
+	if !ok {
+		return
+	}
+	body, ok := readBody(w, r, "application/merge-patch+json", "application/json")
+	if !ok {
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "the body must be a JSON merge patch: an object")
+		return
+	}
+	base := workflows.DefaultPoolConfig()
+	if v, err := h.cfg.Repositories.Get(r.Context(), owner, repo); err == nil {
+		if p, found := v.Pool(pool); found {
+			base = p.Config
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		h.backendError(w, r, "get repository "+owner+"/"+repo, err)
+		return
+	}
+	cfg, err := workflows.PatchPoolConfig(base, body)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, err.Error())
+		return
+	}
+	h.configurePool(w, r, owner, repo, workflows.ConfigureRequest{Pool: pool, Patch: body}, cfg)
+}
+
+// configurePool validates the config a request will set, checks its agent
+// and sends the request to the repository's workflow.
+func (h *handlers) configurePool(w http.ResponseWriter, r *http.Request, owner, repo string, req workflows.ConfigureRequest,
+	cfg workflows.PoolConfig) {
 	if err := cfg.Validate(); err != nil {
 		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, err.Error())
 		return
@@ -101,13 +149,13 @@ func (h *handlers) putPool(w http.ResponseWriter, r *http.Request) {
 	if !h.checkPoolAgent(w, r, cfg) {
 		return
 	}
-	actor := IdentityFrom(r.Context()).Subject
-	v, err := h.cfg.Repositories.ConfigurePool(r.Context(), owner, repo, workflows.ConfigureRequest{Pool: pool, Config: cfg, Actor: actor})
+	req.Config, req.Actor = cfg, IdentityFrom(r.Context()).Subject
+	v, err := h.cfg.Repositories.ConfigurePool(r.Context(), owner, repo, req)
 	if err != nil {
-		h.backendError(w, r, "configure pool "+pool+" of "+owner+"/"+repo, err)
+		h.backendError(w, r, "configure pool "+req.PoolName()+" of "+owner+"/"+repo, err)
 		return
 	}
-	h.log.Info("Pool configured", "repository", owner+"/"+repo, "pool", pool, "agent", cfg.Agent, "actor", actor)
+	h.log.Info("Pool configured", "repository", owner+"/"+repo, "pool", req.PoolName(), "agent", v.Config.Agent, "actor", req.Actor)
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -294,6 +342,25 @@ const configPageSize = 1000
 
 // agentConfig answers with the agent's pools; an ETag over the body lets a
 // polling agent get 304 while nothing changed.
+// agentPools are the pools of v that agent serves: configured, whole, and
+// not draining. A pool whose config is not whole yet (a run that has not
+// published it) is left out until it is, never sent half-made.
+func (h *handlers) agentPools(agent string, v workflows.RepositoryView) []AgentPool {
+	var out []AgentPool
+	for _, p := range v.Pools {
+		if p.Config.Agent != agent || p.Draining {
+			continue
+		}
+		if err := p.Config.Validate(); err != nil {
+			h.log.Warn("A pool's config is incomplete; the agent gets it once it is whole", "repository", v.Repository,
+				"pool", p.Pool, "agent", agent, "error", err)
+			continue
+		}
+		out = append(out, AgentPool{Repository: v.Repository, Pool: p.Pool, Config: p.Config})
+	}
+	return out
+}
+
 func (h *handlers) agentConfig(w http.ResponseWriter, r *http.Request) {
 	name, ok := h.agentName(w, r)
 	if !ok {
@@ -307,11 +374,7 @@ func (h *handlers) agentConfig(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, v := range repos {
-			for _, p := range v.Pools {
-				if p.Config.Agent == name && !p.Draining {
-					cfg.Repositories = append(cfg.Repositories, AgentPool{Repository: v.Repository, Pool: p.Pool, Config: p.Config})
-				}
-			}
+			cfg.Repositories = append(cfg.Repositories, h.agentPools(name, v)...)
 		}
 		if next == "" || next == cursor {
 			break

@@ -38,7 +38,18 @@ func (m *memRepositories) ConfigurePool(_ context.Context, owner, repo string, r
 		r = &workflows.RepositoryView{Repository: owner + "/" + repo}
 		m.repos[id] = r
 	}
-	v := workflows.PoolView{Repository: r.Repository, Pool: req.PoolName(), Config: req.Config, ConfiguredBy: req.Actor,
+	cfg := req.Config
+	if len(req.Patch) > 0 { // as the workflow does: the patch on the pool as it is
+		base := workflows.DefaultPoolConfig()
+		if p, ok := r.Pool(req.PoolName()); ok {
+			base = p.Config
+		}
+		var err error
+		if cfg, err = workflows.PatchPoolConfig(base, req.Patch); err != nil {
+			return workflows.PoolView{}, &RejectedError{Type: workflows.ErrTypeInvalidRequest, Message: err.Error()}
+		}
+	}
+	v := workflows.PoolView{Repository: r.Repository, Pool: req.PoolName(), Config: cfg, ConfiguredBy: req.Actor,
 		Runners: []workflows.RunnerView{}, Queue: []workflows.QueuedJob{}}
 	for i, p := range r.Pools {
 		if p.Pool == v.Pool {
@@ -318,12 +329,30 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
 }
 
+// TestAgentNeverGetsAPoolWithoutItsConfig: a pool whose published config
+// is not whole (only its agent) is not sent to the agent.
+func TestAgentNeverGetsAPoolWithoutItsConfig(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
+	whole := workflows.DefaultPoolConfig()
+	repos.set(workflows.RepositoryView{Repository: "octo/a", Pools: []workflows.PoolView{
+		{Pool: "half", Config: workflows.PoolConfig{Agent: "local"}},
+		{Pool: "whole", Config: whole},
+	}})
+	resp, body := e.do("GET", "/api/v1/agents/local/config", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var cfg AgentConfig
+	require.NoError(t, json.Unmarshal(body, &cfg))
+	require.Len(t, cfg.Repositories, 1, "%s", body)
+	assert.Equal(t, "whole", cfg.Repositories[0].Pool)
+	assert.Equal(t, "process", cfg.Repositories[0].Config.Provider.Kind())
+}
+
 // TestAgentConfigReadsEveryPage: an agent with more pools than one page of
 // the visibility store gets them all.
 func TestAgentConfigReadsEveryPage(t *testing.T) {
 	e, repos := newPoolAPIEnv(t)
 	const n = configPageSize + 5
-	local, other := workflows.PoolConfigRequest{}.Config(), workflows.PoolConfigRequest{}.Config()
+	local, other := workflows.DefaultPoolConfig(), workflows.DefaultPoolConfig()
 	other.Agent = "gpu-1"
 	for i := range n {
 		repos.set(workflows.RepositoryView{Repository: fmt.Sprintf("octo/r%04d", i), Pools: []workflows.PoolView{

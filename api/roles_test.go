@@ -67,6 +67,8 @@ func TestEveryRoleAgainstEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/repositories/o/r/pools", [7]int{out, out, ok, ok, ok, no, no}},
 		{"GET", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, ok, no, no}},
 		{"PUT", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, no, no, no}},
+		{"PATCH", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, no, no, no}},
+		{"PATCH", "/api/v1/repositories/o/r", [7]int{out, out, ok, ok, no, no, no}},
 		{"DELETE", "/api/v1/repositories/o/r/pools/gpu", [7]int{out, out, ok, ok, no, no, no}},
 		{"GET", "/api/v1/tokens", [7]int{out, out, ok, ok, no, no, no}},
 		{"POST", "/api/v1/tokens", [7]int{out, out, ok, ok, no, no, no}},

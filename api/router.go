@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -108,10 +110,12 @@ func NewRouter(cfg Config) http.Handler {
 		// several pools.
 		r.With(read).Get("/repositories/{owner}/{repo}", h.getPool)
 		r.With(write).Put("/repositories/{owner}/{repo}", h.putPool)
+		r.With(write).Patch("/repositories/{owner}/{repo}", h.patchPool)
 		r.With(write).Delete("/repositories/{owner}/{repo}", h.deletePool)
 		r.With(read).Get("/repositories/{owner}/{repo}/pools", h.listPools)
 		r.With(read).Get("/repositories/{owner}/{repo}/pools/{pool}", h.getPool)
 		r.With(write).Put("/repositories/{owner}/{repo}/pools/{pool}", h.putPool)
+		r.With(write).Patch("/repositories/{owner}/{repo}/pools/{pool}", h.patchPool)
 		r.With(write).Delete("/repositories/{owner}/{repo}/pools/{pool}", h.deletePool)
 		r.With(read).Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
 		r.With(read).Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
@@ -161,15 +165,19 @@ func (h *handlers) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// decodeJSON reads r's body into v: at most MaxBodyBytes, JSON only, no
-// unknown fields. An empty body leaves v as it is when allowEmpty. On
-// failure it has answered the request and returns false.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+// readBody reads r's body: at most MaxBodyBytes, of one of the media
+// types given (default application/json; a body without Content-Type is
+// taken as the first). On failure it has answered the request and returns
+// false.
+func readBody(w http.ResponseWriter, r *http.Request, mediaTypes ...string) ([]byte, bool) {
+	if len(mediaTypes) == 0 {
+		mediaTypes = []string{"application/json"}
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			writeProblem(w, r, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia, "send application/json")
-			return false
+		if err != nil || !slices.Contains(mediaTypes, mt) {
+			writeProblem(w, r, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia, "send "+strings.Join(mediaTypes, " or "))
+			return nil, false
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -177,9 +185,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			writeProblem(w, r, http.StatusRequestEntityTooLarge, ProblemTooLarge, "the body exceeds 1 MiB")
-			return false
+			return nil, false
 		}
 		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "read body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeJSON reads r's body into v: at most MaxBodyBytes, JSON only, no
+// unknown fields. An empty body leaves v as it is when allowEmpty. On
+// failure it has answered the request and returns false.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	body, ok := readBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(body) == 0 && allowEmpty {

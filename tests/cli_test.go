@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/garo-run/garo/workflows"
+	"github.com/garo-run/garo/workflows/poolconfigtest"
 )
 
 // garo runs the garo CLI against url and returns its exit code and output.
@@ -107,6 +108,22 @@ func TestOperatorCLI(t *testing.T) {
 	code, _, errOut = garo(t, url, "", "repo", "list")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "GARO_TOKEN")
+
+	// Every field of the pool config, filled by reflection, goes through
+	// garo repo set, the server and the pool's workflow and comes back.
+	texts, err := poolconfigtest.Texts(map[string]string{"agent": "cli-1"})
+	require.NoError(t, err)
+	want, err := poolconfigtest.Config(texts)
+	require.NoError(t, err)
+	code, _, errOut = garo(t, url, adminToken, append([]string{"repo", "set", "e2e/every"}, poolconfigtest.Flags(texts)...)...)
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut = garo(t, url, adminToken, "pool", "get", "e2e/every", "-o", "json")
+	require.Equal(t, 0, code, errOut)
+	v = workflows.PoolView{}
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.True(t, v.Config.Equal(want), "garo pool get:\n%+v\nwant\n%+v", v.Config, want)
+	code, _, errOut = garo(t, url, adminToken, "repo", "delete", "e2e/every")
+	require.Equal(t, 0, code, errOut)
 
 	for _, pool := range []string{"e2e/cli/gpu", "e2e/cli"} {
 		code, out, errOut = garo(t, url, adminToken, "pool", "delete", pool)

@@ -55,8 +55,9 @@ func TestAgentsAndReadersWithTheirOwnTokens(t *testing.T) {
 	agents, err := reader.ListAgents(ctx)
 	require.NoError(t, err)
 	assert.NotEmpty(t, agents)
-	one := 1
-	_, err = reader.ConfigurePool(ctx, "e2e", "tok", "", workflows.PoolConfigRequest{Agent: ptr("tok-1"), MinIdle: &one})
+	cfg := workflows.DefaultPoolConfig()
+	cfg.Agent, cfg.MinIdle = "tok-1", 1
+	_, err = reader.ConfigurePool(ctx, "e2e", "tok", "", cfg)
 	assert.True(t, apiclient.IsStatus(err, http.StatusForbidden), "a reader cannot write: %v", err)
 
 	// A second server replica knows the same tokens: they live in Temporal.
@@ -85,5 +86,3 @@ func TestAgentsAndReadersWithTheirOwnTokens(t *testing.T) {
 		return apiclient.IsStatus(err, http.StatusUnauthorized)
 	})
 }
-
-func ptr[T any](v T) *T { return &v }

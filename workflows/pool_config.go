@@ -1,28 +1,51 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
 )
 
-// Defaults and limits of a pool's configuration.
+// PoolConfig is the configuration of one runner pool: which agent starts
+// its runners with which provider, with what labels and limits.
+//
+// It is defined here once. Each field's tags say how the API, the CLI and
+// the defaults see it: json its name, default its default and flag its
+// flag of garo pool set, both in the text form of its kind (a string, an
+// integer, true or false, a Go duration, a comma-separated list, or
+// comma-separated key=value options), and usage what it means. Decoding,
+// merge patches, equality and the CLI's flags all follow from the tags;
+// Validate, below, checks the ranges.
+type PoolConfig struct {
+	Agent      string   `json:"agent" default:"local" flag:"agent" usage:"agent that serves the pool"`
+	Labels     []string `json:"labels" default:"self-hosted,linux" flag:"labels" usage:"runner labels, comma-separated; a job goes to the pool whose labels fit it most closely"`
+	MinIdle    int      `json:"minIdle" default:"0" flag:"min-idle" usage:"idle runners to keep"`
+	MaxRunners int      `json:"maxRunners" default:"3" flag:"max-runners" usage:"most runners at once"`
+	// IdleGracePeriod is how long a runner beyond minIdle may idle.
+	IdleGracePeriod Duration `json:"idleGracePeriod" default:"2m" flag:"idle-grace" usage:"idle time before a runner beyond min-idle is deleted"`
+	// BootstrapTimeout is how long a new runner has to come online.
+	BootstrapTimeout Duration `json:"bootstrapTimeout" default:"10m" flag:"bootstrap-timeout" usage:"time for a new runner to come online"`
+	// QueuePollInterval is how often the pool asks GitHub for its queued
+	// jobs, to find those whose webhook never arrived (conditional
+	// requests: an unchanged queue costs no rate limit); 0 never.
+	QueuePollInterval Duration       `json:"queuePollInterval,omitempty" default:"2m" flag:"queue-poll-interval" usage:"how often to ask GitHub for queued jobs whose webhook was missed (0s: never)"`
+	Ephemeral         bool           `json:"ephemeral" default:"true" flag:"ephemeral" usage:"one job per runner (JIT)"`
+	RunnerGroup       string         `json:"runnerGroup" default:"default" flag:"runner-group" usage:"runner group: \"default\" or a group id"`
+	Provider          ProviderConfig `json:"provider" default:"kind=process" flag:"provider" usage:"provider: its kind, or kind=KIND,OPTION=VALUE,..."`
+}
+
+// Limits of a pool's configuration.
 const (
-	DefaultAgent            = "local"
-	DefaultMaxRunners       = 3
-	DefaultIdleGracePeriod  = 2 * time.Minute
-	DefaultBootstrapTimeout = 10 * time.Minute
-	DefaultRunnerGroup      = "default"
-	DefaultProviderKind     = "process"
-	DefaultQueuePoll        = 2 * time.Minute
-	MaxRunnersLimit         = 1000
-	MaxPoolLabels           = 64
+	MaxRunnersLimit = 1000
+	MaxPoolLabels   = 64
 )
-
-// DefaultPoolLabels are the labels of a pool that names none.
-func DefaultPoolLabels() []string { return []string{"self-hosted", "linux"} }
 
 // ProviderConfig selects the provider of a pool's runners: "kind" and the
 // provider's own options, all strings.
@@ -31,77 +54,159 @@ type ProviderConfig map[string]string
 // Kind is the provider kind.
 func (p ProviderConfig) Kind() string { return p["kind"] }
 
-// PoolConfig is the configuration of one runner pool: which agent starts
-// its runners with which provider, with what labels and limits.
-type PoolConfig struct {
-	Agent            string   `json:"agent"`
-	Labels           []string `json:"labels"`
-	MinIdle          int      `json:"minIdle"`
-	MaxRunners       int      `json:"maxRunners"`
-	IdleGracePeriod  Duration `json:"idleGracePeriod"`
-	BootstrapTimeout Duration `json:"bootstrapTimeout"`
-	// QueuePollInterval is how often the pool asks GitHub for its queued
-	// jobs, to find those whose webhook never arrived (conditional
-	// requests: an unchanged queue costs no rate limit).
-	QueuePollInterval Duration       `json:"queuePollInterval,omitempty"`
-	Ephemeral         bool           `json:"ephemeral"`
-	RunnerGroup       string         `json:"runnerGroup"`
-	Provider          ProviderConfig `json:"provider"`
+// PoolField is one field of PoolConfig, as its tags describe it.
+type PoolField struct {
+	// Name is its JSON name, Flag its flag of garo pool set.
+	Name, Flag, Usage string
+	// Default is its default, in the text form of its kind.
+	Default string
+	// Bool: a flag of it may go without a value.
+	Bool bool
+	// Type is its Go type.
+	Type reflect.Type
 }
 
-// PoolConfigRequest is the body of PUT
-// /api/v1/repositories/{owner}/{repo}/pools/{pool}: omitted fields take
-// their defaults.
-type PoolConfigRequest struct {
-	Agent             *string        `json:"agent,omitempty"`
-	Labels            []string       `json:"labels,omitempty"`
-	MinIdle           *int           `json:"minIdle,omitempty"`
-	MaxRunners        *int           `json:"maxRunners,omitempty"`
-	IdleGracePeriod   *Duration      `json:"idleGracePeriod,omitempty"`
-	BootstrapTimeout  *Duration      `json:"bootstrapTimeout,omitempty"`
-	QueuePollInterval *Duration      `json:"queuePollInterval,omitempty"`
-	Ephemeral         *bool          `json:"ephemeral,omitempty"`
-	RunnerGroup       *string        `json:"runnerGroup,omitempty"`
-	Provider          ProviderConfig `json:"provider,omitempty"`
+// PoolFields lists the fields of PoolConfig in order.
+func PoolFields() []PoolField {
+	t := reflect.TypeFor[PoolConfig]()
+	out := make([]PoolField, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out = append(out, PoolField{Name: name, Flag: f.Tag.Get("flag"), Usage: f.Tag.Get("usage"),
+			Default: f.Tag.Get("default"), Bool: f.Type.Kind() == reflect.Bool, Type: f.Type})
+	}
+	return out
 }
 
-// Config applies the defaults to r.
-func (r PoolConfigRequest) Config() PoolConfig {
-	c := PoolConfig{Agent: DefaultAgent, Labels: DefaultPoolLabels(), MaxRunners: DefaultMaxRunners,
-		IdleGracePeriod: Duration(DefaultIdleGracePeriod), BootstrapTimeout: Duration(DefaultBootstrapTimeout),
-		QueuePollInterval: Duration(DefaultQueuePoll),
-		Ephemeral:         true, RunnerGroup: DefaultRunnerGroup, Provider: ProviderConfig{"kind": DefaultProviderKind}}
-	if r.Agent != nil {
-		c.Agent = *r.Agent
+// JSON turns text in the field's text form into its JSON value.
+func (f PoolField) JSON(text string) (json.RawMessage, error) {
+	var v any
+	var err error
+	switch {
+	case f.Type == reflect.TypeFor[Duration]():
+		var d time.Duration
+		d, err = time.ParseDuration(text)
+		v = Duration(d)
+	case f.Type == reflect.TypeFor[ProviderConfig]():
+		v, err = parseOptions(text)
+	case f.Type.Kind() == reflect.Slice:
+		list := []string{}
+		for _, s := range strings.Split(text, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				list = append(list, s)
+			}
+		}
+		v = list
+	case f.Type.Kind() == reflect.Int:
+		v, err = strconv.Atoi(text)
+	case f.Type.Kind() == reflect.Bool:
+		v, err = strconv.ParseBool(text)
+	default:
+		v = text
 	}
-	if r.Labels != nil {
-		c.Labels = r.Labels
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q: %w", f.Name, text, err)
 	}
-	if r.MinIdle != nil {
-		c.MinIdle = *r.MinIdle
+	return json.Marshal(v)
+}
+
+// parseOptions reads "kind=ec2,region=eu-west-1" (or just "ec2", the kind).
+func parseOptions(text string) (ProviderConfig, error) {
+	out := ProviderConfig{}
+	for _, kv := range strings.Split(text, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			k, v = "kind", kv
+		}
+		if k = strings.TrimSpace(k); k == "" {
+			return nil, fmt.Errorf("option %q has no name", kv)
+		}
+		out[k] = strings.TrimSpace(v)
 	}
-	if r.MaxRunners != nil {
-		c.MaxRunners = *r.MaxRunners
+	return out, nil
+}
+
+// PoolPatch is a JSON merge patch (RFC 7386) of the fields given in their
+// text form, by JSON name: what garo pool set sends for the flags given.
+func PoolPatch(texts map[string]string) ([]byte, error) {
+	patch := map[string]json.RawMessage{}
+	for _, f := range PoolFields() {
+		if text, ok := texts[f.Name]; ok {
+			v, err := f.JSON(text)
+			if err != nil {
+				return nil, err
+			}
+			patch[f.Name] = v
+		}
 	}
-	if r.IdleGracePeriod != nil {
-		c.IdleGracePeriod = *r.IdleGracePeriod
+	return json.Marshal(patch)
+}
+
+// DefaultPoolConfig is the configuration of a pool that sets nothing.
+func DefaultPoolConfig() PoolConfig {
+	doc := map[string]json.RawMessage{}
+	for _, f := range PoolFields() {
+		v, err := f.JSON(f.Default)
+		if err != nil {
+			panic("default of pool field " + err.Error())
+		}
+		doc[f.Name] = v
 	}
-	if r.BootstrapTimeout != nil {
-		c.BootstrapTimeout = *r.BootstrapTimeout
-	}
-	if r.QueuePollInterval != nil {
-		c.QueuePollInterval = *r.QueuePollInterval
-	}
-	if r.Ephemeral != nil {
-		c.Ephemeral = *r.Ephemeral
-	}
-	if r.RunnerGroup != nil {
-		c.RunnerGroup = *r.RunnerGroup
-	}
-	if r.Provider != nil {
-		c.Provider = r.Provider
+	b, _ := json.Marshal(doc)
+	var c PoolConfig
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic("defaults of PoolConfig: " + err.Error())
 	}
 	return c
+}
+
+// DecodePoolConfig reads a pool's configuration from JSON, as PUT takes
+// it: fields left out take their defaults, an unknown field is an error.
+// An empty body is every default.
+func DecodePoolConfig(body []byte) (PoolConfig, error) {
+	c := DefaultPoolConfig()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return c, nil
+	}
+	provider := c.Provider
+	c.Provider = nil // a provider given replaces the default one whole
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return PoolConfig{}, fmt.Errorf("invalid pool configuration: %w", err)
+	}
+	if dec.More() {
+		return PoolConfig{}, errors.New("invalid pool configuration: trailing data")
+	}
+	if c.Provider == nil {
+		c.Provider = provider
+	}
+	return c, nil
+}
+
+// PatchPoolConfig applies a JSON merge patch (RFC 7386) to c: fields the
+// patch names change (null resets one to its default), the rest stay.
+func PatchPoolConfig(c PoolConfig, patch []byte) (PoolConfig, error) {
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return PoolConfig{}, err
+	}
+	merged, err := jsonpatch.MergePatch(doc, patch)
+	if err != nil {
+		return PoolConfig{}, fmt.Errorf("invalid merge patch: %w", err)
+	}
+	return DecodePoolConfig(merged)
+}
+
+// Equal reports whether c and o configure a pool alike.
+func (c PoolConfig) Equal(o PoolConfig) bool {
+	a, errA := json.Marshal(c)
+	b, errB := json.Marshal(o)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // Validate checks a pool's configuration, except what needs I/O (that the
@@ -150,6 +255,9 @@ func (c PoolConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultRunnerGroup is the runner group every repository has.
+const DefaultRunnerGroup = "default"
 
 // RunnerGroupID maps a runner group to GitHub's id: "default" is 1; other
 // groups are given by id.

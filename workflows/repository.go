@@ -161,21 +161,42 @@ func (r *repository) validateConfigure(req ConfigureRequest) error {
 	if p == nil && len(r.pools) >= MaxPools {
 		return invalidRequest(fmt.Errorf("a repository has at most %d pools", MaxPools))
 	}
-	return invalidRequest(req.Config.Validate())
+	cfg, err := r.configOf(req)
+	if err != nil {
+		return invalidRequest(err)
+	}
+	return invalidRequest(cfg.Validate())
+}
+
+// configOf is the config a configure request sets: its Config, or its
+// Patch applied to the pool's config (the defaults for a new pool).
+func (r *repository) configOf(req ConfigureRequest) (PoolConfig, error) {
+	if len(req.Patch) == 0 {
+		return req.Config, nil
+	}
+	base := DefaultPoolConfig()
+	if p := r.pool(req.PoolName()); p != nil {
+		base = p.s.Config
+	}
+	return PatchPoolConfig(base, req.Patch)
 }
 
 func (r *repository) configure(ctx workflow.Context, req ConfigureRequest) (PoolView, error) {
+	cfg, err := r.configOf(req)
+	if err != nil {
+		return PoolView{}, invalidRequest(err) // the validator let it through: it cannot fail here
+	}
 	name := req.PoolName()
 	p := r.pool(name)
 	if p == nil {
 		p = r.addPool(name)
 	}
-	if req.Config.Agent != p.s.Config.Agent {
+	if cfg.Agent != p.s.Config.Agent {
 		p.s.AgentOffline = false
 	}
-	p.s.Config, p.s.ConfiguredBy, r.s.Configured = req.Config, req.Actor, true
-	p.log.Info("Pool configured", "actor", req.Actor, "agent", req.Config.Agent, "labels", req.Config.Labels,
-		"minIdle", req.Config.MinIdle, "maxRunners", req.Config.MaxRunners)
+	p.s.Config, p.s.ConfiguredBy, r.s.Configured = cfg, req.Actor, true
+	p.log.Info("Pool configured", "actor", req.Actor, "agent", cfg.Agent, "labels", cfg.Labels,
+		"minIdle", cfg.MinIdle, "maxRunners", cfg.MaxRunners)
 	if r.severalPools {
 		r.reroute()
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -132,13 +133,19 @@ type AgentStatusEvent struct {
 	Online bool   `json:"online"`
 }
 
-// ConfigureRequest is the argument of the configure update.
+// ConfigureRequest is the argument of the configure update: the pool's
+// whole Config, or a JSON merge Patch (RFC 7386) of the pool's config as
+// it is (or of the defaults, for a new pool), which the workflow applies
+// itself, so that concurrent patches lose nothing. With a Patch, Config is
+// what the caller expects it to give (its agent names the workflow's
+// agent search attributes when the request starts it); it sets nothing.
 type ConfigureRequest struct {
 	// Pool names the pool; empty is DefaultPool (as in every request
 	// sent before several pools).
-	Pool   string     `json:"pool,omitempty"`
-	Config PoolConfig `json:"config"`
-	Actor  string     `json:"actor,omitempty"`
+	Pool   string          `json:"pool,omitempty"`
+	Config PoolConfig      `json:"config"`
+	Patch  json.RawMessage `json:"patch,omitempty"`
+	Actor  string          `json:"actor,omitempty"`
 }
 
 // PoolName is the pool the request names.

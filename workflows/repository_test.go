@@ -132,7 +132,7 @@ func (e *poolEnv) fakeRunner(ctx workflow.Context, in RunnerInput) (RunnerResult
 }
 
 func poolConfig(mutate ...func(*PoolConfig)) PoolConfig {
-	c := PoolConfigRequest{}.Config()
+	c := DefaultPoolConfig()
 	c.Agent = "lab-1"
 	c.QueuePollInterval = 0 // these tests feed the queue by webhook only
 	for _, m := range mutate {
@@ -149,11 +149,15 @@ func (e *poolEnv) configure(d time.Duration, c PoolConfig, errp *error) {
 }
 
 func (e *poolEnv) configurePool(d time.Duration, pool string, c PoolConfig, errp *error) {
+	e.configureWith(d, ConfigureRequest{Pool: pool, Config: c, Actor: "admin"}, errp)
+}
+
+func (e *poolEnv) configureWith(d time.Duration, req ConfigureRequest, errp *error) {
 	e.at(d, func() {
 		e.env.UpdateWorkflow(UpdateConfigure, "", &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { *errp = err },
 			OnComplete: func(_ any, err error) { *errp = err },
-		}, ConfigureRequest{Pool: pool, Config: c, Actor: "admin"})
+		}, req)
 	})
 }
 
@@ -427,7 +431,7 @@ func TestPoolContinuesAsNewKeepingState(t *testing.T) {
 }
 
 func TestPoolConfigDefaultsAndValidation(t *testing.T) {
-	c := PoolConfigRequest{}.Config()
+	c := DefaultPoolConfig()
 	assert.Equal(t, PoolConfig{Agent: "local", Labels: []string{"self-hosted", "linux"}, MinIdle: 0, MaxRunners: 3,
 		IdleGracePeriod: Duration(2 * time.Minute), BootstrapTimeout: Duration(10 * time.Minute),
 		QueuePollInterval: Duration(2 * time.Minute), Ephemeral: true,
@@ -447,7 +451,7 @@ func TestPoolConfigDefaultsAndValidation(t *testing.T) {
 		"no provider":          func(c *PoolConfig) { c.Provider = ProviderConfig{} },
 		"poll too often":       func(c *PoolConfig) { c.QueuePollInterval = Duration(time.Second) },
 	} {
-		c := PoolConfigRequest{}.Config()
+		c := DefaultPoolConfig()
 		mutate(&c)
 		assert.Error(t, c.Validate(), name)
 	}

@@ -55,20 +55,30 @@ func IsStatus(err error, status int) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	return c.send(ctx, method, path, "application/json", body, out)
+}
+
+// send makes one request with body (none when nil) of content type ct and
+// decodes a JSON answer into out; an answer of 300 or more is an *Error.
+func (c *Client) send(ctx context.Context, method, path, ct string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
 	if err != nil {
 		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", ct)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -165,18 +175,28 @@ func repoPath(owner, repo, rest string) string {
 	return "/api/v1/repositories/" + url.PathEscape(owner) + "/" + url.PathEscape(repo) + rest
 }
 
+// poolPath is the route of a pool; pool "" is the repository's own route,
+// that of its default pool.
 func poolPath(owner, repo, pool string) string {
 	if pool == "" {
-		pool = workflows.DefaultPool
+		return repoPath(owner, repo, "")
 	}
 	return repoPath(owner, repo, "/pools/"+url.PathEscape(pool))
 }
 
-// ConfigurePool creates or changes a runner pool of owner/repo; pool ""
-// is the default pool.
-func (c *Client) ConfigurePool(ctx context.Context, owner, repo, pool string, req workflows.PoolConfigRequest) (workflows.PoolView, error) {
+// ConfigurePool creates or changes a runner pool of owner/repo, whole;
+// pool "" is the default pool.
+func (c *Client) ConfigurePool(ctx context.Context, owner, repo, pool string, cfg workflows.PoolConfig) (workflows.PoolView, error) {
 	var v workflows.PoolView
-	err := c.do(ctx, http.MethodPut, poolPath(owner, repo, pool), req, &v)
+	err := c.do(ctx, http.MethodPut, poolPath(owner, repo, pool), cfg, &v)
+	return v, err
+}
+
+// PatchPool changes the fields of a pool that a JSON merge patch names
+// (creating the pool from the defaults if there is none).
+func (c *Client) PatchPool(ctx context.Context, owner, repo, pool string, patch []byte) (workflows.PoolView, error) {
+	var v workflows.PoolView
+	err := c.send(ctx, http.MethodPatch, poolPath(owner, repo, pool), "application/merge-patch+json", patch, &v)
 	return v, err
 }
 

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/garo-run/garo/workflows"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/workflows"
+	"github.com/garo-run/garo/workflows/poolconfigtest"
 )
 
 func runGaro(env map[string]string, args ...string) (int, string, string) {
@@ -104,29 +106,57 @@ func TestPoolArguments(t *testing.T) {
 	}
 }
 
-// TestPoolSetChangesOnlyWhatItsFlagsName: the pool's fields come from the
-// pool as it is and the flags given, never from the environment (where an
+// TestPoolSetChangesOnlyWhatItsFlagsName: garo pool set sends a merge
+// patch of the flags given, never fields from the environment (where an
 // agent's GARO_LABELS may be set).
 func TestPoolSetChangesOnlyWhatItsFlagsName(t *testing.T) {
-	var put workflows.PoolConfigRequest
+	var method, ct string
+	var patch map[string]any
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		assert.Equal(t, "/api/v1/repositories/octo/app/pools/gpu", r.URL.Path)
-		switch r.Method {
-		case http.MethodGet:
-			_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"gpu","config":{"agent":"lab-1","labels":["self-hosted","gpu"],
-				"minIdle":0,"maxRunners":3,"idleGracePeriod":"2m","bootstrapTimeout":"10m","ephemeral":true,
-				"runnerGroup":"default","provider":{"kind":"process"}},"counts":{}}`)
-		case http.MethodPut:
-			require.NoError(t, json.NewDecoder(r.Body).Decode(&put))
-			_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"gpu","config":{},"counts":{}}`)
-		}
+		method, ct = r.Method, r.Header.Get("Content-Type")
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&patch))
+		_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"gpu","config":{},"counts":{}}`)
 	}))
 	defer srv.Close()
 	env := map[string]string{"GARO_SERVER": srv.URL, "GARO_TOKEN": "t", "GARO_LABELS": "linux,e2e", "GARO_AGENT": "other"}
-	code, stdout, stderr := runGaro(env, "pool", "set", "octo/app/gpu", "--max-runners", "5")
+	code, stdout, stderr := runGaro(env, "pool", "set", "octo/app/gpu", "--max-runners", "5", "--ephemeral=false",
+		"--provider", "kind=ec2,region=eu-west-1", "--idle-grace", "90s")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "gpu")
-	assert.Equal(t, 5, *put.MaxRunners)
-	assert.Equal(t, "lab-1", *put.Agent)
-	assert.Equal(t, []string{"self-hosted", "gpu"}, put.Labels)
+	assert.Equal(t, http.MethodPatch, method)
+	assert.Equal(t, "application/merge-patch+json", ct)
+	assert.Equal(t, map[string]any{"maxRunners": 5.0, "ephemeral": false, "idleGracePeriod": "1m30s",
+		"provider": map[string]any{"kind": "ec2", "region": "eu-west-1"}}, patch)
+
+	code, _, stderr = runGaro(env, "pool", "set", "octo/app/gpu", "--max-runners", "many")
+	assert.Equal(t, 1, code, "a bad flag value is refused before anything is sent")
+	assert.Contains(t, stderr, "maxRunners")
+}
+
+// TestEveryPoolFieldHasAFlag: garo repo set with a flag for every field of
+// the pool config, filled by reflection, sends a patch that sets them all.
+func TestEveryPoolFieldHasAFlag(t *testing.T) {
+	texts, err := poolconfigtest.Texts(nil)
+	require.NoError(t, err)
+	want, err := poolconfigtest.Config(texts)
+	require.NoError(t, err)
+	var patch []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "/api/v1/repositories/octo/app", r.URL.Path)
+		assert.Equal(t, http.MethodPatch, r.Method)
+		patch, _ = io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, `{"repository":"octo/app","pool":"default","config":{},"counts":{}}`)
+	}))
+	defer srv.Close()
+	env := map[string]string{"GARO_SERVER": srv.URL, "GARO_TOKEN": "t"}
+	code, _, stderr := runGaro(env, append([]string{"repo", "set", "octo/app"}, poolconfigtest.Flags(texts)...)...)
+	require.Equal(t, 0, code, stderr)
+	got, err := workflows.PatchPoolConfig(workflows.DefaultPoolConfig(), patch)
+	require.NoError(t, err)
+	assert.True(t, got.Equal(want), "the patch %s gives\n%+v\nwant\n%+v", patch, got, want)
+
+	code, _, stderr = runGaro(env, "repo", "set", "octo/app/gpu", "--min-idle", "1")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "garo pool set")
 }

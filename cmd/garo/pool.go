@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
-	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -62,19 +60,24 @@ func poolGet(ctx context.Context, c *cli, args []string) error {
 	return c.out.pool(v)
 }
 
+// poolSet sends the fields its flags name, as a merge patch: the pool's
+// other fields stay as they are (a new pool takes the defaults).
 func poolSet(ctx context.Context, c *cli, set *poolFlags, args []string) error {
 	owner, repo, pool, err := parsePoolArg(args[0])
 	if err != nil {
 		return err
 	}
-	req := workflows.PoolConfigRequest{}
-	if cur, err := c.api.GetPool(ctx, owner, repo, pool); err == nil {
-		req = requestOf(cur.Config)
-	} else if !apiclient.IsStatus(err, 404) {
+	return setPool(ctx, c, set, owner, repo, pool)
+}
+
+// setPool patches a pool; pool "" is the default pool, by the repository's
+// own route.
+func setPool(ctx context.Context, c *cli, set *poolFlags, owner, repo, pool string) error {
+	patch, err := set.patch(c.fs)
+	if err != nil {
 		return err
 	}
-	set.apply(c.fs, &req)
-	v, err := c.api.ConfigurePool(ctx, owner, repo, pool, req)
+	v, err := c.api.PatchPool(ctx, owner, repo, pool, patch)
 	if err != nil {
 		return err
 	}
@@ -86,6 +89,11 @@ func poolDelete(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	return deletePool(ctx, c, owner, repo, pool)
+}
+
+// deletePool drains a pool; pool "" is the default pool.
+func deletePool(ctx context.Context, c *cli, owner, repo, pool string) error {
 	v, err := c.api.DrainPool(ctx, owner, repo, pool)
 	if err != nil {
 		return err
@@ -93,66 +101,47 @@ func poolDelete(ctx context.Context, c *cli, args []string) error {
 	return c.out.pool(v)
 }
 
-// poolFlags are the settable fields of garo pool set; only flags given
-// change the pool.
+// poolFlags are the flags of garo pool set: one per field of the pool's
+// config (workflows.PoolFields), in the field's text form.
 type poolFlags struct {
-	agent, group, provider, labels string
-	minIdle, maxRunners            int
-	grace, bootstrap, poll         time.Duration
-	ephemeral                      bool
+	values map[string]*poolFlag // by flag name
 }
 
 func (p *poolFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.agent, "agent", "", "agent that serves the pool")
-	fs.StringVar(&p.labels, "labels", "", "comma-separated runner labels")
-	fs.IntVar(&p.minIdle, "min-idle", 0, "idle runners to keep")
-	fs.IntVar(&p.maxRunners, "max-runners", 0, "most runners at once")
-	fs.DurationVar(&p.grace, "idle-grace", 0, "idle time before an extra runner is deleted")
-	fs.DurationVar(&p.bootstrap, "bootstrap-timeout", 0, "time for a new runner to come online")
-	fs.DurationVar(&p.poll, "queue-poll-interval", 0, "how often to ask GitHub for queued jobs whose webhook was missed (0s: never)")
-	fs.BoolVar(&p.ephemeral, "ephemeral", true, "one job per runner (JIT)")
-	fs.StringVar(&p.group, "runner-group", "", `runner group: "default" or an id`)
-	fs.StringVar(&p.provider, "provider", "", "provider kind")
+	p.values = map[string]*poolFlag{}
+	for _, f := range workflows.PoolFields() {
+		v := &poolFlag{field: f}
+		p.values[f.Flag] = v
+		fs.Var(v, f.Flag, f.Usage+" (default "+f.Default+")")
+	}
 }
 
-func (p *poolFlags) apply(fs *flag.FlagSet, r *workflows.PoolConfigRequest) {
+// patch is the merge patch of the flags given.
+func (p *poolFlags) patch(fs *flag.FlagSet) ([]byte, error) {
+	texts := map[string]string{}
 	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "agent":
-			r.Agent = &p.agent
-		case "labels":
-			r.Labels = strings.Split(p.labels, ",")
-		case "min-idle":
-			r.MinIdle = &p.minIdle
-		case "max-runners":
-			r.MaxRunners = &p.maxRunners
-		case "idle-grace":
-			r.IdleGracePeriod = durationOf(p.grace)
-		case "bootstrap-timeout":
-			r.BootstrapTimeout = durationOf(p.bootstrap)
-		case "queue-poll-interval":
-			r.QueuePollInterval = durationOf(p.poll)
-		case "ephemeral":
-			r.Ephemeral = &p.ephemeral
-		case "runner-group":
-			r.RunnerGroup = &p.group
-		case "provider":
-			r.Provider = workflows.ProviderConfig{"kind": p.provider}
+		if v, ok := p.values[f.Name]; ok {
+			texts[v.field.Name] = v.text
 		}
 	})
+	return workflows.PoolPatch(texts)
 }
 
-func durationOf(d time.Duration) *workflows.Duration {
-	w := workflows.Duration(d)
-	return &w
+// poolFlag is the flag of one field: its text, checked as it is set.
+type poolFlag struct {
+	field workflows.PoolField
+	text  string
 }
 
-// requestOf turns a pool's config back into a request, so that set
-// changes only what its flags name.
-func requestOf(c workflows.PoolConfig) workflows.PoolConfigRequest {
-	return workflows.PoolConfigRequest{Agent: &c.Agent, Labels: c.Labels, MinIdle: &c.MinIdle, MaxRunners: &c.MaxRunners,
-		IdleGracePeriod: &c.IdleGracePeriod, BootstrapTimeout: &c.BootstrapTimeout, QueuePollInterval: &c.QueuePollInterval,
-		Ephemeral: &c.Ephemeral, RunnerGroup: &c.RunnerGroup, Provider: c.Provider}
+func (v *poolFlag) String() string   { return v.text }
+func (v *poolFlag) IsBoolFlag() bool { return v.field.Bool }
+
+func (v *poolFlag) Set(text string) error {
+	if _, err := v.field.JSON(text); err != nil {
+		return err
+	}
+	v.text = text
+	return nil
 }
 
 func (p *printer) pools(pools []workflows.PoolView) error {

@@ -7,15 +7,45 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/garo-run/garo/workflows"
 )
 
-// garo repo: repositories, each with its pools.
+// garo repo: repositories, each with its pools. repo set and repo delete
+// are pool set and pool delete of a repository's default pool, as before
+// a repository had several.
 func repoCommands() []command {
+	var set poolFlags
 	return []command{
 		{name: "repo list", nargs: [2]int{0, 0}, summary: "every repository with its pools, a line each", run: repoList},
 		{name: "repo get", args: "OWNER/REPO", nargs: [2]int{1, 1}, summary: "a repository's pools and how many queued jobs fit none",
 			run: repoGet},
+		{name: "repo set", args: "OWNER/REPO", nargs: [2]int{1, 1},
+			summary: "create or change the default pool; only the fields its flags name change", flags: set.register,
+			run: func(ctx context.Context, c *cli, args []string) error {
+				owner, repo, err := repoArg(args[0])
+				if err != nil {
+					return err
+				}
+				return setPool(ctx, c, &set, owner, repo, "")
+			}},
+		{name: "repo delete", args: "OWNER/REPO", nargs: [2]int{1, 1}, summary: "drain the default pool, then remove it",
+			run: func(ctx context.Context, c *cli, args []string) error {
+				owner, repo, err := repoArg(args[0])
+				if err != nil {
+					return err
+				}
+				return deletePool(ctx, c, owner, repo, "")
+			}},
 	}
+}
+
+// repoArg reads OWNER/REPO, which is not one of its pools.
+func repoArg(arg string) (owner, repo string, err error) {
+	if owner, repo, err = workflows.ParseRepository(arg); err != nil {
+		return "", "", fmt.Errorf("%w (garo pool set|delete OWNER/REPO/POOL for a pool other than the default)", err)
+	}
+	return owner, repo, nil
 }
 
 // repoRow sums the pools of one repository.

@@ -500,12 +500,12 @@ const Demo = "demo/hello"
 // job of a few seconds in the simulator every 20 seconds until ctx ends.
 func runDemo(ctx context.Context, apiURL, token, simURL, agentName string, log *slog.Logger) {
 	api := apiclient.New(apiURL, token)
-	minIdle, maxRunners, grace := 1, 3, workflows.Duration(time.Minute)
-	req := workflows.PoolConfigRequest{Agent: &agentName, MinIdle: &minIdle, MaxRunners: &maxRunners, IdleGracePeriod: &grace}
+	cfg := workflows.DefaultPoolConfig()
+	cfg.Agent, cfg.MinIdle, cfg.MaxRunners, cfg.IdleGracePeriod = agentName, 1, 3, workflows.Duration(time.Minute)
 	for {
 		st, err := api.GetAgent(ctx, agentName)
 		if err == nil && st.Status == workflows.AgentOnline {
-			if _, err = api.ConfigurePool(ctx, "demo", "hello", workflows.DefaultPool, req); err == nil {
+			if _, err = api.ConfigurePool(ctx, "demo", "hello", workflows.DefaultPool, cfg); err == nil {
 				break
 			}
 		}
