@@ -24,6 +24,7 @@ const (
 	DrainAgentPoolsName  = "DrainAgentPools"
 	NotifyAgentPoolsName = "NotifyAgentPools"
 	AwaitRunnerEndsName  = "AwaitRunnerEnds"
+	AgentOnlineName      = "AgentOnline"
 )
 
 // RunnerEnd is how a runner's workflow ended: Status is "completed",

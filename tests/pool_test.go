@@ -280,12 +280,24 @@ func TestPoolWaitsForItsOfflineAgent(t *testing.T) {
 	v := e.pool(repo)
 	assert.Empty(t, v.Runners, "no runner starts while the agent is away")
 
+	// A pool made while its agent is away asks the agent's status, and
+	// waits too.
+	const late = "e2e/away-late"
+	code, b = e.do("PUT", "/api/v1/repositories/"+late, `{"agent":"away-1","minIdle":1,"bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	eventually(t, 10*time.Second, "the new pool knows its agent is offline", func() bool { return e.pool(late).AgentOffline })
+	assert.Empty(t, e.pool(late).Runners, "no runner starts for a new pool of an offline agent")
+
 	e.startAgent()
 	eventually(t, 60*time.Second, "the job served once the agent is back", func() bool {
 		j := e.sim.Jobs(repo)[0]
 		return j.ID == ids[0] && j.Status == githubsim.StatusCompleted && j.Conclusion == "success"
 	})
 	assert.False(t, e.pool(repo).AgentOffline)
+	eventually(t, 60*time.Second, "the new pool's idle runner once the agent is back", func() bool {
+		v := e.pool(late)
+		return !v.AgentOffline && v.Counts.Idle == 1
+	})
 }
 
 // TestJobsAreServedWhenEveryWebhookIsLost: with every webhook dropped, the

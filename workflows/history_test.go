@@ -299,6 +299,8 @@ func (p *livePool) newRun(start time.Time) {
 	// never end on their own.
 	p.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
 		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
+	p.env.RegisterActivityWithOptions(func(context.Context, string) (bool, error) { return true, nil },
+		activity.RegisterOptions{Name: activities.AgentOnlineName})
 	p.env.OnActivity(activities.AwaitRunnerEndsName, mock.Anything, mock.Anything).After(59*time.Minute).Return(nil, nil)
 	p.env.SetOnChildWorkflowStartedListener(func(_ *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		p.m.add(3 * commandEvents)

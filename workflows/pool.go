@@ -25,6 +25,9 @@ type pool struct {
 	r   *repository
 	s   PoolState
 	log log.Logger
+	// asking: the pool is asking its agent's status. retarget: its config
+	// changed, so runners provisioning beyond the target are cancelled.
+	asking, retarget bool
 }
 
 func newPool(r *repository, s PoolState) *pool {
@@ -174,7 +177,11 @@ func (p *pool) reconcile(ctx workflow.Context) time.Time {
 	}
 	wanted := min(cfg.MaxRunners, c.Busy+cfg.MinIdle+c.Queued)
 	active := c.Provisioning + c.Idle + c.Busy
-	if active < wanted && !p.s.AgentOffline {
+	if p.retarget {
+		p.retarget = false
+		active -= p.cancelProvisioning(ctx, active-wanted)
+	}
+	if active < wanted && !p.s.AgentOffline && !p.s.AgentUnchecked {
 		if now.Before(p.s.BackoffUntil) {
 			wake(p.s.BackoffUntil)
 		} else {
@@ -201,6 +208,20 @@ func (p *pool) reconcile(ctx workflow.Context) time.Time {
 		}
 	}
 	return next
+}
+
+// cancelProvisioning deletes up to n runners that are still provisioning,
+// the newest first, and returns how many.
+func (p *pool) cancelProvisioning(ctx workflow.Context, n int) int {
+	done := 0
+	for i := len(p.s.Runners) - 1; i >= 0 && done < n; i-- {
+		if r := &p.s.Runners[i]; r.State == RunnerProvisioning && !r.DeleteSent {
+			p.log.Info("Runner cancelled: the pool's target is lower", "runner", r.Name)
+			p.deleteRunner(ctx, r)
+			done++
+		}
+	}
+	return done
 }
 
 // idleRunners are the idle runners not yet asked to go, oldest idle first.
@@ -295,25 +316,5 @@ func (p *pool) view() PoolView {
 func samePublished(a, b PoolView) bool {
 	return a.Pool == b.Pool && a.Counts == b.Counts && a.Degraded == b.Degraded && a.Draining == b.Draining &&
 		a.AgentOffline == b.AgentOffline && a.LastError == b.LastError && a.ConfiguredBy == b.ConfiguredBy &&
-		sameConfig(a.Config, b.Config)
-}
-
-func sameConfig(a, b PoolConfig) bool {
-	if a.Agent != b.Agent || a.MinIdle != b.MinIdle || a.MaxRunners != b.MaxRunners || a.IdleGracePeriod != b.IdleGracePeriod ||
-		a.QueuePollInterval != b.QueuePollInterval ||
-		a.BootstrapTimeout != b.BootstrapTimeout || a.Ephemeral != b.Ephemeral || a.RunnerGroup != b.RunnerGroup ||
-		len(a.Labels) != len(b.Labels) || len(a.Provider) != len(b.Provider) {
-		return false
-	}
-	for i := range a.Labels {
-		if a.Labels[i] != b.Labels[i] {
-			return false
-		}
-	}
-	for k, v := range a.Provider {
-		if b.Provider[k] != v {
-			return false
-		}
-	}
-	return true
+		a.Config.Equal(b.Config)
 }

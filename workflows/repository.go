@@ -38,6 +38,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 		severalPools: workflow.GetVersion(ctx, severalPoolsVersion, workflow.DefaultVersion, 1) >= 1}
 	r.bounded = isBounded(ctx)
 	r.watchEnds = workflow.GetVersion(ctx, runnerEndsVersion, workflow.DefaultVersion, 1) >= 1
+	r.targets = workflow.GetVersion(ctx, poolTargetsVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -76,6 +77,9 @@ type repository struct {
 	// watchEnds: this run notices the end of runner workflows it did not
 	// start, and rechecks the jobs of lost runners.
 	watchEnds bool
+	// targets: a pool asks its agent's status before it starts runners,
+	// and a lowered target cancels the runners provisioning beyond it.
+	targets bool
 	// tracked are the runners this run started: their futures tell when
 	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
 	// others.
@@ -193,7 +197,9 @@ func (r *repository) configure(ctx workflow.Context, req ConfigureRequest) (Pool
 	}
 	if cfg.Agent != p.s.Config.Agent {
 		p.s.AgentOffline = false
+		p.s.AgentUnchecked = r.targets
 	}
+	p.retarget = r.targets
 	p.s.Config, p.s.ConfiguredBy, r.s.Configured = cfg, req.Actor, true
 	p.log.Info("Pool configured", "actor", req.Actor, "agent", cfg.Agent, "labels", cfg.Labels,
 		"minIdle", cfg.MinIdle, "maxRunners", cfg.MaxRunners)
@@ -322,6 +328,7 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 	for {
 		r.takeSignals(ctx)
 		r.removeEnded()
+		r.askAgents(ctx)
 		next := r.reconcile(ctx)
 		if poll := r.pollQueue(ctx); !poll.IsZero() && (next.IsZero() || poll.Before(next)) {
 			next = poll

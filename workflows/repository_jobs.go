@@ -52,17 +52,6 @@ func (r *repository) signalsWaiting(ctx workflow.Context) bool {
 		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0
 }
 
-// onAgent pauses or resumes provisioning in the pools of an agent that
-// went offline or came back.
-func (r *repository) onAgent(ev AgentStatusEvent) {
-	for _, p := range r.pools {
-		if ev.Agent == p.s.Config.Agent && p.s.AgentOffline == ev.Online {
-			p.s.AgentOffline, r.dirty = !ev.Online, true
-			p.log.Info("Pool's agent status changed", "agent", ev.Agent, "online", ev.Online)
-		}
-	}
-}
-
 // markSeen records a job event; it reports false for a duplicate.
 func (r *repository) markSeen(key string) bool {
 	if r.seen[key] {

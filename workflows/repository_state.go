@@ -53,6 +53,9 @@ type PoolState struct {
 	Draining     bool           `json:"draining"`
 	JobsDone     int            `json:"jobsDone"`
 	AgentOffline bool           `json:"agentOffline,omitempty"`
+	// AgentUnchecked: the pool has not learnt yet whether its agent is
+	// online, and starts no runner until it has.
+	AgentUnchecked bool `json:"agentUnchecked,omitempty"`
 }
 
 // RunnerRecord is a pool's record of one of its runners.

@@ -37,6 +37,10 @@ type poolEnv struct {
 	// ends are the runner workflows (by id) that end at a time, and how:
 	// AwaitRunnerEnds reports them then.
 	ends map[string]timedEnd
+	// offline are the agents AgentOnline reports offline; asked counts
+	// the questions.
+	offline map[string]bool
+	asked   int
 }
 
 type timedEnd struct {
@@ -86,7 +90,7 @@ type startRec struct {
 }
 
 func newPoolEnv(t *testing.T) *poolEnv {
-	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), ends: map[string]timedEnd{}}
+	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), ends: map[string]timedEnd{}, offline: map[string]bool{}}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {
@@ -97,6 +101,12 @@ func newPoolEnv(t *testing.T) *poolEnv {
 	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	e.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
 		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
+	e.env.RegisterActivityWithOptions(func(_ context.Context, agent string) (bool, error) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.asked++
+		return !e.offline[agent], nil
+	}, activity.RegisterOptions{Name: activities.AgentOnlineName})
 	e.mockRunnerEnds()
 	// Runners a test puts in a run's state are not children of it: their
 	// controls reach them, and they do not answer.

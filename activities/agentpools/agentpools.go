@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/garo-run/garo/activities"
@@ -34,6 +36,7 @@ type Activities struct {
 func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
 	r.RegisterActivityWithOptions(a.NotifyAgentPools, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
+	r.RegisterActivityWithOptions(a.AgentOnline, activity.RegisterOptions{Name: activities.AgentOnlineName})
 }
 
 // repositoriesOf lists the running repositories with a pool of agent.
@@ -122,4 +125,34 @@ func (a *Activities) NotifyAgentPools(ctx context.Context, ch activities.AgentSt
 		n++
 	}
 	return n, nil
+}
+
+// AgentOnline tells whether an agent is online now, from its workflow: a
+// new pool asks it before it starts runners, and learns of the changes
+// after that from NotifyAgentPools. An agent that is not registered, or is
+// going, is not online.
+func (a *Activities) AgentOnline(ctx context.Context, agent string) (bool, error) {
+	if err := workflows.ValidateAgentName(agent); err != nil {
+		return false, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidRequest, nil)
+	}
+	id := workflows.AgentWorkflowID(agent)
+	d, err := a.Client.DescribeWorkflow(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("describe agent %s: %w", agent, err)
+	case d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return false, nil
+	}
+	v, err := a.Client.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return false, fmt.Errorf("query agent %s: %w", agent, err)
+	}
+	var st workflows.AgentState
+	if err := v.Get(&st); err != nil {
+		return false, fmt.Errorf("decode state of agent %s: %w", agent, err)
+	}
+	return st.Status == workflows.AgentOnline, nil
 }
