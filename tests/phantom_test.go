@@ -73,6 +73,12 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
 		return code == http.StatusNotFound
 	})
+	// A run that continued as new, and the run after it that watched
+	// runners it did not start, for the replay tests.
+	recordHistory(t, "repositoryworkflow_continues.json", historyJSON(t, c, id, first.WorkflowExecution.RunID))
+	last, err := c.DescribeWorkflow(context.Background(), id, "")
+	require.NoError(t, err)
+	recordHistory(t, "repositoryworkflow_continued.json", historyJSON(t, c, id, last.WorkflowExecution.RunID))
 }
 
 // startOwnDevServer starts a Temporal dev server of this test's own, with
