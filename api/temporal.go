@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -66,21 +67,11 @@ func queryRunning(ctx context.Context, c client.Client, id string, out any) erro
 
 // queryRunningAs answers the named query of a running workflow into out.
 func queryRunningAs(ctx context.Context, c client.Client, id, query string, out any) error {
-	d, err := c.DescribeWorkflow(ctx, id, "")
-	if err != nil {
-		return mapTemporalError(err)
-	}
-	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	err := temporalclient.QueryRunning(ctx, c, id, query, out)
+	if errors.Is(err, temporalclient.ErrNotRunning) {
 		return ErrNotFound
 	}
-	v, err := c.QueryWorkflow(ctx, id, "", query)
-	if err != nil {
-		return mapTemporalError(err)
-	}
-	if err := v.Get(out); err != nil {
-		return fmt.Errorf("decode state of %s: %w", id, err)
-	}
-	return nil
+	return mapTemporalError(err)
 }
 
 // listRunning returns one page of the running workflows of a type from the

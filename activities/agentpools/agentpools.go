@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
@@ -20,6 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -135,24 +135,14 @@ func (a *Activities) AgentOnline(ctx context.Context, agent string) (bool, error
 	if err := workflows.ValidateAgentName(agent); err != nil {
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidRequest, nil)
 	}
-	id := workflows.AgentWorkflowID(agent)
-	d, err := a.Client.DescribeWorkflow(ctx, id, "")
+	var st workflows.AgentState
+	err := temporalclient.QueryRunning(ctx, a.Client, workflows.AgentWorkflowID(agent), workflows.QueryState, &st)
 	var nf *serviceerror.NotFound
 	switch {
-	case errors.As(err, &nf):
+	case errors.As(err, &nf), errors.Is(err, temporalclient.ErrNotRunning):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("describe agent %s: %w", agent, err)
-	case d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return false, nil
-	}
-	v, err := a.Client.QueryWorkflow(ctx, id, "", workflows.QueryState)
-	if err != nil {
-		return false, fmt.Errorf("query agent %s: %w", agent, err)
-	}
-	var st workflows.AgentState
-	if err := v.Get(&st); err != nil {
-		return false, fmt.Errorf("decode state of agent %s: %w", agent, err)
+		return false, fmt.Errorf("ask whether agent %s is online: %w", agent, err)
 	}
 	return st.Status == workflows.AgentOnline, nil
 }

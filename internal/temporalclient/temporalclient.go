@@ -1,5 +1,6 @@
 // Package temporalclient builds Temporal client options from Garo's flags:
-// frontend address, namespace, mTLS and API key.
+// frontend address, namespace, mTLS and API key; and dials it and queries
+// running workflows with a client.
 package temporalclient
 
 import (
