@@ -116,11 +116,6 @@ func (h *handlers) patchPool(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "the body must be a JSON merge patch: an object")
-		return
-	}
 	base := workflows.DefaultPoolConfig()
 	if v, err := h.cfg.Repositories.Get(r.Context(), owner, repo); err == nil {
 		if p, found := v.Pool(pool); found {

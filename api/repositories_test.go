@@ -329,6 +329,17 @@ func TestAgentConfigAnswersNotModifiedWhileNothingChanged(t *testing.T) {
 	problem(t, resp, b, http.StatusBadRequest, ProblemInvalidRequest)
 }
 
+// TestPatchPoolRejectsWhatIsNotAFieldPatch: a PATCH must be an object of
+// known fields, and a rejected one changes nothing.
+func TestPatchPoolRejectsWhatIsNotAFieldPatch(t *testing.T) {
+	e, repos := newPoolAPIEnv(t)
+	for _, body := range []string{`null`, `[]`, `"minIdle"`, ``, `{"minIdel":1}`} {
+		resp, out := e.do("PATCH", "/api/v1/repositories/octo/app", adminToken, "application/merge-patch+json", body)
+		problem(t, resp, out, http.StatusBadRequest, ProblemInvalidRequest)
+	}
+	assert.Empty(t, repos.repos, "a rejected patch changes nothing")
+}
+
 // TestAgentNeverGetsAPoolWithoutItsConfig: a pool whose published config
 // is not whole (only its agent) is not sent to the agent.
 func TestAgentNeverGetsAPoolWithoutItsConfig(t *testing.T) {

@@ -51,10 +51,9 @@ func (r *repository) askAgents(ctx workflow.Context) {
 		})
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { p.asking, r.dirty = false, true }()
-			online := true
+			online := true // what the pool takes if it cannot learn
 			if err := workflow.ExecuteActivity(actx, activities.AgentOnlineName, agent).Get(ctx, &online); err != nil {
 				p.log.Warn("Could not learn whether the pool's agent is online; taking it for online", "agent", agent, "error", err)
-				online = true
 			}
 			if p.s.AgentUnchecked && p.s.Config.Agent == agent {
 				p.s.AgentOffline, p.s.AgentUnchecked = !online, false

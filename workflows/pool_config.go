@@ -190,7 +190,13 @@ func DecodePoolConfig(body []byte) (PoolConfig, error) {
 
 // PatchPoolConfig applies a JSON merge patch (RFC 7386) to c: fields the
 // patch names change (null resets one to its default), the rest stay.
+// A patch that is not an object (which RFC 7386 takes for a whole new
+// document) is an error: a pool's config is changed field by field.
 func PatchPoolConfig(c PoolConfig, patch []byte) (PoolConfig, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &fields); err != nil || fields == nil {
+		return PoolConfig{}, errors.New("invalid merge patch: want a JSON object of the fields to change")
+	}
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return PoolConfig{}, err
@@ -202,12 +208,10 @@ func PatchPoolConfig(c PoolConfig, patch []byte) (PoolConfig, error) {
 	return DecodePoolConfig(merged)
 }
 
-// Equal reports whether c and o configure a pool alike.
-func (c PoolConfig) Equal(o PoolConfig) bool {
-	a, errA := json.Marshal(c)
-	b, errB := json.Marshal(o)
-	return errA == nil && errB == nil && bytes.Equal(a, b)
-}
+// Equal reports whether c and o configure a pool alike. It is called on
+// every turn of a repository's loop (is the memo up to date?), so it
+// compares the values rather than their JSON.
+func (c PoolConfig) Equal(o PoolConfig) bool { return reflect.DeepEqual(c, o) }
 
 // Validate checks a pool's configuration, except what needs I/O (that the
 // agent exists and offers the provider), which the API checks.

@@ -82,7 +82,7 @@ func TestPoolFieldsAreComplete(t *testing.T) {
 
 func TestPatchRejectsBadFields(t *testing.T) {
 	cfg := workflows.DefaultPoolConfig()
-	for _, bad := range []string{`{"minIdel":1}`, `{"minIdle":"one"}`, `[1]`, `{"labels":"a"}`} {
+	for _, bad := range []string{`{"minIdel":1}`, `{"minIdle":"one"}`, `[1]`, `{"labels":"a"}`, `null`, `"x"`, ``} {
 		_, err := workflows.PatchPoolConfig(cfg, []byte(bad))
 		assert.Error(t, err, bad)
 	}
