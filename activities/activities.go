@@ -42,7 +42,51 @@ const (
 	GitHubRunnerByNameName   = "GitHubRunnerByName"
 	GitHubRemoveRunnerName   = "GitHubRemoveRunner"
 	GitHubListQueuedJobsName = "GitHubListQueuedJobs"
+	GitHubReconcileName      = "GitHubReconcile"
 )
+
+// ReconcileInput asks GitHub's view of a repository: its queued jobs, the
+// jobs started, the status of the jobs Running, and the runners named.
+type ReconcileInput struct {
+	Repo Repo `json:"repo"`
+	// Running are the jobs the repository has seen start and not end.
+	Running []int64 `json:"running,omitempty"`
+	// Runners are the runners whose GitHub status is wanted.
+	Runners []string `json:"runners,omitempty"`
+}
+
+// MaxReconcileJobs bounds the jobs one reconciliation looks up one by one.
+const MaxReconcileJobs = 100
+
+// Reconciliation is GitHub's view of a repository, taken by GitHubReconcile.
+type Reconciliation struct {
+	// Queued are the jobs queued now.
+	Queued []QueuedJob `json:"queued,omitempty"`
+	// Started are the jobs in progress, with their runners.
+	Started []JobState `json:"started,omitempty"`
+	// Ended are the Running jobs GitHub reports completed (or that it no
+	// longer knows: status "gone").
+	Ended []JobState `json:"ended,omitempty"`
+	// Runners are the runners asked for that GitHub lists; one it does not
+	// list is not registered.
+	Runners []RunnerState `json:"runners,omitempty"`
+}
+
+// JobState is a job as GitHub reports it.
+type JobState struct {
+	QueuedJob
+	Status     string `json:"status"`
+	Conclusion string `json:"conclusion,omitempty"`
+	RunnerName string `json:"runnerName,omitempty"`
+}
+
+// RunnerState is a runner as GitHub lists it.
+type RunnerState struct {
+	Name   string `json:"name"`
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+	Busy   bool   `json:"busy"`
+}
 
 // Repo names a repository to the GitHub activities.
 type Repo struct {

@@ -22,6 +22,7 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.RunnerByName, activity.RegisterOptions{Name: activities.GitHubRunnerByNameName})
 	r.RegisterActivityWithOptions(a.RemoveRunner, activity.RegisterOptions{Name: activities.GitHubRemoveRunnerName})
 	r.RegisterActivityWithOptions(a.ListQueuedJobs, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
+	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
 }
 
 // RunnerLookup is the answer of RunnerByName.
@@ -49,4 +50,10 @@ func (a *Activities) RemoveRunner(ctx context.Context, repo Repo, id int64) erro
 // ListQueuedJobs lists the queued jobs of repo.
 func (a *Activities) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
 	return a.Client.ListQueuedJobs(ctx, repo)
+}
+
+// Reconcile takes GitHub's view of a repository: queued and started jobs,
+// the end of the running jobs, and the runners asked for.
+func (a *Activities) Reconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
+	return a.Client.Reconcile(ctx, in)
 }

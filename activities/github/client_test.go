@@ -283,3 +283,49 @@ func TestPollingAnUnchangedQueueCostsNoRateLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, third, 3, "a change is seen at once")
 }
+
+// TestReconcile: GitHub's view of a repository, as a reconciliation takes
+// it: the queued job, the job running on its runner, the running job that
+// ended (looked up alone, its run being over), one GitHub never knew, and
+// the runners asked for with their busy flag.
+func TestReconcile(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	done := sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "done")
+	jit, err := c.CreateJITConfig(ctx, repo, "r-done", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, githubsim.RunRunner(runCtx, githubsim.RunnerConfig{URL: url, JITConfig: jit.EncodedConfig}))
+
+	long := sim.Enqueue("octo", "app", []string{"self-hosted"}, time.Hour, 1, "long")
+	jit, err = c.CreateJITConfig(ctx, repo, "r-long", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	go func() {
+		_ = githubsim.RunRunner(runCtx, githubsim.RunnerConfig{URL: url, JITConfig: jit.EncodedConfig})
+	}()
+	require.Eventually(t, func() bool { return sim.Jobs("octo/app")[1].Status == githubsim.StatusInProgress },
+		5*time.Second, 10*time.Millisecond)
+	queued := sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "queued")
+
+	got, err := c.Reconcile(ctx, activities.ReconcileInput{Repo: repo, Running: []int64{done[0], long[0], 999999},
+		Runners: []string{"r-long", "r-done", "r-other"}})
+	require.NoError(t, err)
+	require.Len(t, got.Queued, 1)
+	assert.Equal(t, queued[0], got.Queued[0].ID)
+	require.Len(t, got.Started, 1)
+	assert.Equal(t, long[0], got.Started[0].ID)
+	assert.Equal(t, "r-long", got.Started[0].RunnerName)
+	require.Len(t, got.Ended, 2)
+	assert.Equal(t, done[0], got.Ended[0].ID)
+	assert.Equal(t, "completed", got.Ended[0].Status)
+	assert.Equal(t, "success", got.Ended[0].Conclusion)
+	assert.Equal(t, "r-done", got.Ended[0].RunnerName)
+	assert.Equal(t, int64(999999), got.Ended[1].ID)
+	assert.Equal(t, "gone", got.Ended[1].Status)
+	require.Len(t, got.Runners, 1, "the ephemeral runner that did its job is no longer registered")
+	assert.Equal(t, activities.RunnerState{Name: "r-long", ID: got.Runners[0].ID, Status: "online", Busy: true}, got.Runners[0])
+	assert.Equal(t, 2.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/jobs/{id}", 200)+
+		c.RequestCount("GET /repos/{owner}/{repo}/actions/jobs/{id}", 404), "only the jobs not in an active run are looked up")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,7 +142,23 @@ type QueuedJob = activities.QueuedJob
 // jobs wait): the fallback for webhooks that never arrived. Conditional
 // requests keep an unchanged poll free of rate limit.
 func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
+	jobs, err := c.activeJobs(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
 	var out []QueuedJob
+	for _, j := range jobs {
+		if j.Status == "queued" {
+			out = append(out, j.QueuedJob)
+		}
+	}
+	return out, nil
+}
+
+// activeJobs returns the jobs of every run that may have a job queued or in
+// progress, each job once.
+func (c *Client) activeJobs(ctx context.Context, repo Repo) ([]activities.JobState, error) {
+	var out []activities.JobState
 	seen := map[int64]bool{}
 	for _, status := range runStatusesWithQueuedJobs {
 		runs, err := c.runsWithStatus(ctx, repo, status)
@@ -161,6 +178,80 @@ func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, er
 		}
 	}
 	return out, nil
+}
+
+// Reconcile takes GitHub's view of a repository for a reconciliation: the
+// jobs queued and in progress, which of the jobs in.Running have ended (a
+// job is in progress only in an active run, so only those not seen there
+// are looked up, at most MaxReconcileJobs), and the runners asked for.
+// Every GET is conditional: an unchanged answer costs no rate limit.
+func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
+	var out activities.Reconciliation
+	jobs, err := c.activeJobs(ctx, in.Repo)
+	if err != nil {
+		return out, err
+	}
+	known := map[int64]activities.JobState{}
+	for _, j := range jobs {
+		known[j.ID] = j
+		switch j.Status {
+		case "queued":
+			out.Queued = append(out.Queued, j.QueuedJob)
+		case "in_progress":
+			out.Started = append(out.Started, j)
+		}
+	}
+	looked := 0
+	for _, id := range in.Running {
+		j, ok := known[id]
+		if !ok {
+			if looked >= activities.MaxReconcileJobs {
+				continue
+			}
+			looked++
+			if j, ok, err = c.job(ctx, in.Repo, id); err != nil {
+				return out, err
+			} else if !ok {
+				j = activities.JobState{QueuedJob: QueuedJob{ID: id}, Status: "gone"}
+			}
+		}
+		if j.Status == "completed" || j.Status == "gone" {
+			out.Ended = append(out.Ended, j)
+		}
+	}
+	if len(in.Runners) == 0 {
+		return out, nil
+	}
+	runners, err := c.ListRunners(ctx, in.Repo)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range runners {
+		if slices.Contains(in.Runners, r.Name) {
+			out.Runners = append(out.Runners, activities.RunnerState{Name: r.Name, ID: r.ID, Status: r.Status, Busy: r.Busy})
+		}
+	}
+	return out, nil
+}
+
+// job returns one job of repo; false when GitHub does not know it.
+func (c *Client) job(ctx context.Context, repo Repo, id int64) (activities.JobState, bool, error) {
+	j, resp, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Name, id)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return activities.JobState{}, false, nil
+	}
+	if err != nil {
+		return activities.JobState{}, false, classify(fmt.Sprintf("get job %d of %s", id, repo), resp, err)
+	}
+	return jobState(j), true, nil
+}
+
+func jobState(j *gh.WorkflowJob) activities.JobState {
+	return activities.JobState{
+		QueuedJob: QueuedJob{ID: j.GetID(), RunID: j.GetRunID(), Name: j.GetName(), Labels: j.Labels,
+			CreatedAt: j.GetCreatedAt().Time},
+		Status: j.GetStatus(), Conclusion: j.GetConclusion(), RunnerName: j.GetRunnerName(),
+	}
 }
 
 // runStatusesWithQueuedJobs are the statuses of the workflow runs that
@@ -189,8 +280,8 @@ func (c *Client) runsWithStatus(ctx context.Context, repo Repo, status string) (
 	}
 }
 
-func (c *Client) runJobs(ctx context.Context, repo Repo, runID int64) ([]QueuedJob, error) {
-	var out []QueuedJob
+func (c *Client) runJobs(ctx context.Context, repo Repo, runID int64) ([]activities.JobState, error) {
+	var out []activities.JobState
 	opts := &gh.ListWorkflowJobsOptions{Filter: "latest", ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		jobs, resp, err := c.gh.Actions.ListWorkflowJobs(ctx, repo.Owner, repo.Name, runID, opts)
@@ -198,10 +289,9 @@ func (c *Client) runJobs(ctx context.Context, repo Repo, runID int64) ([]QueuedJ
 			return nil, classify(fmt.Sprintf("list jobs of run %d of %s", runID, repo), resp, err)
 		}
 		for _, j := range jobs.Jobs {
-			if j.GetStatus() == "queued" {
-				out = append(out, QueuedJob{ID: j.GetID(), RunID: runID, Name: j.GetName(), Labels: j.Labels,
-					CreatedAt: j.GetCreatedAt().Time})
-			}
+			st := jobState(j)
+			st.RunID = runID
+			out = append(out, st)
 		}
 		if resp.NextPage == 0 {
 			return out, nil
