@@ -39,6 +39,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.bounded = isBounded(ctx)
 	r.watchEnds = workflow.GetVersion(ctx, runnerEndsVersion, workflow.DefaultVersion, 1) >= 1
 	r.targets = workflow.GetVersion(ctx, poolTargetsVersion, workflow.DefaultVersion, 1) >= 1
+	r.reconciles = workflow.GetVersion(ctx, reconcileVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -80,6 +81,9 @@ type repository struct {
 	// targets: a pool asks its agent's status before it starts runners,
 	// and a lowered target cancels the runners provisioning beyond it.
 	targets bool
+	// reconciles: this run keeps its running jobs and reconciles with
+	// GitHub at least every reconcileEvery (repository_reconcile.go).
+	reconciles bool
 	// tracked are the runners this run started: their futures tell when
 	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
 	// others.

@@ -117,6 +117,16 @@ type JobEvent struct {
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
 }
 
+// SignalResync asks a repository to reconcile with GitHub at once (a
+// ResyncRequest): the server sends it when it starts, and when Temporal
+// takes signals again after it refused a webhook of the repository.
+const SignalResync = "resync"
+
+// ResyncRequest says why a repository is asked to reconcile now.
+type ResyncRequest struct {
+	Reason string `json:"reason"`
+}
+
 // RunnerEvent is what a RunnerWorkflow tells its repository (signal
 // SignalRunner).
 type RunnerEvent struct {

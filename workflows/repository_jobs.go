@@ -44,12 +44,13 @@ func (r *repository) takeSignals(ctx workflow.Context) {
 		}
 		r.onAgent(ev)
 	}
+	r.onResync(ctx)
 	r.pruneUnmatched(workflow.Now(ctx))
 }
 
 func (r *repository) signalsWaiting(ctx workflow.Context) bool {
 	return workflow.GetSignalChannel(ctx, SignalJob).Len() > 0 || workflow.GetSignalChannel(ctx, SignalRunner).Len() > 0 ||
-		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0
+		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0 || workflow.GetSignalChannel(ctx, SignalResync).Len() > 0
 }
 
 // markSeen records a job event; it reports false for a duplicate.
@@ -99,11 +100,17 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 		}
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			p.jobStarted(ctx, rec, ev.JobID)
+			r.track(ev.JobID, p, ev.RunnerName)
 		}
 	case JobCompleted:
 		r.dequeue(ev.JobID)
 		if p, rec := r.runner(ev.RunnerName); p != nil {
+			r.untrack(ev.JobID)
 			p.jobDone(ctx, rec, ev.JobID)
+		} else {
+			// Its runner is gone already (its end came first, or this
+			// event was late): it is counted where it ran.
+			r.countEnded(ev.JobID)
 		}
 	}
 }
@@ -209,6 +216,9 @@ func (r *repository) pruneUnmatched(now time.Time) {
 func (r *repository) poller() (p *pool, every time.Duration) {
 	for _, q := range r.pools {
 		d := q.s.Config.QueuePollInterval.D()
+		if r.reconciles && r.active() && (d <= 0 || d > reconcileEvery) {
+			d = reconcileEvery
+		}
 		if d <= 0 || q.s.Draining || q.s.AgentOffline {
 			continue
 		}
@@ -245,16 +255,14 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 		return due
 	}
 	r.polling, r.s.LastPoll, r.pollNow = true, now, false
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              AgentTaskQueue(p.s.Config.Agent),
-		ScheduleToStartTimeout: time.Minute,
-		StartToCloseTimeout:    time.Minute,
-		Summary:                "look for queued jobs of " + r.full() + " whose webhook was missed",
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-	})
 	if every == 0 {
 		every = pollGrace // a one-off poll: the next is asked for, if any
 	}
+	if r.reconciles {
+		r.startReconcile(ctx, p.s.Config.Agent, now)
+		return now.Add(every)
+	}
+	actx := pollOptions(ctx, p.s.Config.Agent, "look for queued jobs of "+r.full()+" whose webhook was missed")
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.polling, r.dirty = false, true }()
 		var jobs []activities.QueuedJob
@@ -265,6 +273,17 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 		r.applyPolled(now, jobs)
 	})
 	return now.Add(every)
+}
+
+// pollOptions runs a look at GitHub on the agent's queue.
+func pollOptions(ctx workflow.Context, agent, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              AgentTaskQueue(agent),
+		ScheduleToStartTimeout: time.Minute,
+		StartToCloseTimeout:    time.Minute,
+		Summary:                summary,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
 }
 
 // applyPolled reconciles the queues with GitHub's list of queued jobs taken

@@ -178,6 +178,7 @@ func TestRepositoryTakesOverThePoolOfARunFromBeforeSeveralPools(t *testing.T) {
 			Queue:   []QueuedJob{{JobID: 41, Labels: []string{"self-hosted"}, QueuedAt: since}}, JobsDone: 12},
 		Configured: true, Seen: []string{"41/queued"}, Seq: 7, Prefix: "abcdef",
 	}
+	e.setQueued([]activities.QueuedJob{{ID: 41, Labels: []string{"self-hosted"}, CreatedAt: since}})
 	e.job(time.Minute, JobQueued, 41, "") // a duplicate of what the old run saw
 	e.repoView(2*time.Minute, &v)
 	e.at(3*time.Minute, func() { e.env.SetContinueAsNewSuggested(true) })

@@ -37,6 +37,17 @@ type RepositoryState struct {
 	// Recheck are jobs whose runner was lost while it ran them: the next
 	// poll puts those GitHub lists as queued back into the queue.
 	Recheck []int64 `json:"recheck,omitempty"`
+	// Running are the jobs seen start on a runner of the repository and
+	// not seen end, oldest first: a reconciliation asks GitHub how they
+	// ended when their webhook was missed, so that each is counted.
+	Running []RunningJob `json:"running,omitempty"`
+}
+
+// RunningJob is a job in progress on one of the repository's runners.
+type RunningJob struct {
+	JobID  int64  `json:"jobId"`
+	Pool   string `json:"pool"`
+	Runner string `json:"runner"`
 }
 
 // PoolState is one pool's part of the RepositoryState.

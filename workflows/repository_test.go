@@ -3,6 +3,8 @@ package workflows
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +36,15 @@ type poolEnv struct {
 	mu     sync.Mutex
 	queued []activities.QueuedJob
 	polls  int
+	// github is GitHub's view of single jobs (started or ended), and
+	// unregistered the runners GitHub no longer lists; reconciled
+	// records what each reconciliation asked.
+	github       map[int64]activities.JobState
+	unregistered map[string]bool
+	reconciled   []activities.ReconcileInput
+	// ownQueue: the test sets GitHub's queue (setQueued), apart from
+	// the webhooks it sends.
+	ownQueue bool
 	// ends are the runner workflows (by id) that end at a time, and how:
 	// AwaitRunnerEnds reports them then.
 	ends map[string]timedEnd
@@ -72,10 +83,43 @@ func (e *poolEnv) mockRunnerEnds() {
 	})
 }
 
+// fakeReconcile answers GitHubReconcile from the test's GitHub.
+func (e *poolEnv) fakeReconcile(_ context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.polls++
+	e.reconciled = append(e.reconciled, in)
+	out := activities.Reconciliation{Queued: append([]activities.QueuedJob(nil), e.queued...)}
+	ids := slices.Sorted(maps.Keys(e.github))
+	for _, id := range ids {
+		if j := e.github[id]; j.Status == "in_progress" {
+			out.Started = append(out.Started, j)
+		}
+	}
+	for _, id := range in.Running {
+		if j, ok := e.github[id]; ok && j.Status == "completed" {
+			out.Ended = append(out.Ended, j)
+		}
+	}
+	for _, name := range in.Runners {
+		if !e.unregistered[name] {
+			out.Runners = append(out.Runners, activities.RunnerState{Name: name, Status: "online"})
+		}
+	}
+	return out, nil
+}
+
+// setGitHubJob sets what GitHub says of one job.
+func (e *poolEnv) setGitHubJob(j activities.JobState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.github[j.ID] = j
+}
+
 func (e *poolEnv) setQueued(jobs []activities.QueuedJob) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.queued = jobs
+	e.ownQueue, e.queued = true, jobs
 }
 
 func (e *poolEnv) pollCount() int {
@@ -90,7 +134,8 @@ type startRec struct {
 }
 
 func newPoolEnv(t *testing.T) *poolEnv {
-	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), ends: map[string]timedEnd{}, offline: map[string]bool{}}
+	e := &poolEnv{t: t, env: quietSuite().NewTestWorkflowEnvironment(), ends: map[string]timedEnd{}, offline: map[string]bool{},
+		github: map[int64]activities.JobState{}, unregistered: map[string]bool{}}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {
@@ -99,6 +144,7 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		e.polls++
 		return append([]activities.QueuedJob(nil), e.queued...), nil
 	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
+	e.env.RegisterActivityWithOptions(e.fakeReconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
 	e.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
 		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
 	e.env.RegisterActivityWithOptions(func(_ context.Context, agent string) (bool, error) {
@@ -192,8 +238,30 @@ func (e *poolEnv) job(d time.Duration, action string, id int64, runner string, l
 		labels = []string{"self-hosted", "linux"}
 	}
 	e.at(d, func() {
+		e.sawOnGitHub(action, id, runner, labels)
 		e.env.SignalWorkflow(SignalJob, JobEvent{Action: action, Repository: "octo/app", JobID: id, Labels: labels, RunnerName: runner})
 	})
+}
+
+// sawOnGitHub makes the test's GitHub agree with a webhook it sends: a
+// reconciliation then changes nothing. (A test that sets the queue itself
+// with setQueued tells GitHub's queue apart from its webhooks.)
+func (e *poolEnv) sawOnGitHub(action string, id int64, runner string, labels []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ownQueue {
+		return
+	}
+	e.queued = slices.DeleteFunc(e.queued, func(j activities.QueuedJob) bool { return j.ID == id })
+	switch action {
+	case JobQueued, JobWaiting:
+		e.queued = append(e.queued, activities.QueuedJob{ID: id, Labels: labels, CreatedAt: e.env.Now()})
+	case JobInProgress:
+		e.github[id] = activities.JobState{QueuedJob: activities.QueuedJob{ID: id, Labels: labels}, Status: "in_progress", RunnerName: runner}
+	case JobCompleted:
+		e.github[id] = activities.JobState{QueuedJob: activities.QueuedJob{ID: id, Labels: labels}, Status: "completed",
+			Conclusion: "success", RunnerName: runner}
+	}
 }
 
 // view takes the default pool's view at d.

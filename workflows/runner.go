@@ -27,7 +27,15 @@ const (
 	// watchLength bounds one watch of a serving runner's instance (an
 	// activity that returns when the instance exits); then another starts.
 	watchLength = time.Hour
+	// watchSettle is how long a runner that was removed waits for its
+	// watch to see the instance gone, so that no activity of it is left
+	// running on the agent when it completes.
+	watchSettle = 10 * time.Second
 )
+
+// watchSettlesVersion is the workflow.GetVersion change after which a
+// removed runner waits (up to watchSettle) for its watch to end.
+const watchSettlesVersion = "watch-settles"
 
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
 // Its activities run on its agent's task queue; it tells its pool when the
@@ -37,6 +45,7 @@ const (
 func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
 	r := &runnerWorkflow{in: in, state: RunnerProvisioning, bounded: isBounded(ctx), log: log.With(workflow.GetLogger(ctx),
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
+	r.settles = workflow.GetVersion(ctx, watchSettlesVersion, workflow.DefaultVersion, 1) >= 1
 	if in.Resume != nil {
 		r.resume(*in.Resume)
 	} else if err := workflow.UpsertTypedSearchAttributes(ctx,
@@ -54,7 +63,9 @@ type runnerWorkflow struct {
 	log log.Logger
 	// bounded: this run cancels its timers and continues as new before
 	// its history grows long (runs from before that do neither).
-	bounded   bool
+	bounded bool
+	// settles: this run lets its last watch end before it completes.
+	settles   bool
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
@@ -118,9 +129,10 @@ func (r *runnerWorkflow) activityOptions(ctx workflow.Context, what string, star
 	r.calls++
 	var heartbeat time.Duration
 	if startToClose > time.Minute {
-		// Long calls heartbeat (every 10s): an agent that dies in one is
-		// noticed within a minute, not at the end of StartToClose.
-		heartbeat = time.Minute
+		// Long calls heartbeat (every 5s): an agent that dies in one is
+		// noticed within 15s and the call retried, not at the end of
+		// StartToClose. (Timeouts are not part of the replayed commands.)
+		heartbeat = 15 * time.Second
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              AgentTaskQueue(r.in.Agent),
@@ -242,6 +254,10 @@ func (r *runnerWorkflow) watch(ctx workflow.Context) (res RunnerResult, done boo
 		switch {
 		case r.finished():
 			res, err := r.remove(ctx)
+			if err == nil && r.settles {
+				// The instance is gone: the watch sees it at once.
+				_, err = awaitTimeout(ctx, true, watchSettle, watch.IsReady)
+			}
 			return res, true, err
 		case watch.IsReady():
 			return r.watched(ctx, watch)

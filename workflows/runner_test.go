@@ -244,3 +244,24 @@ func TestARunnerFromBeforeBoundedHistoriesChecksItsInstance(t *testing.T) {
 	assert.GreaterOrEqual(t, e.checks, 10, "checked every 30s while it served")
 	assert.Zero(t, e.watches)
 }
+
+// TestARemovedRunnerLetsItsWatchEnd: a runner removed after its job waits
+// a little for its watch to see the instance gone, so that no activity of
+// it is left running on the agent; a watch that does not end (an agent
+// away) holds it up for watchSettle at most.
+func TestARemovedRunnerLetsItsWatchEnd(t *testing.T) {
+	e := newRunnerEnv(t)
+	var deletedAt time.Time
+	e.deleteErr = func(int) error {
+		deletedAt = e.env.Now()
+		return nil
+	}
+	e.control(time.Minute, ControlBusy)
+	e.control(2*time.Minute, ControlJobDone)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	require.False(t, deletedAt.IsZero())
+	ended := e.env.Now().Sub(deletedAt)
+	assert.GreaterOrEqual(t, ended, watchSettle-time.Second, "it waited for its watch")
+	assert.LessOrEqual(t, ended, watchSettle+time.Second, "and not longer than watchSettle")
+}

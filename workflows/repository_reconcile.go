@@ -1,0 +1,187 @@
+package workflows
+
+import (
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
+)
+
+// reconcileVersion is the workflow.GetVersion change that brought the
+// reconciliation with GitHub: the repository keeps the jobs running on its
+// runners, asks GitHub at least every reconcileEvery (and at once when
+// asked to resync, or when an agent comes back) for its queued and started
+// jobs, the end of its running jobs and the registration of its idle
+// runners, and counts a job done when GitHub reports it ended, whether or
+// not its webhook came.
+const reconcileVersion = "github-reconcile"
+
+// reconcileEvery is the longest a repository goes without reconciling with
+// GitHub.
+const reconcileEvery = time.Minute
+
+// maxRunning bounds the jobs a repository keeps as running.
+const maxRunning = 5000
+
+// active: something is in flight (a job waits or runs, a runner is
+// provisioning, busy or going), so the repository reconciles with GitHub
+// at least every reconcileEvery; a quiet one only at its pools'
+// queuePollInterval, sparing Temporal a timer and an activity a minute.
+func (r *repository) active() bool {
+	if len(r.s.Running) > 0 || len(r.s.Recheck) > 0 || len(r.s.Unmatched) > 0 {
+		return true
+	}
+	for _, p := range r.pools {
+		if len(p.s.Queue) > 0 {
+			return true
+		}
+		for _, rec := range p.s.Runners {
+			if rec.State != RunnerIdle {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// track records a job started on the runner of pool p.
+func (r *repository) track(jobID int64, p *pool, runner string) {
+	if !r.reconciles || slices.ContainsFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID }) {
+		return
+	}
+	if len(r.s.Running) >= maxRunning {
+		r.log.Warn("Too many running jobs to keep; the oldest is forgotten", "job", r.s.Running[0].JobID, "limit", maxRunning)
+		r.s.Running = r.s.Running[1:]
+	}
+	r.s.Running = append(r.s.Running, RunningJob{JobID: jobID, Pool: p.s.Name, Runner: runner})
+}
+
+// untrack forgets a running job and returns what was kept of it.
+func (r *repository) untrack(jobID int64) (RunningJob, bool) {
+	i := slices.IndexFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID })
+	if i < 0 {
+		return RunningJob{}, false
+	}
+	j := r.s.Running[i]
+	r.s.Running = slices.Delete(r.s.Running, i, i+1)
+	return j, true
+}
+
+// onResync takes the resync signals: a reconciliation at once.
+func (r *repository) onResync(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, SignalResync)
+	for {
+		var req ResyncRequest
+		if !ch.ReceiveAsync(&req) {
+			return
+		}
+		if !r.pollNow {
+			r.log.Info("Reconciling with GitHub at once", "reason", req.Reason)
+		}
+		r.pollNow, r.dirty = true, true
+	}
+}
+
+// startReconcile runs GitHubReconcile on the agent and applies its answer
+// when it comes; r.polling is set until then.
+func (r *repository) startReconcile(ctx workflow.Context, agent string, now time.Time) {
+	in := r.reconcileInput()
+	actx := pollOptions(ctx, agent, "reconcile "+r.full()+" with GitHub")
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { r.polling, r.dirty = false, true }()
+		var got activities.Reconciliation
+		if err := workflow.ExecuteActivity(actx, activities.GitHubReconcileName, in).Get(ctx, &got); err != nil {
+			r.log.Warn("Reconciling with GitHub failed; trying again at the next turn", "agent", agent, "error", err)
+			return
+		}
+		r.applyReconciled(ctx, now, in, got)
+	})
+}
+
+// reconcileInput is what a reconciliation asks GitHub about: the running
+// jobs, and the idle runners that should be registered.
+func (r *repository) reconcileInput() activities.ReconcileInput {
+	in := activities.ReconcileInput{Repo: activities.Repo{Owner: r.owner, Name: r.repo}}
+	for _, j := range r.s.Running {
+		in.Running = append(in.Running, j.JobID)
+	}
+	for _, p := range r.pools {
+		for _, rec := range p.s.Runners {
+			if rec.State == RunnerIdle && !rec.DeleteSent {
+				in.Runners = append(in.Runners, rec.Name)
+			}
+		}
+	}
+	return in
+}
+
+// applyReconciled brings the repository in line with GitHub's view taken
+// at polledAt: jobs queued are routed, jobs started are bound, running jobs
+// that ended are counted, and idle runners GitHub no longer lists are
+// replaced. Each correction is logged: each is a webhook that was missed.
+func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, asked activities.ReconcileInput, got activities.Reconciliation) {
+	r.applyPolled(polledAt, got.Queued)
+	for _, j := range got.Started {
+		if r.seen[jobKey(j.ID, JobInProgress)] || r.seen[jobKey(j.ID, JobCompleted)] {
+			continue
+		}
+		if p, _ := r.runner(j.RunnerName); p == nil {
+			continue // not on one of ours
+		}
+		r.log.Info("Job found in progress by reconciling: its webhook was missed", "job", j.ID, "runner", j.RunnerName)
+		r.onJob(ctx, JobEvent{Action: JobInProgress, JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, RunnerName: j.RunnerName})
+	}
+	for _, j := range got.Ended {
+		i := slices.IndexFunc(r.s.Running, func(run RunningJob) bool { return run.JobID == j.ID })
+		if i < 0 {
+			continue
+		}
+		run := r.s.Running[i]
+		switch {
+		case r.seen[jobKey(j.ID, JobCompleted)]:
+			r.untrack(j.ID)
+		case j.Status != "completed":
+			r.untrack(j.ID)
+			r.log.Warn("A running job is unknown to GitHub; it is forgotten", "job", j.ID, "runner", run.Runner)
+		default:
+			runner := j.RunnerName
+			if runner == "" {
+				runner = run.Runner
+			}
+			r.log.Info("Job found ended by reconciling: its webhook was missed", "job", j.ID, "runner", runner, "conclusion", j.Conclusion)
+			r.onJob(ctx, JobEvent{Action: JobCompleted, JobID: j.ID, RunID: j.RunID, RunnerName: runner, Conclusion: j.Conclusion})
+		}
+	}
+	r.replaceUnregistered(ctx, polledAt, asked.Runners, got.Runners)
+}
+
+// replaceUnregistered deletes the idle runners GitHub no longer lists (its
+// registration was removed, or the runner took a job and finished it while
+// both webhooks were missed), so that the pool starts others. A runner
+// idle for less than pollGrace before the look is left for the next one.
+func (r *repository) replaceUnregistered(ctx workflow.Context, polledAt time.Time, asked []string, listed []activities.RunnerState) {
+	for _, name := range asked {
+		if slices.ContainsFunc(listed, func(s activities.RunnerState) bool { return s.Name == name }) {
+			continue
+		}
+		p, rec := r.runner(name)
+		if p == nil || rec.State != RunnerIdle || rec.DeleteSent || rec.IdleSince == nil || rec.IdleSince.After(polledAt.Add(-pollGrace)) {
+			continue
+		}
+		p.log.Warn("Idle runner no longer registered on GitHub; replacing it", "runner", name)
+		p.deleteRunner(ctx, rec)
+	}
+}
+
+// countEnded counts a job that ended on a runner the pool has forgotten.
+func (r *repository) countEnded(jobID int64) {
+	run, ok := r.untrack(jobID)
+	if !ok {
+		return
+	}
+	if p := r.pool(run.Pool); p != nil {
+		p.s.JobsDone++
+	}
+}

@@ -1,0 +1,142 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/activities"
+)
+
+// lose makes GitHub report job id done on runner, with no webhook, and
+// the runner's workflow report it deleted (its instance exited after the
+// job), as when the server was down for the completed webhook.
+func (e *poolEnv) lose(d time.Duration, id int64, runner func() string) {
+	e.at(d, func() {
+		name := runner()
+		e.setGitHubJob(activities.JobState{QueuedJob: activities.QueuedJob{ID: id}, Status: "completed",
+			Conclusion: "success", RunnerName: name})
+		e.env.SignalWorkflow(SignalRunner, RunnerEvent{Name: name, State: RunnerDeleted})
+	})
+}
+
+func (e *poolEnv) startedName(i int) func() string {
+	return func() string {
+		require.Greater(e.t, len(e.started), i, "runner %d never started", i)
+		return e.started[i].name
+	}
+}
+
+// TestJobsDoneIsExactWhenCompletedWebhooksAreLost: the completed webhook of
+// a job is lost and its runner ends first. The pool frees the runner at
+// once, and the reconciliation within a minute counts the job from
+// GitHub's view. A completed webhook that comes late, after its runner has
+// gone, is counted too, and never twice.
+func TestJobsDoneIsExactWhenCompletedWebhooksAreLost(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetDetachedChildWait(false) // the runners said they ended, and the test leaves them
+	var cfgErr error
+	var lost, counted, late PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 2 }), &cfgErr)
+	e.job(time.Second, JobQueued, 1, "")
+	e.job(time.Second, JobQueued, 2, "")
+	e.at(10*time.Second, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 1, RunnerName: e.startedName(0)()})
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 2, RunnerName: e.startedName(1)()})
+	})
+	e.lose(20*time.Second, 1, e.startedName(0))
+	e.view(21*time.Second, &lost)
+	e.view(90*time.Second, &counted)
+	// Job 2's completed webhook comes after its runner has gone, and
+	// GitHub reports it too: it counts once.
+	e.lose(100*time.Second, 2, e.startedName(1))
+	e.at(101*time.Second, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 2, RunnerName: e.startedName(1)()})
+	})
+	e.view(5*time.Minute, &late)
+	e.drain(6 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Equal(t, 0, lost.Counts.JobsDone, "not counted before GitHub says so")
+	assert.Len(t, lost.Runners, 1, "the runner that ended is freed at once")
+	assert.Equal(t, 1, counted.Counts.JobsDone, "counted from GitHub's view within a minute")
+	assert.Equal(t, 2, late.Counts.JobsDone, "a late webhook counts, once")
+}
+
+// TestResyncReconcilesAtOnce: a quiet repository (its pool does not poll)
+// reconciles with GitHub as soon as it is asked to, and routes the job
+// that was queued while the server could not take its webhook.
+func TestResyncReconcilesAtOnce(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var before, after PoolView
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.env.SetStartTime(start)
+	e.configure(0, poolConfig(), &cfgErr)
+	e.at(10*time.Minute, func() {
+		e.setQueued([]activities.QueuedJob{{ID: 9, Labels: []string{"self-hosted"}, CreatedAt: start.Add(9 * time.Minute)}})
+	})
+	e.view(11*time.Minute, &before)
+	e.at(12*time.Minute, func() { e.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "the server started"}) })
+	e.view(12*time.Minute+time.Second, &after)
+	e.drain(13 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Empty(t, before.Queue, "a quiet repository does not poll")
+	assert.Equal(t, []int64{9}, queueIDs(after), "a resync reconciles at once")
+	assert.NotEmpty(t, after.Runners, "and a runner starts for the job")
+}
+
+// TestReconcileBindsAJobWhoseInProgressWasMissed: GitHub reports a job in
+// progress on the pool's idle runner whose in_progress webhook never came:
+// the runner is busy, so it is neither deleted as idle nor counted free.
+func TestReconcileBindsAJobWhoseInProgressWasMissed(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), &cfgErr)
+	e.job(5*time.Second, JobQueued, 3, "")
+	e.at(10*time.Second, func() {
+		e.setGitHubJob(activities.JobState{QueuedJob: activities.QueuedJob{ID: 3}, Status: "in_progress", RunnerName: e.startedName(0)()})
+		e.mu.Lock()
+		e.queued = nil
+		e.mu.Unlock()
+	})
+	e.view(2*time.Minute, &v)
+	e.at(3*time.Minute, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 3, RunnerName: e.startedName(0)()})
+	})
+	e.drain(4 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	require.NotEmpty(t, v.Runners)
+	r := v.Runners[0]
+	assert.Equal(t, RunnerBusy, r.State)
+	assert.Equal(t, int64(3), r.JobID)
+	assert.Empty(t, v.Queue)
+}
+
+// TestReconcileReplacesAnIdleRunnerGitHubNoLongerLists: an idle runner
+// whose registration is gone from GitHub can take no job: it is deleted
+// and the pool starts another.
+func TestReconcileReplacesAnIdleRunnerGitHubNoLongerLists(t *testing.T) {
+	e := newPoolEnv(t)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MinIdle = 1; c.QueuePollInterval = Duration(time.Minute) }), &cfgErr)
+	e.at(10*time.Second, func() {
+		e.mu.Lock()
+		e.unregistered[e.startedName(0)()] = true
+		e.mu.Unlock()
+	})
+	e.view(4*time.Minute, &v)
+	e.drain(5 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	require.GreaterOrEqual(t, len(e.started), 2, "a runner replaced the unregistered one")
+	require.Len(t, v.Runners, 1)
+	assert.NotEqual(t, e.started[0].name, v.Runners[0].Name)
+	assert.Equal(t, RunnerIdle, v.Runners[0].State)
+}
