@@ -34,6 +34,10 @@ type rejection struct {
 
 // rejections maps each error type of the workflows to one answer. An
 // error type missing here is a bug: it answers 500 and is logged.
+// statusClientClosedRequest is logged for a request whose client went away
+// before its answer (nginx's 499; the client never sees it).
+const statusClientClosedRequest = 499
+
 var rejections = map[string]rejection{
 	workflows.ErrTypeInvalidRequest: {http.StatusUnprocessableEntity, ProblemInvalidRequest},
 	workflows.ErrTypeNotFound:       {http.StatusNotFound, ProblemNotFound},
@@ -62,6 +66,10 @@ func (h *handlers) backendError(w http.ResponseWriter, r *http.Request, what str
 		}
 		h.log.Error("Backend rejected a request with an unknown error type", "op", what, "type", rej.Type, "error", err)
 		writeProblem(w, r, http.StatusInternalServerError, ProblemInternal, what+" failed")
+	case r.Context().Err() != nil:
+		// The client went away before the answer: nothing failed here.
+		h.log.Info("Client gave up before the answer", "op", what, "error", r.Context().Err())
+		w.WriteHeader(statusClientClosedRequest)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		h.log.Warn("Backend unavailable", "op", what, "error", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, what+": Temporal is unavailable; retry later")

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -119,16 +123,71 @@ func repositoryMemo(e *workflowpb.WorkflowExecutionInfo) (workflows.RepositoryVi
 	return v, nil
 }
 
-// TemporalJobs delivers job events as signals to repository workflows.
+// TemporalJobs delivers job events as signals to repository workflows. It
+// remembers the repositories whose event Temporal refused, and ResyncRefused
+// asks each of them to reconcile with GitHub once Temporal takes signals
+// again: GitHub does not send a failed delivery again by itself.
 type TemporalJobs struct {
 	Client client.Client
+
+	mu      sync.Mutex
+	refused map[string]bool // workflow ids
 }
+
+// maxRefused bounds the repositories remembered for a resync.
+const maxRefused = 10000
 
 // SignalJob signals the repository owner/repo; ErrNotFound when it has no
 // pool.
 func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev workflows.JobEvent) error {
-	if err := t.Client.SignalWorkflow(ctx, workflows.RepositoryWorkflowID(owner, repo), "", workflows.SignalJob, ev); err != nil {
-		return fmt.Errorf("signal job %d to %s/%s: %w", ev.JobID, owner, repo, mapTemporalError(err))
+	id := workflows.RepositoryWorkflowID(owner, repo)
+	if err := t.Client.SignalWorkflow(ctx, id, "", workflows.SignalJob, ev); err != nil {
+		err = mapTemporalError(err)
+		if !errors.Is(err, ErrNotFound) {
+			t.mu.Lock()
+			if t.refused == nil {
+				t.refused = map[string]bool{}
+			}
+			if len(t.refused) < maxRefused {
+				t.refused[id] = true
+			}
+			t.mu.Unlock()
+		}
+		return fmt.Errorf("signal job %d to %s/%s: %w", ev.JobID, owner, repo, err)
 	}
 	return nil
+}
+
+// ResyncRefused signals resync, every interval until ctx ends, to each
+// repository whose job event was refused, until one is taken (or the
+// repository has no pool any more).
+func (t *TemporalJobs) ResyncRefused(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		ids := slices.Sorted(maps.Keys(t.refused))
+		t.mu.Unlock()
+		for _, id := range ids {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := mapTemporalError(t.Client.SignalWorkflow(sctx, id, "", workflows.SignalResync,
+				workflows.ResyncRequest{Reason: "a webhook was refused while Temporal was unavailable"}))
+			cancel()
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				break // Temporal is still away: the next tick tries again
+			}
+			t.mu.Lock()
+			delete(t.refused, id)
+			t.mu.Unlock()
+			if err == nil {
+				log.Info("Repository asked to reconcile with GitHub: a webhook of it was refused while Temporal was unavailable",
+					"workflow", id)
+			}
+		}
+	}
 }

@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer c.Close()
 
+	jobs := &api.TemporalJobs{Client: c}
 	s := &server{cfg: cfg, client: c, log: log}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -75,7 +76,7 @@ func Run(ctx context.Context, cfg Config) error {
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
 		Repositories:      &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace},
-		Webhook:           api.NewWebhook(cfg.WebhookSecrets, &api.TemporalJobs{Client: c}, log, reg),
+		Webhook:           api.NewWebhook(cfg.WebhookSecrets, jobs, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken, &api.TemporalTokens{Client: c}, api.DefaultTokenCacheTTL),
 		Logger:            log,
@@ -103,6 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(workerDone)
 		s.runWorker(workerCtx, host)
 	}()
+	go jobs.ResyncRefused(workerCtx, 2*time.Second, log)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -170,8 +172,20 @@ func (s *server) runWorker(ctx context.Context, host string) {
 	if err := backoff.Retry(ctx, policy, w.Start, notReady("start worker")); err != nil {
 		return // ctx ended
 	}
-	s.started.Store(true)
 	s.log.Info("Server worker started", "taskQueue", workflows.ServerTaskQueue)
+	s.setNotReady("warming up: asking the repositories to reconcile")
+	warm := make(chan struct{})
+	go func() {
+		defer close(warm)
+		s.resyncRepositories(ctx)
+	}()
+	select {
+	case <-warm:
+	case <-time.After(warmUpFor):
+		s.log.Warn("Warm-up still going; ready anyway", "after", warmUpFor)
+	case <-ctx.Done():
+	}
+	s.started.Store(true)
 	<-ctx.Done()
 	s.started.Store(false)
 	w.Stop()
