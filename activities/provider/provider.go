@@ -63,6 +63,15 @@ type Provider interface {
 	List(ctx context.Context, tags map[string]string) ([]Instance, error)
 }
 
+// ExitNotifier is a provider that learns of an instance's exit as it
+// happens (a process it started, a cloud event it receives), so that a
+// watch need not wait for its next look.
+type ExitNotifier interface {
+	// Exited returns a channel closed when the instance called name has
+	// exited, or nil when the provider cannot tell for that instance.
+	Exited(name string) <-chan struct{}
+}
+
 // HasTags reports whether have includes every key and value of want.
 func HasTags(have, want map[string]string) bool {
 	for k, v := range want {

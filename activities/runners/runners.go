@@ -92,7 +92,7 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 }
 
 // heartbeatEvery is how often the runner activities heartbeat.
-const heartbeatEvery = 10 * time.Second
+const heartbeatEvery = 5 * time.Second
 
 func tags(agent, owner, repo string) map[string]string {
 	return map[string]string{"garo-agent": agent, "garo-repository": owner + "/" + repo}
@@ -207,7 +207,8 @@ const watchMargin = 30 * time.Second
 // WatchRunner watches the runner's instance until it exits or vanishes,
 // heartbeating meanwhile, and reports it; a little before the activity's
 // deadline it reports the instance still running, and the workflow
-// watches on. An exit is known within watchEvery, and a watch costs the
+// watches on. An exit is known at once from a provider that reports exits
+// (provider.ExitNotifier), otherwise within watchEvery; a watch costs the
 // workflow a few events an hour.
 func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatusInput) (activities.RunnerStatus, error) {
 	p, err := a.provider(in.Provider)
@@ -220,6 +221,10 @@ func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatus
 	}
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
+	var exited <-chan struct{}
+	if n, ok := p.(provider.ExitNotifier); ok {
+		exited = n.Exited(in.Name)
+	}
 	for {
 		inst, err := p.Get(ctx, in.Name)
 		switch {
@@ -241,6 +246,8 @@ func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatus
 			// The agent stops: the watch is tried again, on this agent
 			// when it is back, without holding up its shutdown.
 			return activities.RunnerStatus{}, errors.New("the agent is stopping; the watch goes on when it is back")
+		case <-exited:
+			exited = nil // it has exited: the next look reports how
 		case <-t.C:
 		}
 	}

@@ -267,6 +267,18 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	return p.instance(r), nil
 }
 
+// Exited returns a channel closed when the runner process called name,
+// started by this provider, exits; nil for one adopted after a restart,
+// whose exit is seen by a look at its pid.
+func (p *Provider) Exited(name string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.children[name]; ok {
+		return c.done
+	}
+	return nil
+}
+
 // Delete stops the process group (SIGTERM, then SIGKILL after
 // StopTimeout) and forgets the instance.
 func (p *Provider) Delete(ctx context.Context, name string) error {

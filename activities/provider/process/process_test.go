@@ -138,3 +138,38 @@ func TestBadInputs(t *testing.T) {
 	_, err = p.Create(context.Background(), provider.CreateRequest{Name: "../escape"})
 	assert.ErrorContains(t, err, "invalid instance name")
 }
+
+// TestExitedTellsOfAnExitAsItHappens: the channel of a process this
+// provider started closes when the process exits, and the instance then
+// reads as exited; a provider that adopted the process after a restart
+// cannot tell (nil), and its watch looks instead.
+func TestExitedTellsOfAnExitAsItHappens(t *testing.T) {
+	dir := t.TempDir()
+	const command = `if [ -n "$HOLD" ]; then sleep 300; fi; exit 3`
+	p := newProvider(t, dir, "sh", "-c", command)
+	ctx := context.Background()
+	_, err := p.Create(ctx, provider.CreateRequest{Name: "r-1"})
+	require.NoError(t, err)
+	_, err = p.Create(ctx, provider.CreateRequest{Name: "r-2", Env: map[string]string{"HOLD": "1"}})
+	require.NoError(t, err)
+	exited := p.Exited("r-1")
+	require.NotNil(t, exited)
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatal("no word of the exit")
+	}
+	in, err := p.Get(ctx, "r-1")
+	require.NoError(t, err)
+	assert.Equal(t, provider.StateExited, in.State)
+	assert.Equal(t, 3, in.ExitCode)
+
+	select {
+	case <-p.Exited("r-2"):
+		t.Fatal("r-2 still runs")
+	default:
+	}
+	adopted := newProvider(t, dir, "sh", "-c", command)
+	assert.Nil(t, adopted.Exited("r-2"), "an adopted process is watched by its pid")
+	assert.Nil(t, p.Exited("r-9"))
+}
