@@ -28,7 +28,8 @@ import (
 )
 
 // namespaces the shared dev server creates, one per test that needs one.
-var namespaces = []string{"e2e-agents", "e2e-stop", "e2e-pool", "e2e-drain", "e2e-offline", "e2e-cli", "e2e-tokens", "e2e-missed", "e2e-pools", "e2e-runs"}
+var namespaces = []string{"e2e-agents", "e2e-stop", "e2e-pool", "e2e-drain", "e2e-offline", "e2e-cli", "e2e-tokens", "e2e-missed", "e2e-pools", "e2e-runs",
+	"e2e-crash-server", "e2e-crash-queued", "e2e-crash-provisioning", "e2e-crash-midjob"}
 
 var (
 	garoBin      string
@@ -159,7 +160,13 @@ func (s *syncBuffer) String() string {
 // ends, and its output shown if the test failed.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(garoBin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, name, garoBin, env, args...)
+}
+
+// startCmd runs bin with args and env, as start does.
+func startCmd(t *testing.T, name, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -215,13 +222,19 @@ func startServer(t *testing.T, ns string, extra ...string) string {
 // startServerOn runs garo server on the Temporal frontend at addr.
 func startServerOn(t *testing.T, addr, ns string, extra ...string) string {
 	t.Helper()
-	port := freePort(t)
+	url, _ := runServer(t, addr, ns, freePort(t), extra...)
+	return url
+}
+
+// runServer runs garo server on port and waits until it is ready.
+func runServer(t *testing.T, addr, ns string, port int, extra ...string) (string, *proc) {
+	t.Helper()
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--temporal-address", addr, "--temporal-namespace", ns}, extra...)
 	p := start(t, "server", []string{"GARO_ADMIN_TOKEN=" + adminToken, "GARO_WEBHOOK_SECRET=" + webhookSecret}, args...)
 	waitHTTP(t, p, url+"/readyz", 60*time.Second)
-	return url
+	return url, p
 }
 
 // startAgent runs garo agent called name against the server at url.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +38,9 @@ type poolEnv struct {
 	// addr is the Temporal frontend; temporal a client of it in ns.
 	addr     string
 	temporal client.Client
+	// server is the server process started last, listening on port.
+	server *proc
+	port   int
 }
 
 // startAgent runs the agent with GitHub and the process provider; its
@@ -61,6 +63,12 @@ func (e *poolEnv) waitOnline(name string) {
 	})
 }
 
+// startServer runs the server on e.port (the same on every restart, where
+// the simulator sends its webhooks) and waits until it is ready.
+func (e *poolEnv) startServer() {
+	e.url, e.server = runServer(e.t, e.addr, e.ns, e.port, "--heartbeat-interval", "1s", "--offline-after", "5s")
+}
+
 func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	t.Helper()
 	return newPoolEnvOn(t, temporalAddr, ns, agent)
@@ -71,7 +79,8 @@ func newPoolEnvOn(t *testing.T, addr, ns, agent string) *poolEnv {
 	t.Helper()
 	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir(), addr: addr}
 	e.temporal = temporalClientOn(t, addr, ns)
-	e.url = startServerOn(t, addr, ns, "--heartbeat-interval", "1s", "--offline-after", "5s")
+	e.port = freePort(t)
+	e.startServer()
 	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
 		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
 	t.Cleanup(e.sim.Close)
@@ -135,22 +144,7 @@ func TestPoolServesJobsWithinItsLimits(t *testing.T) {
 		return v.Counts.Idle == 1 && len(rs) == 1 && rs[0].Status == githubsim.RunnerOnline
 	})
 
-	var most atomic.Int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			if n := int64(len(e.sim.Runners(repo))); n > most.Load() {
-				most.Store(n)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}()
+	most := e.watchPeak(repo)
 	ids := e.sim.Enqueue("e2e", "pool", []string{"self-hosted", "linux"}, 100*time.Millisecond, 20, "build")
 	eventually(t, 120*time.Second, "all 20 jobs completed", func() bool {
 		done := 0
@@ -169,8 +163,6 @@ func TestPoolServesJobsWithinItsLimits(t *testing.T) {
 		c := v.Counts
 		return c.Idle == 1 && c.Busy == 0 && c.Provisioning == 0 && c.Deleting == 0 && len(e.sim.Runners(repo)) == 1
 	})
-	close(stop)
-	<-sampled
 	t.Logf("peak runners on GitHub: %d", most.Load())
 	assert.LessOrEqual(t, most.Load(), int64(3), "never more than maxRunners runners at once")
 	assert.GreaterOrEqual(t, most.Load(), int64(2), "the pool grew to serve the burst")
