@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/garo-run/garo/tests/githubsim"
+	"github.com/garo-run/garo/workflows"
 )
 
 // The crash matrix: real processes, kill -9 at the worst moment, restart.
@@ -141,6 +142,8 @@ func TestCrashServerWhileWebhooksArrive(t *testing.T) {
 		}
 	}
 	assert.Positive(t, failed, "webhooks were lost while the server was down")
+	// A repository that reconciled after a crash, still running.
+	recordHistory(t, "repositoryworkflow_reconciled.json", historyJSON(t, e.temporal, workflows.RepositoryWorkflowID("e2e", "crash-server"), ""))
 }
 
 // TestCrashServerWhileJobsAreQueued: jobs are queued while the server is
