@@ -293,7 +293,11 @@ func (r *runnerWorkflow) watched(ctx workflow.Context, watch workflow.Future) (R
 	}
 	if code == 0 {
 		// It ended cleanly (an ephemeral runner after its job, its
-		// completion not yet reported): remove it.
+		// completion not yet reported): remove it. GitHub unregisters an
+		// ephemeral runner that ran its job by itself.
+		if r.in.Ephemeral && r.busy {
+			r.jobDone = true
+		}
 		res, err := r.remove(ctx)
 		return res, true, err
 	}

@@ -38,6 +38,8 @@ type runnerEnv struct {
 	watches   int
 	createErr error
 	deleteErr func(n int) error
+	// lastDelete is what the last DeleteRunner was asked.
+	lastDelete activities.DeleteRunnerInput
 	// onTell, when set, sees every event told to the pool.
 	onTell func(RunnerEvent)
 }
@@ -76,6 +78,7 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 	}, activity.RegisterOptions{Name: activities.WatchRunnerName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.DeleteRunnerInput) error {
 		e.deletes++
+		e.lastDelete = in
 		return e.deleteErr(e.deletes)
 	}, activity.RegisterOptions{Name: activities.DeleteRunnerName})
 	e.env.OnActivity(activities.WatchRunnerName, mock.Anything, mock.Anything).AfterFn(func() time.Duration {
@@ -264,4 +267,23 @@ func TestARemovedRunnerLetsItsWatchEnd(t *testing.T) {
 	ended := e.env.Now().Sub(deletedAt)
 	assert.GreaterOrEqual(t, ended, watchSettle-time.Second, "it waited for its watch")
 	assert.LessOrEqual(t, ended, watchSettle+time.Second, "and not longer than watchSettle")
+}
+
+// TestAnEphemeralRunnerThatEndsAfterItsJobIsNotRemovedFromGitHub: the
+// instance of an ephemeral runner exits cleanly after its job, before the
+// completed webhook: GitHub unregisters such a runner itself, so only the
+// instance is deleted, with no request to GitHub.
+func TestAnEphemeralRunnerThatEndsAfterItsJobIsNotRemovedFromGitHub(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.control(time.Minute, ControlBusy)
+	e.exitAt = e.env.Now().Add(2 * time.Minute)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.True(t, e.lastDelete.GitHubDone, "GitHub is not asked")
+
+	e = newRunnerEnv(t)
+	e.exitAt = e.env.Now().Add(2 * time.Minute)
+	res = e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.False(t, e.lastDelete.GitHubDone, "a runner that never took a job is removed from GitHub")
 }
