@@ -25,7 +25,64 @@ const (
 	NotifyAgentPoolsName = "NotifyAgentPools"
 	AwaitRunnerEndsName  = "AwaitRunnerEnds"
 	AgentOnlineName      = "AgentOnline"
+	ReaperScopeName      = "ReaperScope"
+	ReaperOwnedName      = "ReaperOwned"
 )
+
+// Names of the reaper's activities on the agent's queue
+// (activities/runners).
+const (
+	ReaperInventoryName = "ReaperInventory"
+	ReaperRemoveName    = "ReaperRemove"
+)
+
+// ReaperScope is what the reaper of an agent looks at: the repositories of
+// its pools. Registered is false when the agent is unregistered (its
+// reaper's schedule is then deleted).
+type ReaperScope struct {
+	Registered   bool   `json:"registered"`
+	Repositories []Repo `json:"repositories,omitempty"`
+}
+
+// ReaperInventoryInput asks an agent for its instances and for the
+// registrations of Garo's runners in the repositories.
+type ReaperInventoryInput struct {
+	Agent        string `json:"agent"`
+	Repositories []Repo `json:"repositories,omitempty"`
+}
+
+// ReaperItem is an instance or a registration the reaper found.
+type ReaperItem struct {
+	Repo     Repo   `json:"repo"`
+	Name     string `json:"name"`
+	RunnerID int64  `json:"runnerId,omitempty"`
+	Busy     bool   `json:"busy,omitempty"`
+}
+
+// String names the item as owner/repo/runner.
+func (i ReaperItem) String() string { return i.Repo.String() + "/" + i.Name }
+
+// ReaperInventory is what an agent has: its instances (by Garo's tags) and
+// the registrations named as Garo names runners.
+type ReaperInventory struct {
+	Instances     []ReaperItem `json:"instances,omitempty"`
+	Registrations []ReaperItem `json:"registrations,omitempty"`
+}
+
+// ReaperRemoveInput asks an agent to remove orphans.
+type ReaperRemoveInput struct {
+	Agent         string       `json:"agent"`
+	Instances     []ReaperItem `json:"instances,omitempty"`
+	Registrations []ReaperItem `json:"registrations,omitempty"`
+}
+
+// ReaperRemoved is what ReaperRemove removed, and the busy registrations
+// it kept.
+type ReaperRemoved struct {
+	Instances     []string `json:"instances,omitempty"`
+	Registrations []string `json:"registrations,omitempty"`
+	Busy          []string `json:"busy,omitempty"`
+}
 
 // RunnerEnd is how a runner's workflow ended: Status is "completed",
 // "failed", "terminated", "timedOut", "canceled" or "notFound" (it never

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -16,14 +17,52 @@ import (
 type TemporalAgents struct {
 	Client    client.Client
 	Namespace string
+	Logger    *slog.Logger
 }
 
 // Register starts the agent's workflow if it is not running and sends it
 // the register update, in one call (update-with-start).
 func (t *TemporalAgents) Register(ctx context.Context, name string, req workflows.RegisterRequest) (workflows.AgentState, error) {
 	var st workflows.AgentState
-	err := t.updateWithStart(ctx, name, workflows.UpdateRegister, req, &st)
-	return st, err
+	if err := t.updateWithStart(ctx, name, workflows.UpdateRegister, req, &st); err != nil {
+		return st, err
+	}
+	if err := t.ensureReaper(ctx, name); err != nil {
+		// The next registration (each start of the agent) tries again.
+		t.logger().Warn("Reaper schedule of the agent not created", "agent", name, "error", err)
+	}
+	return st, nil
+}
+
+// ensureReaper creates the agent's reaper schedule unless it exists: every
+// ReaperEvery a ReaperWorkflow removes what the agent's runners left
+// behind. The reaper deletes its schedule once the agent is unregistered.
+func (t *TemporalAgents) ensureReaper(ctx context.Context, name string) error {
+	id := workflows.ReaperScheduleID(name)
+	_, err := t.Client.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:      id,
+		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: workflows.ReaperEvery}}},
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Action: &client.ScheduleWorkflowAction{
+			ID:                    id,
+			Workflow:              workflows.ReaperWorkflowName,
+			Args:                  []any{workflows.ReaperInput{Agent: name}},
+			TaskQueue:             workflows.ServerTaskQueue,
+			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
+			StaticSummary:         "reaper of agent " + name,
+		},
+	})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return nil
+	}
+	return err
+}
+
+func (t *TemporalAgents) logger() *slog.Logger {
+	if t.Logger != nil {
+		return t.Logger
+	}
+	return slog.Default()
 }
 
 // updateWithStart sends an update to the agent's workflow, starting it if

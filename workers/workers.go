@@ -17,6 +17,7 @@ import (
 	"github.com/garo-run/garo/activities/runnerends"
 	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RegisterServerWorkflows registers the control-plane workflows on r.
@@ -26,6 +27,7 @@ func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.RepositoryWorkflow, workflow.RegisterOptions{Name: workflows.RepositoryWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RunnerWorkflow, workflow.RegisterOptions{Name: workflows.RunnerWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.TokensWorkflow, workflow.RegisterOptions{Name: workflows.TokensWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.ReaperWorkflow, workflow.RegisterOptions{Name: workflows.ReaperWorkflowName})
 }
 
 // NewServer returns the worker of garo server on the garo-server task
@@ -47,6 +49,9 @@ type AgentDeps struct {
 	Version   string
 	GitHub    *github.Client
 	Providers []provider.Provider
+	// Metrics, when set, takes the agent's activity metrics (the
+	// reaper's).
+	Metrics prometheus.Registerer
 }
 
 // NewAgent returns the worker of the agent called name on its own task
@@ -63,7 +68,8 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 	}
 	// The runner activities answer even without GitHub or providers, with
 	// a non-retryable error that tells the pool what is missing.
-	ra := &runners.Activities{Agent: name, GitHub: deps.GitHub, Providers: map[string]provider.Provider{}}
+	ra := &runners.Activities{Agent: name, GitHub: deps.GitHub, Providers: map[string]provider.Provider{},
+		Reaped: runners.NewReapedCounter(deps.Metrics)}
 	for _, p := range deps.Providers {
 		ra.Providers[p.Kind()] = p
 	}

@@ -21,6 +21,9 @@ var (
 	SearchAttributeAgents      = temporal.NewSearchAttributeKeyKeywordList("GaroAgents")
 	SearchAttributeRepository  = temporal.NewSearchAttributeKeyKeyword("GaroRepository")
 	SearchAttributeRunnerState = temporal.NewSearchAttributeKeyKeyword("GaroRunnerState")
+	// SearchAttributeReaped is how many orphans (instances and
+	// registrations) a ReaperWorkflow run removed.
+	SearchAttributeReaped = temporal.NewSearchAttributeKeyInt64("GaroReaped")
 )
 
 // SearchAttribute is a custom search attribute with the type it is
@@ -30,11 +33,14 @@ type SearchAttribute struct {
 	Type enumspb.IndexedValueType
 }
 
-// TypeName is the type as the temporal CLI names it: Keyword or
-// KeywordList.
+// TypeName is the type as the temporal CLI names it: Keyword,
+// KeywordList or Int.
 func (a SearchAttribute) TypeName() string {
-	if a.Type == enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST {
+	switch a.Type {
+	case enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST:
 		return "KeywordList"
+	case enumspb.INDEXED_VALUE_TYPE_INT:
+		return "Int"
 	}
 	return "Keyword"
 }
@@ -47,6 +53,7 @@ func SearchAttributes() []SearchAttribute {
 		{SearchAttributeAgents.GetName(), list},
 		{SearchAttributeRepository.GetName(), keyword},
 		{SearchAttributeRunnerState.GetName(), keyword},
+		{SearchAttributeReaped.GetName(), enumspb.INDEXED_VALUE_TYPE_INT},
 	}
 }
 

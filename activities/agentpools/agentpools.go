@@ -37,6 +37,8 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.DrainAgentPools, activity.RegisterOptions{Name: activities.DrainAgentPoolsName})
 	r.RegisterActivityWithOptions(a.NotifyAgentPools, activity.RegisterOptions{Name: activities.NotifyAgentPoolsName})
 	r.RegisterActivityWithOptions(a.AgentOnline, activity.RegisterOptions{Name: activities.AgentOnlineName})
+	r.RegisterActivityWithOptions(a.ReaperScope, activity.RegisterOptions{Name: activities.ReaperScopeName})
+	r.RegisterActivityWithOptions(a.ReaperOwned, activity.RegisterOptions{Name: activities.ReaperOwnedName})
 }
 
 // repositoriesOf lists the running repositories with a pool of agent.

@@ -18,6 +18,7 @@ import (
 	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Environment variables GitHub's runner reads its inputs from (the
@@ -36,6 +37,8 @@ type Activities struct {
 	Agent     string
 	GitHub    *github.Client
 	Providers map[string]provider.Provider
+	// Reaped counts what the reaper removed (NewReapedCounter); optional.
+	Reaped *prometheus.CounterVec
 }
 
 // Register adds the activities to r under their names.
@@ -44,6 +47,8 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.DeleteRunner, activity.RegisterOptions{Name: activities.DeleteRunnerName})
 	r.RegisterActivityWithOptions(a.RunnerStatus, activity.RegisterOptions{Name: activities.RunnerStatusName})
 	r.RegisterActivityWithOptions(a.WatchRunner, activity.RegisterOptions{Name: activities.WatchRunnerName})
+	r.RegisterActivityWithOptions(a.ReaperInventory, activity.RegisterOptions{Name: activities.ReaperInventoryName})
+	r.RegisterActivityWithOptions(a.ReaperRemove, activity.RegisterOptions{Name: activities.ReaperRemoveName})
 }
 
 func (a *Activities) provider(cfg map[string]string) (provider.Provider, error) {

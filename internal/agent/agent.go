@@ -93,7 +93,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub, Providers: cfg.Providers})
+	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub, Providers: cfg.Providers,
+		Metrics: registerer(cfg.Registry)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
 	}
@@ -260,4 +261,13 @@ func (a *agent) heartbeats(ctx context.Context, interval time.Duration) error {
 			failing = true
 		}
 	}
+}
+
+// registerer is reg as a Registerer, or nil: a nil *Registry must not
+// become a non-nil interface.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }

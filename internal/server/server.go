@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewRouter(api.Config{
-		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace},
+		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log},
 		Repositories:      &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace},
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, jobs, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),

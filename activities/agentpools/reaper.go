@@ -1,0 +1,66 @@
+package agentpools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/workflows"
+)
+
+// ReaperScope tells an agent's reaper whether the agent is registered and
+// which repositories have pools of it. The schedule of an agent that is
+// no longer registered is deleted here: its reaper ends with it.
+func (a *Activities) ReaperScope(ctx context.Context, agent string) (activities.ReaperScope, error) {
+	if err := workflows.ValidateAgentName(agent); err != nil {
+		return activities.ReaperScope{}, err
+	}
+	d, err := a.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(agent), "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf) || (err == nil && d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING):
+		err := a.Client.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID(agent)).Delete(ctx)
+		if err != nil && !errors.As(err, &nf) {
+			return activities.ReaperScope{}, fmt.Errorf("delete the reaper schedule of agent %s: %w", agent, err)
+		}
+		return activities.ReaperScope{}, nil
+	case err != nil:
+		return activities.ReaperScope{}, fmt.Errorf("describe agent %s: %w", agent, err)
+	}
+	ids, err := a.repositoriesOf(ctx, agent)
+	if err != nil {
+		return activities.ReaperScope{}, err
+	}
+	scope := activities.ReaperScope{Registered: true}
+	for _, id := range ids {
+		owner, repo, ok := strings.Cut(strings.TrimPrefix(id, "garo/repo/"), "/")
+		if ok {
+			scope.Repositories = append(scope.Repositories, activities.Repo{Owner: owner, Name: repo})
+		}
+	}
+	return scope, nil
+}
+
+// ReaperOwned returns the items (as owner/repo/runner) whose runner
+// workflow is running. A lookup that fails fails the whole answer: the
+// reaper removes nothing it is not sure of.
+func (a *Activities) ReaperOwned(ctx context.Context, items []activities.ReaperItem) ([]string, error) {
+	var owned []string
+	for _, it := range items {
+		d, err := a.Client.DescribeWorkflow(ctx, workflows.RunnerWorkflowID(it.Repo.Owner, it.Repo.Name, it.Name), "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+		case err != nil:
+			return nil, fmt.Errorf("describe the workflow of runner %s: %w", it, err)
+		case d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			owned = append(owned, it.String())
+		}
+	}
+	return owned, nil
+}

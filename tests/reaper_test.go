@@ -1,0 +1,140 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/garo-run/garo/tests/githubsim"
+	"github.com/garo-run/garo/workflows"
+)
+
+// register registers a runner called name with labels straight on the
+// simulator, as a create that crashed before starting its instance
+// leaves one, and returns its JIT config.
+func (e *poolEnv) register(repo, name string, labels ...string) string {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": name, "runner_group_id": 1, "labels": labels})
+	req, err := http.NewRequest("POST", e.simURL+"/repos/"+repo+"/actions/runners/generate-jitconfig", bytes.NewReader(body))
+	require.NoError(e.t, err)
+	req.Header.Set("Authorization", "Bearer ghs_e2e")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	require.Equal(e.t, http.StatusCreated, resp.StatusCode)
+	var out struct {
+		JIT string `json:"encoded_jit_config"`
+	}
+	require.NoError(e.t, json.NewDecoder(resp.Body).Decode(&out))
+	return out.JIT
+}
+
+func (e *poolEnv) registered(repo, name string) bool {
+	return slices.ContainsFunc(e.sim.Runners(repo), func(r githubsim.Runner) bool { return r.Name == name })
+}
+
+// TestReaperRemovesOrphansAndKeepsABusyRunner: three kinds of orphans (an
+// instance and registration whose runner workflow died, a registration
+// left by a create that crashed, the registration of an ephemeral runner
+// lost mid-job) are removed by the agent's reaper, run at once with
+// `temporal schedule trigger`; a busy runner no workflow owns, and the
+// pool's own runner, are kept.
+func TestReaperRemovesOrphansAndKeepsABusyRunner(t *testing.T) {
+	t.Parallel()
+	const repo = "e2e/reaper"
+	e := newPoolEnv(t, "e2e-reaper", "reaper-1")
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"reaper-1","minIdle":1,"bootstrapTimeout":"1m"}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	var dead string
+	eventually(t, 60*time.Second, "an idle runner", func() bool {
+		v := e.pool(repo)
+		if v.Counts.Idle == 1 {
+			dead = v.Runners[0].Name
+		}
+		return dead != ""
+	})
+	// Its workflow dies: its instance and registration are left.
+	require.NoError(t, e.temporal.TerminateWorkflow(context.Background(), workflows.RunnerWorkflowID("e2e", "reaper", dead), "", "test"))
+
+	// A create that crashed after registering.
+	const crashed, lost, busy = "garo-0e2e00-900", "garo-0e2e00-901", "garo-0e2e00-902"
+	e.register(repo, crashed, "self-hosted", "orphan")
+	// An ephemeral runner lost mid-job, and a busy one: neither has a
+	// workflow. Their jobs carry labels the pool's runners lack.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lostCtx, loseIt := context.WithCancel(ctx)
+	lostJIT, busyJIT := e.register(repo, lost, "self-hosted", "lost"), e.register(repo, busy, "self-hosted", "busy")
+	e.sim.Enqueue("e2e", "reaper", []string{"self-hosted", "lost"}, time.Hour, 1, "lost")
+	e.sim.Enqueue("e2e", "reaper", []string{"self-hosted", "busy"}, time.Hour, 1, "busy")
+	go func() { _ = githubsim.RunRunner(lostCtx, githubsim.RunnerConfig{URL: e.simURL, JITConfig: lostJIT}) }()
+	go func() { _ = githubsim.RunRunner(ctx, githubsim.RunnerConfig{URL: e.simURL, JITConfig: busyJIT}) }()
+	eventually(t, 30*time.Second, "both running their jobs", func() bool {
+		n := 0
+		for _, r := range e.sim.Runners(repo) {
+			if (r.Name == lost || r.Name == busy) && r.Busy {
+				n++
+			}
+		}
+		return n == 2
+	})
+	loseIt()
+	eventually(t, 30*time.Second, "the lost runner's job failed, its registration left", func() bool {
+		for _, r := range e.sim.Runners(repo) {
+			if r.Name == lost {
+				return !r.Busy
+			}
+		}
+		return false
+	})
+	var live string
+	eventually(t, 60*time.Second, "the pool replaced its runner", func() bool {
+		v := e.pool(repo)
+		if len(v.Runners) == 1 && v.Runners[0].Name != dead && v.Counts.Idle == 1 {
+			live = v.Runners[0].Name
+		}
+		return live != ""
+	})
+	require.FileExists(t, filepath.Join(e.stateDir, "process", dead+".json"), "the dead runner's instance is left")
+
+	trigger := exec.Command(temporalBin, "schedule", "trigger", "--schedule-id", workflows.ReaperScheduleID("reaper-1"),
+		"--address", e.addr, "--namespace", e.ns)
+	out, err := trigger.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	eventually(t, 60*time.Second, "the orphans removed", func() bool {
+		_, err := os.Stat(filepath.Join(e.stateDir, "process", dead+".json"))
+		return os.IsNotExist(err) && !e.registered(repo, dead) && !e.registered(repo, crashed) && !e.registered(repo, lost)
+	})
+	assert.True(t, e.registered(repo, busy), "a busy runner is never removed")
+	assert.True(t, e.registered(repo, live), "the pool's runner is kept")
+	assert.FileExists(t, filepath.Join(e.stateDir, "process", live+".json"))
+
+	// The run says what it removed: 1 instance and 3 registrations.
+	var reaped int64
+	var run *workflowpb.WorkflowExecutionInfo
+	eventually(t, 30*time.Second, "the reaper's run listed with GaroReaped", func() bool {
+		resp, err := e.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: e.ns, Query: "WorkflowType = 'ReaperWorkflow' AND GaroAgent = 'reaper-1' AND GaroReaped > 0"})
+		if err != nil || len(resp.Executions) == 0 {
+			return false
+		}
+		run = resp.Executions[0]
+		p := run.GetSearchAttributes().GetIndexedFields()["GaroReaped"]
+		return converter.GetDefaultDataConverter().FromPayload(p, &reaped) == nil
+	})
+	assert.Equal(t, int64(4), reaped)
+	recordHistory(t, "reaperworkflow_e2e.json", historyJSON(t, e.temporal, run.Execution.WorkflowId, run.Execution.RunId))
+}
