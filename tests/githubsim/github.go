@@ -551,7 +551,7 @@ func (s *Sim) deleteRunner(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) runJSON(r *run, status, conclusion string) map[string]any {
 	return map[string]any{"id": r.id, "name": "CI", "status": status, "conclusion": nullable(conclusion),
-		"run_attempt": 1, "head_branch": "main", "event": "push",
+		"run_attempt": s.st.runAttempt(r.id), "head_branch": "main", "event": "push",
 		"html_url":   s.baseURL + "/" + r.repo + "/actions/runs/" + strconv.FormatInt(r.id, 10),
 		"created_at": r.createdAt.Format(time.RFC3339), "updated_at": r.createdAt.Format(time.RFC3339)}
 }
@@ -619,9 +619,13 @@ func (s *Sim) listRunJobs(w http.ResponseWriter, r *http.Request) {
 	runID, _ := atoi64(chi.URLParam(r, "run"))
 	s.st.mu.Lock()
 	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	// filter=latest (the default) lists the jobs of the latest attempt;
+	// filter=all every attempt's.
+	latest := s.st.runAttempt(runID)
+	all := r.URL.Query().Get("filter") == "all"
 	var jobs []map[string]any
 	for _, j := range s.st.jobsOf(repo.fullName()) {
-		if j.RunID == runID {
+		if j.RunID == runID && (all || j.RunAttempt == latest) {
 			jobs = append(jobs, s.jobJSON(j))
 		}
 	}

@@ -650,6 +650,19 @@ func TestRerunQueuesANewAttempt(t *testing.T) {
 	assert.Equal(t, int64(2), jobs[1].RunAttempt)
 	assert.Equal(t, StatusQueued, jobs[1].Status)
 	e.eventually("queued webhook of the new attempt", func() bool { return len(e.recv.actions(jobs[1].ID)) == 1 })
+
+	// The run is at its second attempt, and lists that attempt's jobs
+	// unless every attempt's are asked for.
+	run, _, err := gh.Actions.GetWorkflowRunByID(ctx, "octo", "app", jobs[0].RunID)
+	require.NoError(t, err)
+	assert.Equal(t, 2, run.GetRunAttempt())
+	latest, _, err := gh.Actions.ListWorkflowJobs(ctx, "octo", "app", jobs[0].RunID, nil)
+	require.NoError(t, err)
+	require.Len(t, latest.Jobs, 1)
+	assert.Equal(t, jobs[1].ID, latest.Jobs[0].GetID())
+	all, _, err := gh.Actions.ListWorkflowJobs(ctx, "octo", "app", jobs[0].RunID, &github.ListWorkflowJobsOptions{Filter: "all"})
+	require.NoError(t, err)
+	assert.Len(t, all.Jobs, 2)
 }
 
 func TestStaleOfflineRunnersAreRemoved(t *testing.T) {

@@ -227,12 +227,7 @@ func (s *state) next(j *Job) *Job {
 func (s *state) runStatus(r *run) (status, conclusion string) {
 	var queued, running, done int
 	conclusion = "success"
-	attempt := int64(0)
-	for _, j := range s.jobs {
-		if j.RunID == r.id {
-			attempt = max(attempt, j.RunAttempt)
-		}
-	}
+	attempt := s.runAttempt(r.id)
 	for _, j := range s.jobs {
 		if j.RunID != r.id || j.RunAttempt != attempt {
 			continue // a job of another run, or an earlier attempt
@@ -256,6 +251,18 @@ func (s *state) runStatus(r *run) (status, conclusion string) {
 		return StatusCompleted, conclusion
 	}
 	return StatusInProgress, ""
+}
+
+// runAttempt is a run's latest attempt: its first, or the attempt a
+// re-run of one of its jobs started.
+func (s *state) runAttempt(runID int64) int64 {
+	attempt := int64(1)
+	for _, j := range s.jobs {
+		if j.RunID == runID {
+			attempt = max(attempt, j.RunAttempt)
+		}
+	}
+	return attempt
 }
 
 // runsOf returns the runs of repo (all when empty), oldest first.
