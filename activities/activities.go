@@ -100,7 +100,21 @@ const (
 	GitHubRemoveRunnerName   = "GitHubRemoveRunner"
 	GitHubListQueuedJobsName = "GitHubListQueuedJobs"
 	GitHubReconcileName      = "GitHubReconcile"
+	GitHubRerunJobName       = "GitHubRerunJob"
 )
+
+// RerunInput asks GitHub to run a job again (a new attempt of its run).
+type RerunInput struct {
+	Repo  Repo  `json:"repo"`
+	JobID int64 `json:"jobId"`
+}
+
+// RerunResult says whether GitHubRerunJob started a new attempt, or found
+// the run at a later attempt already (a retry of the activity).
+type RerunResult struct {
+	Rerun   bool `json:"rerun"`
+	Already bool `json:"already,omitempty"`
+}
 
 // ReconcileInput asks GitHub's view of a repository: its queued jobs, the
 // jobs started, the status of the jobs Running, and the runners named.

@@ -23,6 +23,7 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.RemoveRunner, activity.RegisterOptions{Name: activities.GitHubRemoveRunnerName})
 	r.RegisterActivityWithOptions(a.ListQueuedJobs, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
+	r.RegisterActivityWithOptions(a.RerunJob, activity.RegisterOptions{Name: activities.GitHubRerunJobName})
 }
 
 // RunnerLookup is the answer of RunnerByName.
@@ -56,4 +57,10 @@ func (a *Activities) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob
 // the end of the running jobs, and the runners asked for.
 func (a *Activities) Reconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
 	return a.Client.Reconcile(ctx, in)
+}
+
+// RerunJob runs a job again, once: a run already at a later attempt than
+// the job's is not run again.
+func (a *Activities) RerunJob(ctx context.Context, in activities.RerunInput) (activities.RerunResult, error) {
+	return a.Client.RerunJob(ctx, in.Repo, in.JobID)
 }

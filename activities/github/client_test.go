@@ -329,3 +329,30 @@ func TestReconcile(t *testing.T) {
 	assert.Equal(t, 2.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/jobs/{id}", 200)+
 		c.RequestCount("GET /repos/{owner}/{repo}/actions/jobs/{id}", 404), "only the jobs not in an active run are looked up")
 }
+
+// TestRerunJobRunsAJobAgainOnce: a failed job is run again as a new
+// attempt of its run; asking again (a retry whose answer was lost) starts
+// no other attempt; a job still queued cannot be run again.
+func TestRerunJobRunsAJobAgainOnce(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	ids := sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "build")
+	_, err := c.RerunJob(ctx, repo, ids[0])
+	assert.Equal(t, activities.ErrTypeInvalid, appErr(t, err).Type(), "a queued job cannot be run again")
+
+	jit, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, githubsim.RunRunner(runCtx, githubsim.RunnerConfig{URL: url, JITConfig: jit.EncodedConfig}))
+	res, err := c.RerunJob(ctx, repo, ids[0])
+	require.NoError(t, err)
+	assert.True(t, res.Rerun)
+	res, err = c.RerunJob(ctx, repo, ids[0])
+	require.NoError(t, err)
+	assert.Equal(t, activities.RerunResult{Already: true}, res)
+	jobs := sim.Jobs("octo/app")
+	require.Len(t, jobs, 2, "one new attempt")
+	assert.Equal(t, githubsim.StatusQueued, jobs[1].Status)
+}

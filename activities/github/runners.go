@@ -234,6 +234,31 @@ func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (a
 	return out, nil
 }
 
+// RerunJob starts a new attempt of the run of job id with that job, unless
+// the run is at a later attempt than the job's already (a retry after the
+// answer was lost): safe to retry.
+func (c *Client) RerunJob(ctx context.Context, repo Repo, id int64) (activities.RerunResult, error) {
+	j, resp, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Name, id)
+	if err != nil {
+		return activities.RerunResult{}, classify(fmt.Sprintf("get job %d of %s", id, repo), resp, err)
+	}
+	run, resp, err := c.gh.Actions.GetWorkflowRunByID(ctx, repo.Owner, repo.Name, j.GetRunID())
+	if err != nil {
+		return activities.RerunResult{}, classify(fmt.Sprintf("get run %d of %s", j.GetRunID(), repo), resp, err)
+	}
+	if int64(run.GetRunAttempt()) > j.GetRunAttempt() {
+		return activities.RerunResult{Already: true}, nil
+	}
+	if resp, err := c.gh.Actions.RerunJobByID(ctx, repo.Owner, repo.Name, id); err != nil {
+		if resp != nil && resp.StatusCode == http.StatusForbidden && resp.Header.Get("X-RateLimit-Remaining") != "0" {
+			return activities.RerunResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("job %d of %s cannot be run again: %v", id, repo, err), activities.ErrTypeInvalid, err)
+		}
+		return activities.RerunResult{}, classify(fmt.Sprintf("re-run job %d of %s", id, repo), resp, err)
+	}
+	return activities.RerunResult{Rerun: true}, nil
+}
+
 // job returns one job of repo; false when GitHub does not know it.
 func (c *Client) job(ctx context.Context, repo Repo, id int64) (activities.JobState, bool, error) {
 	j, resp, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Name, id)
