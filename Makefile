@@ -39,7 +39,7 @@ test-e2e: tools
 # workflows still running. After a change to a workflow, give its recording
 # a new name in the test and record it beside the old ones.
 record-histories: tools
-	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits|TestSeveralPoolsOfOneRepository|TestAPoolForgetsATerminatedRunnerAfterContinueAsNew|TestCrashServerWhileWebhooksArrive|TestReaperRemovesOrphansAndKeepsABusyRunner' ./tests/
+	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits|TestSeveralPoolsOfOneRepository|TestAPoolForgetsATerminatedRunnerAfterContinueAsNew|TestCrashServerWhileWebhooksArrive|TestReaperRemovesOrphansAndKeepsABusyRunner|TestALostJobIsRunAgainOnce' ./tests/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -42,6 +42,21 @@ func (e *poolEnv) register(repo, name string, labels ...string) string {
 	return out.JIT
 }
 
+// soleRunner waits until the pool of repo has one runner, in state, and
+// returns its name.
+func (e *poolEnv) soleRunner(repo string, state workflows.RunnerState) string {
+	e.t.Helper()
+	var name string
+	eventually(e.t, 60*time.Second, "a runner "+string(state), func() bool {
+		v := e.pool(repo)
+		if len(v.Runners) == 1 && v.Runners[0].State == state {
+			name = v.Runners[0].Name
+		}
+		return name != ""
+	})
+	return name
+}
+
 func (e *poolEnv) registered(repo, name string) bool {
 	return slices.ContainsFunc(e.sim.Runners(repo), func(r githubsim.Runner) bool { return r.Name == name })
 }
@@ -58,14 +73,7 @@ func TestReaperRemovesOrphansAndKeepsABusyRunner(t *testing.T) {
 	e := newPoolEnv(t, "e2e-reaper", "reaper-1")
 	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"reaper-1","minIdle":1,"bootstrapTimeout":"1m"}`)
 	require.Equal(t, http.StatusOK, code, "%s", b)
-	var dead string
-	eventually(t, 60*time.Second, "an idle runner", func() bool {
-		v := e.pool(repo)
-		if v.Counts.Idle == 1 {
-			dead = v.Runners[0].Name
-		}
-		return dead != ""
-	})
+	dead := e.soleRunner(repo, workflows.RunnerIdle)
 	// Its workflow dies: its instance and registration are left.
 	require.NoError(t, e.temporal.TerminateWorkflow(context.Background(), workflows.RunnerWorkflowID("e2e", "reaper", dead), "", "test"))
 

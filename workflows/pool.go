@@ -114,6 +114,7 @@ func (p *pool) onRunner(ctx workflow.Context, ev RunnerEvent) {
 	case RunnerFailed:
 		if r.State == RunnerBusy {
 			p.r.recheck(r.JobID)
+			p.r.lost(p, r.Name, r.JobID)
 		}
 		p.removeRunner(ev.Name)
 		p.s.Failures++

@@ -112,6 +112,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 			// event was late): it is counted where it ran.
 			r.countEnded(ev.JobID)
 		}
+		r.retryLost(ctx, ev)
 	}
 }
 

@@ -140,3 +140,44 @@ func TestReconcileReplacesAnIdleRunnerGitHubNoLongerLists(t *testing.T) {
 	assert.NotEqual(t, e.started[0].name, v.Runners[0].Name)
 	assert.Equal(t, RunnerIdle, v.Runners[0].State)
 }
+
+// TestALostJobIsRunAgainOnce: in a pool with retryLostJobs, a job whose
+// runner was lost mid-job and that GitHub then reports failed is run
+// again through GitHub's re-run API, once, however often its end is told;
+// a job that failed on a runner that was not lost is not, nor is a lost
+// job in a pool that does not retry.
+func TestALostJobIsRunAgainOnce(t *testing.T) {
+	for _, retry := range []bool{true, false} {
+		e := newPoolEnv(t)
+		e.env.SetDetachedChildWait(false)
+		var cfgErr error
+		e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners, c.RetryLostJobs = 2, retry }), &cfgErr)
+		e.job(time.Second, JobQueued, 1, "")
+		e.job(time.Second, JobQueued, 2, "")
+		e.at(10*time.Second, func() {
+			e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 1, RunnerName: e.startedName(0)()})
+			e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 2, RunnerName: e.startedName(1)()})
+		})
+		// Runner 0 is lost; then GitHub fails its job, and says so twice
+		// (a redelivery). Job 2 fails on its own.
+		e.at(20*time.Second, func() {
+			e.env.SignalWorkflow(SignalRunner, RunnerEvent{Name: e.startedName(0)(), State: RunnerFailed, Error: "lost"})
+		})
+		for _, d := range []time.Duration{25 * time.Second, 26 * time.Second} {
+			e.at(d, func() {
+				e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 1, RunnerName: e.startedName(0)(), Conclusion: "failure"})
+			})
+		}
+		e.at(27*time.Second, func() {
+			e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 2, RunnerName: e.startedName(1)(), Conclusion: "failure"})
+		})
+		e.drain(time.Minute)
+		e.run()
+		require.NoError(t, cfgErr)
+		if retry {
+			assert.Equal(t, []int64{1}, e.reruns, "the lost job runs again, once")
+		} else {
+			assert.Empty(t, e.reruns, "a pool that does not retry")
+		}
+	}
+}

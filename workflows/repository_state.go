@@ -41,6 +41,11 @@ type RepositoryState struct {
 	// not seen end, oldest first: a reconciliation asks GitHub how they
 	// ended when their webhook was missed, so that each is counted.
 	Running []RunningJob `json:"running,omitempty"`
+	// Lost are the jobs whose runner was lost while it ran them, in pools
+	// that retry lost jobs, until GitHub reports how they ended; Retried
+	// the jobs run again, each once.
+	Lost    []RunningJob `json:"lost,omitempty"`
+	Retried []int64      `json:"retried,omitempty"`
 }
 
 // RunningJob is a job in progress on one of the repository's runners.

@@ -42,6 +42,8 @@ type poolEnv struct {
 	github       map[int64]activities.JobState
 	unregistered map[string]bool
 	reconciled   []activities.ReconcileInput
+	// reruns are the jobs GitHubRerunJob was asked to run again.
+	reruns []int64
 	// ownQueue: the test sets GitHub's queue (setQueued), apart from
 	// the webhooks it sends.
 	ownQueue bool
@@ -145,6 +147,12 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		return append([]activities.QueuedJob(nil), e.queued...), nil
 	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	e.env.RegisterActivityWithOptions(e.fakeReconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
+	e.env.RegisterActivityWithOptions(func(_ context.Context, in activities.RerunInput) (activities.RerunResult, error) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.reruns = append(e.reruns, in.JobID)
+		return activities.RerunResult{Rerun: true}, nil
+	}, activity.RegisterOptions{Name: activities.GitHubRerunJobName})
 	e.env.RegisterActivityWithOptions(func(context.Context, []string) ([]activities.RunnerEnd, error) { return nil, nil },
 		activity.RegisterOptions{Name: activities.AwaitRunnerEndsName})
 	e.env.RegisterActivityWithOptions(func(_ context.Context, agent string) (bool, error) {

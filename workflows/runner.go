@@ -37,6 +37,10 @@ const (
 // removed runner waits (up to watchSettle) for its watch to end.
 const watchSettlesVersion = "watch-settles"
 
+// lostToldFirstVersion is the workflow.GetVersion change after which a
+// failed runner tells its pool before it cleans up.
+const lostToldFirstVersion = "lost-told-first"
+
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
 // Its activities run on its agent's task queue; it tells its pool when the
 // runner comes online and when it is gone, and takes the pool's controls.
@@ -46,6 +50,7 @@ func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) 
 	r := &runnerWorkflow{in: in, state: RunnerProvisioning, bounded: isBounded(ctx), log: log.With(workflow.GetLogger(ctx),
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
 	r.settles = workflow.GetVersion(ctx, watchSettlesVersion, workflow.DefaultVersion, 1) >= 1
+	r.toldFirst = workflow.GetVersion(ctx, lostToldFirstVersion, workflow.DefaultVersion, 1) >= 1
 	if in.Resume != nil {
 		r.resume(*in.Resume)
 	} else if err := workflow.UpsertTypedSearchAttributes(ctx,
@@ -65,7 +70,9 @@ type runnerWorkflow struct {
 	// its history grows long (runs from before that do neither).
 	bounded bool
 	// settles: this run lets its last watch end before it completes.
-	settles   bool
+	settles bool
+	// toldFirst: a failed runner tells its pool before its cleanup.
+	toldFirst bool
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
@@ -477,14 +484,22 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 	}
 }
 
-// fail cleans up what a failed runner left and reports it failed.
+// fail cleans up what a failed runner left and reports it failed. Runs
+// since lostToldFirstVersion tell the pool first, so that it replaces the
+// runner (and learns which job was lost) at once, while the cleanup may
+// wait for GitHub to stop reporting the dead runner busy.
 func (r *runnerWorkflow) fail(ctx workflow.Context, reason string) (RunnerResult, error) {
+	if r.toldFirst {
+		r.tell(ctx, RunnerFailed, reason)
+	}
 	r.setState(ctx, RunnerDeleting)
 	if err := r.deleteEverywhere(ctx); err != nil {
 		r.log.Error("Cleanup of a failed runner failed", "error", err)
 	}
 	r.setState(ctx, RunnerFailed)
-	r.tell(ctx, RunnerFailed, reason)
+	if !r.toldFirst {
+		r.tell(ctx, RunnerFailed, reason)
+	}
 	return RunnerResult{State: RunnerFailed, RunnerID: r.runnerID, Error: reason}, nil
 }
 

@@ -287,3 +287,31 @@ func TestAnEphemeralRunnerThatEndsAfterItsJobIsNotRemovedFromGitHub(t *testing.T
 	assert.Equal(t, RunnerDeleted, res.State)
 	assert.False(t, e.lastDelete.GitHubDone, "a runner that never took a job is removed from GitHub")
 }
+
+// TestALostRunnerIsToldAtOnce: a runner whose instance dies mid-job is
+// reported failed to its pool at once, so that the pool replaces it and
+// learns which job was lost, while its cleanup waits for GitHub to stop
+// reporting the dead runner busy.
+func TestALostRunnerIsToldAtOnce(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.control(time.Minute, ControlBusy)
+	e.exitAt, e.exitCode = e.env.Now().Add(2*time.Minute), 137
+	var toldAt, cleanedAt time.Time
+	e.onTell = func(ev RunnerEvent) {
+		if ev.State == RunnerFailed {
+			toldAt = e.env.Now()
+		}
+	}
+	e.deleteErr = func(n int) error {
+		if n == 1 {
+			return temporal.NewNonRetryableApplicationError("busy", activities.ErrTypeRunnerBusy, nil)
+		}
+		cleanedAt = e.env.Now()
+		return nil
+	}
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
+	require.False(t, toldAt.IsZero())
+	assert.True(t, toldAt.Before(cleanedAt), "told at %s, cleaned up at %s", toldAt, cleanedAt)
+	assert.Equal(t, []RunnerState{RunnerIdle, RunnerFailed}, e.states(), "told once")
+}
