@@ -136,6 +136,9 @@ func (s *Sim) githubRoutes() http.Handler {
 	r.Get("/rate_limit", s.getRateLimit)
 	r.Get("/app/installations", s.listInstallations)
 	r.Post("/app/installations/{id}/access_tokens", s.createInstallationToken)
+	r.Get("/app/hook/deliveries", s.listHookDeliveries)
+	r.Get("/app/hook/deliveries/{delivery}", s.getHookDelivery)
+	r.Post("/app/hook/deliveries/{delivery}/attempts", s.redeliverHookDelivery)
 	// Runners and webhooks exist for repositories and, alike, for
 	// organizations (whose runners serve every repository of theirs).
 	shared := func(r chi.Router) {
@@ -144,6 +147,9 @@ func (s *Sim) githubRoutes() http.Handler {
 		r.Get("/hooks/{id}", s.getHook)
 		r.Delete("/hooks/{id}", s.deleteHook)
 		r.Post("/hooks/{id}/pings", s.pingHook)
+		r.Get("/hooks/{id}/deliveries", s.listHookDeliveries)
+		r.Get("/hooks/{id}/deliveries/{delivery}", s.getHookDelivery)
+		r.Post("/hooks/{id}/deliveries/{delivery}/attempts", s.redeliverHookDelivery)
 		r.Post("/actions/runners/generate-jitconfig", s.generateJITConfig)
 		r.Post("/actions/runners/registration-token", s.createToken("registration"))
 		r.Post("/actions/runners/remove-token", s.createToken("remove"))
@@ -155,6 +161,7 @@ func (s *Sim) githubRoutes() http.Handler {
 	r.Route("/orgs/{org}", shared)
 	r.Route("/repos/{owner}/{repo}", func(r chi.Router) {
 		shared(r)
+		r.Get("/", s.getRepo)
 		r.Get("/installation", s.getRepoInstallation)
 		r.Get("/actions/runs", s.listRuns)
 		r.Get("/actions/runs/{run}", s.getRun)
@@ -324,6 +331,17 @@ func (s *Sim) createInstallationToken(w http.ResponseWriter, r *http.Request) {
 	s.st.tokens[tok] = tokenInfo{kind: "installation", expires: exp}
 	s.st.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
+}
+
+// getRepo shows a repository (each exists on first use).
+func (s *Sim) getRepo(w http.ResponseWriter, r *http.Request) {
+	s.st.mu.Lock()
+	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
+	out := map[string]any{"id": repo.id, "node_id": "R_" + strconv.FormatInt(repo.id, 10), "name": repo.name,
+		"full_name": repo.fullName(), "private": true, "owner": map[string]any{"login": repo.owner, "type": "Organization"},
+		"html_url": s.baseURL + "/" + repo.fullName(), "default_branch": "main"}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Sim) getRepoInstallation(w http.ResponseWriter, r *http.Request) {
@@ -660,8 +678,9 @@ func (s *Sim) jobWebhook(action string, repo *repository, j *Job) {
 		"sender":       map[string]any{"login": "githubsim-bot", "type": "Bot"},
 		"installation": map[string]any{"id": InstallationID},
 	}
+	ev := newHookEvent("workflow_job", action, repo.fullName(), repo.id, j.ID, payload)
 	for _, t := range s.targets(repo, "workflow_job") {
-		s.hooks.enqueue(t, "workflow_job", action, repo.fullName(), j.ID, payload)
+		s.hooks.enqueue(t, ev)
 	}
 }
 

@@ -179,9 +179,9 @@ func (s *Sim) ping(o hookOwner, h *repoHook) {
 	s.st.mu.Lock()
 	payload := map[string]any{"zen": "Keep it logically awesome.", "hook_id": h.id, "hook": s.hookJSON(o, h),
 		"sender": map[string]any{"login": "githubsim-bot", "type": "Bot"}}
-	name := ""
+	name, repoID := "", int64(0)
 	if o.repo != nil {
-		name = o.repo.fullName()
+		name, repoID = o.repo.fullName(), o.repo.id
 		payload["repository"] = map[string]any{"id": o.repo.id, "name": o.repo.name, "full_name": name,
 			"owner": map[string]any{"login": o.repo.owner}, "html_url": s.baseURL + "/" + name}
 	} else {
@@ -190,5 +190,5 @@ func (s *Sim) ping(o hookOwner, h *repoHook) {
 	}
 	t := h.target(o)
 	s.st.mu.Unlock()
-	s.hooks.enqueue(t, "ping", "", name, 0, payload)
+	s.hooks.enqueue(t, newHookEvent("ping", "", name, repoID, 0, payload))
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -588,8 +589,12 @@ func TestRedeliveryAndDeliveryLog(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	e.eventually("redelivered", func() bool { return len(e.recv.actions(ids[0])) == 2 })
 	e.recv.mu.Lock()
-	assert.NotEqual(t, e.recv.events[0].delivery, e.recv.events[1].delivery, "a redelivery has its own id")
+	assert.Equal(t, e.recv.events[0].delivery, e.recv.events[1].delivery, "a redelivery keeps the event's GUID")
 	e.recv.mu.Unlock()
+	e.eventually("the redelivery logged", func() bool { return len(e.sim.Deliveries()) == 2 })
+	again := e.sim.Deliveries()[1]
+	assert.True(t, again.Redelivery)
+	assert.Greater(t, again.Attempt, d.Attempt, "an attempt of its own")
 	resp, err = http.Post(e.srv.URL+"/_sim/deliveries/nope/redeliver", "application/json", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -885,4 +890,83 @@ func TestRunsOfSeveralJobs(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}
+
+// TestHookDeliveriesAPI: GitHub's hook deliveries routes, through
+// go-github: a repository hook's failed attempts are listed newest first
+// with cursor pagination and the event's GUID (shared with the app's
+// delivery of the same event), shown with their request, and redelivered
+// on request (202), which adds an attempt flagged as a redelivery. The
+// app's hook deliveries need the app's JWT.
+func TestHookDeliveriesAPI(t *testing.T) {
+	e := newSimEnv(t)
+	ctx := context.Background()
+	var failing atomic.Bool
+	failing.Store(true)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(down.Close)
+	gh := e.clients()["ghes"]
+	hook, _, err := gh.Repositories.CreateHook(ctx, "octo", "app", &github.Hook{Events: []string{"workflow_job"},
+		Config: &github.HookConfig{URL: github.String(down.URL), ContentType: github.String("json")}})
+	require.NoError(t, err)
+	ids := e.sim.Enqueue("octo", "app", nil, 0, 3, "x")
+	e.eventually("delivered", func() bool { return len(e.sim.Deliveries()) == 7 }) // a ping, and 3 events to 2 hooks
+
+	var all []*github.HookDelivery
+	opts := &github.ListCursorOptions{PerPage: 2}
+	for {
+		page, resp, err := gh.Repositories.ListHookDeliveries(ctx, "octo", "app", hook.GetID(), opts)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page), 2)
+		all = append(all, page...)
+		if resp.Cursor == "" {
+			break
+		}
+		opts.Cursor = resp.Cursor
+	}
+	require.Len(t, all, 4, "the ping and three queued events")
+	newest := all[0]
+	assert.Equal(t, "workflow_job", newest.GetEvent())
+	assert.Equal(t, "queued", newest.GetAction())
+	assert.Equal(t, http.StatusServiceUnavailable, newest.GetStatusCode())
+	assert.Equal(t, "Invalid HTTP Response: 503", newest.GetStatus())
+	assert.False(t, newest.GetRedelivery())
+	assert.Greater(t, newest.GetID(), all[1].GetID(), "newest first")
+	var appGUID string
+	for _, d := range e.sim.Deliveries() {
+		if d.JobID == ids[2] && d.HookID == 1 {
+			appGUID = d.ID
+		}
+	}
+	assert.Equal(t, appGUID, newest.GetGUID(), "one GUID per event, for every hook")
+
+	one, _, err := gh.Repositories.GetHookDelivery(ctx, "octo", "app", hook.GetID(), newest.GetID())
+	require.NoError(t, err)
+	assert.Contains(t, string(*one.Request.RawPayload), `"workflow_job"`)
+
+	failing.Store(false)
+	_, _, err = gh.Repositories.RedeliverHookDelivery(ctx, "octo", "app", hook.GetID(), newest.GetID())
+	var accepted *github.AcceptedError
+	require.ErrorAs(t, err, &accepted, "202 Accepted")
+	e.eventually("redelivered", func() bool {
+		list, _, err := gh.Repositories.ListHookDeliveries(ctx, "octo", "app", hook.GetID(), nil)
+		return err == nil && len(list) == 5 && list[0].GetRedelivery() && list[0].GetStatusCode() == http.StatusAccepted &&
+			list[0].GetGUID() == newest.GetGUID()
+	})
+	_, _, err = gh.Repositories.ListHookDeliveries(ctx, "octo", "app", 999, nil)
+	assert.Error(t, err, "an unknown hook is 404")
+
+	_, _, err = gh.Apps.ListHookDeliveries(ctx, nil)
+	assert.Error(t, err, "the app's deliveries need its JWT")
+	app := github.NewClient(nil).WithAuthToken("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjF9.c2ln")
+	app.BaseURL = mustURL(e.srv.URL + "/")
+	appList, _, err := app.Apps.ListHookDeliveries(ctx, &github.ListCursorOptions{PerPage: 100})
+	require.NoError(t, err)
+	assert.Len(t, appList, 3, "the app's hook got the three events")
 }

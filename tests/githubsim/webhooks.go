@@ -16,9 +16,17 @@ import (
 	"time"
 )
 
-// Delivery is one webhook delivery as the simulator's log keeps it.
+// Delivery is one webhook delivery as the simulator's log keeps it: one
+// attempt to send an event to one hook. ID is the event's GUID
+// (X-GitHub-Delivery), shared by every hook's delivery of the event and by
+// its redeliveries; Attempt is the attempt's own number, the delivery id
+// of GitHub's hook deliveries API.
 type Delivery struct {
 	ID         string    `json:"id"`
+	Attempt    int64     `json:"attempt"`
+	Redelivery bool      `json:"redelivery,omitempty"`
+	RepoID     int64     `json:"repoId,omitempty"`
+	Duration   float64   `json:"duration"`
 	Event      string    `json:"event"`
 	Action     string    `json:"action,omitempty"`
 	JobID      int64     `json:"jobId,omitempty"`
@@ -59,6 +67,7 @@ type webhooks struct {
 	dropped     int
 	held        *Delivery // a delivery held back to be reordered
 	pending     int       // deliveries enqueued and not yet processed
+	attempts    int64     // numbers the attempts
 }
 
 const maxDeliveryLog = 10000
@@ -73,14 +82,27 @@ func (w *webhooks) appTarget() (hookTarget, bool) {
 	return hookTarget{url: w.url, secret: w.secret, hookID: 1, targetType: "integration", targetID: AppID}, w.url != ""
 }
 
-// enqueue schedules a delivery; it never blocks the caller's request.
-func (w *webhooks) enqueue(t hookTarget, event, action, repo string, jobID int64, payload any) {
-	b, err := json.Marshal(payload)
+// hookEvent is one event, delivered to each hook that wants it under one
+// GUID.
+type hookEvent struct {
+	guid, event, action, repo string
+	repoID, jobID             int64
+	payload                   any
+}
+
+func newHookEvent(event, action, repo string, repoID, jobID int64, payload any) hookEvent {
+	return hookEvent{guid: newDeliveryID(), event: event, action: action, repo: repo, repoID: repoID, jobID: jobID, payload: payload}
+}
+
+// enqueue schedules the delivery of ev to t; it never blocks the caller's
+// request.
+func (w *webhooks) enqueue(t hookTarget, ev hookEvent) {
+	b, err := json.Marshal(ev.payload)
 	if err != nil {
-		panic(fmt.Sprintf("githubsim: encode %s payload: %v", event, err))
+		panic(fmt.Sprintf("githubsim: encode %s payload: %v", ev.event, err))
 	}
-	d := &Delivery{ID: newDeliveryID(), Event: event, Action: action, Repo: repo, JobID: jobID, URL: t.url,
-		HookID: t.hookID, payload: b, target: t}
+	d := &Delivery{ID: ev.guid, Event: ev.event, Action: ev.action, Repo: ev.repo, RepoID: ev.repoID, JobID: ev.jobID,
+		URL: t.url, HookID: t.hookID, payload: b, target: t}
 	w.queue1(d)
 }
 
@@ -186,7 +208,9 @@ func (w *webhooks) send(ctx context.Context, d *Delivery) {
 	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", d.target.targetType)
 	req.Header.Set("X-GitHub-Hook-Installation-Target-ID", strconv.FormatInt(d.target.targetID, 10))
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	began := time.Now()
 	resp, err := w.client.Do(req)
+	d.Duration = time.Since(began).Seconds()
 	if err != nil {
 		w.record(d, 0, err.Error())
 		return
@@ -199,7 +223,8 @@ func (w *webhooks) send(ctx context.Context, d *Delivery) {
 func (w *webhooks) record(d *Delivery, status int, errText string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	d.StatusCode, d.Error, d.SentAt = status, errText, time.Now().UTC()
+	w.attempts++
+	d.Attempt, d.StatusCode, d.Error, d.SentAt = w.attempts, status, errText, time.Now().UTC()
 	switch {
 	case d.Dropped:
 		w.dropped++
@@ -221,13 +246,14 @@ func (w *webhooks) idle() bool {
 	return w.pending == 0 && w.held == nil
 }
 
-// redeliver sends the delivery with id again, with a new delivery id, as
-// GitHub's redelivery does.
+// redeliver sends a delivery again to its hook, as GitHub's redelivery
+// does: the same event GUID, flagged as a redelivery. id is its attempt
+// number, or its GUID (the latest attempt with it).
 func (w *webhooks) redeliver(id string) bool {
 	w.mu.Lock()
 	var found *Delivery
 	for _, d := range w.log {
-		if d.ID == id {
+		if (d.ID == id || strconv.FormatInt(d.Attempt, 10) == id) && !d.Dropped {
 			found = d
 		}
 	}
@@ -235,10 +261,27 @@ func (w *webhooks) redeliver(id string) bool {
 	if found == nil {
 		return false
 	}
-	again := &Delivery{ID: newDeliveryID(), Event: found.Event, Action: found.Action, Repo: found.Repo, JobID: found.JobID,
-		URL: found.URL, HookID: found.HookID, payload: found.payload, target: found.target}
+	again := &Delivery{ID: found.ID, Redelivery: true, Event: found.Event, Action: found.Action, Repo: found.Repo,
+		RepoID: found.RepoID, JobID: found.JobID, URL: found.URL, HookID: found.HookID, payload: found.payload, target: found.target}
 	w.queue1(again)
 	return true
+}
+
+// attemptsOf lists the attempts GitHub's deliveries API shows for a hook,
+// newest first: every delivery sent or tried, not those a fault dropped
+// or duplicated on the way (GitHub never knew of them).
+func (w *webhooks) attemptsOf(targetType string, hookID int64) []*Delivery {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*Delivery
+	for i := len(w.log) - 1; i >= 0; i-- {
+		d := w.log[i]
+		if d.target.targetType == targetType && d.target.hookID == hookID && !d.Dropped && !d.Duplicate {
+			c := *d
+			out = append(out, &c)
+		}
+	}
+	return out
 }
 
 func (w *webhooks) deliveries() []Delivery {
