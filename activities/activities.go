@@ -124,6 +124,9 @@ type ReconcileInput struct {
 	Running []int64 `json:"running,omitempty"`
 	// Runners are the runners whose GitHub status is wanted.
 	Runners []string `json:"runners,omitempty"`
+	// RedeliverSince, when set, asks GitHub to redeliver the workflow_job
+	// webhooks of the repository that failed since then.
+	RedeliverSince *time.Time `json:"redeliverSince,omitempty"`
 }
 
 // MaxReconcileJobs bounds the jobs one reconciliation looks up one by one.
@@ -141,6 +144,10 @@ type Reconciliation struct {
 	// Runners are the runners asked for that GitHub lists; one it does not
 	// list is not registered.
 	Runners []RunnerState `json:"runners,omitempty"`
+	// Redelivered is how many failed webhooks GitHub was asked to send
+	// again; RedeliverError why that failed (the rest stands).
+	Redelivered    int    `json:"redelivered,omitempty"`
+	RedeliverError string `json:"redeliverError,omitempty"`
 }
 
 // JobState is a job as GitHub reports it.

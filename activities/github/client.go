@@ -40,7 +40,10 @@ type Config struct {
 
 // Client calls GitHub's REST API.
 type Client struct {
-	gh       *gh.Client
+	gh *gh.Client
+	// app calls as the GitHub App itself (its JWT), for the App's own
+	// routes such as its webhook's deliveries; nil with a token.
+	app      *gh.Client
 	requests *prometheus.CounterVec
 	webURL   string
 }
@@ -72,7 +75,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.URL != "" {
 		apiURL = strings.TrimSuffix(cfg.URL, "/") + "/api/v3"
 	}
-	var httpClient *http.Client
+	var httpClient, appClient *http.Client
 	switch {
 	case cfg.AppID != 0:
 		if cfg.InstallationID == 0 || len(cfg.PrivateKeyPEM) == 0 {
@@ -84,27 +87,49 @@ func New(cfg Config) (*Client, error) {
 		}
 		tr.BaseURL = apiURL
 		httpClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		atr, err := ghinstallation.NewAppsTransport(counted, cfg.AppID, cfg.PrivateKeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("GitHub App %d: %w", cfg.AppID, err)
+		}
+		atr.BaseURL = apiURL
+		appClient = &http.Client{Transport: atr, Timeout: 30 * time.Second}
 	case cfg.Token != "":
 		httpClient = &http.Client{Transport: counted, Timeout: 30 * time.Second}
 	default:
 		return nil, errors.New("no GitHub credentials: a GitHub App or a token is needed")
 	}
-	c := gh.NewClient(httpClient)
+	c, err := newGitHub(httpClient, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Token != "" && cfg.AppID == 0 {
 		c = c.WithAuthToken(cfg.Token)
 	}
+	client := &Client{gh: c, requests: requests, webURL: "https://github.com"}
 	if cfg.URL != "" {
-		var err error
-		u := strings.TrimSuffix(cfg.URL, "/")
-		if c, err = c.WithEnterpriseURLs(u, u); err != nil {
-			return nil, fmt.Errorf("GitHub Enterprise URL %s: %w", cfg.URL, err)
+		client.webURL = cfg.URL
+	}
+	if appClient != nil {
+		if client.app, err = newGitHub(appClient, cfg.URL); err != nil {
+			return nil, err
 		}
 	}
-	webURL := "https://github.com"
-	if cfg.URL != "" {
-		webURL = cfg.URL
+	return client, nil
+}
+
+// newGitHub is a go-github client over hc, of GitHub Enterprise Server at
+// url when set.
+func newGitHub(hc *http.Client, url string) (*gh.Client, error) {
+	c := gh.NewClient(hc)
+	if url == "" {
+		return c, nil
 	}
-	return &Client{gh: c, requests: requests, webURL: webURL}, nil
+	u := strings.TrimSuffix(url, "/")
+	c, err := c.WithEnterpriseURLs(u, u)
+	if err != nil {
+		return nil, fmt.Errorf("GitHub Enterprise URL %s: %w", url, err)
+	}
+	return c, nil
 }
 
 // RequestCount returns how many requests went to route with status; the

@@ -184,7 +184,9 @@ func (c *Client) activeJobs(ctx context.Context, repo Repo) ([]activities.JobSta
 // jobs queued and in progress, which of the jobs in.Running have ended (a
 // job is in progress only in an active run, so only those not seen there
 // are looked up, at most MaxReconcileJobs), and the runners asked for.
-// Every GET is conditional: an unchanged answer costs no rate limit.
+// Every GET is conditional: an unchanged answer costs no rate limit. With
+// in.RedeliverSince it also asks GitHub to redeliver the webhooks that
+// failed since then.
 func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
 	var out activities.Reconciliation
 	jobs, err := c.activeJobs(ctx, in.Repo)
@@ -217,6 +219,13 @@ func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (a
 		}
 		if j.Status == "completed" || j.Status == "gone" {
 			out.Ended = append(out.Ended, j)
+		}
+	}
+	if in.RedeliverSince != nil {
+		// Best effort: the view above recovers the state anyway.
+		out.Redelivered, err = c.RedeliverFailed(ctx, in.Repo, *in.RedeliverSince)
+		if err != nil {
+			out.RedeliverError = err.Error()
 		}
 	}
 	if len(in.Runners) == 0 {
