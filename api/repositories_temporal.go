@@ -130,8 +130,10 @@ func repositoryMemo(e *workflowpb.WorkflowExecutionInfo) (workflows.RepositoryVi
 type TemporalJobs struct {
 	Client client.Client
 
-	mu      sync.Mutex
-	refused map[string]bool // workflow ids
+	mu sync.Mutex
+	// refused are the workflow ids whose event Temporal refused, with
+	// when it first did.
+	refused map[string]time.Time
 }
 
 // maxRefused bounds the repositories remembered for a resync.
@@ -146,10 +148,10 @@ func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev wor
 		if !errors.Is(err, ErrNotFound) {
 			t.mu.Lock()
 			if t.refused == nil {
-				t.refused = map[string]bool{}
+				t.refused = map[string]time.Time{}
 			}
-			if len(t.refused) < maxRefused {
-				t.refused[id] = true
+			if _, ok := t.refused[id]; !ok && len(t.refused) < maxRefused {
+				t.refused[id] = time.Now()
 			}
 			t.mu.Unlock()
 		}
@@ -160,7 +162,8 @@ func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev wor
 
 // ResyncRefused signals resync, every interval until ctx ends, to each
 // repository whose job event was refused, until one is taken (or the
-// repository has no pool any more).
+// repository has no pool any more). The signal asks the repository to have
+// GitHub redeliver what failed since a minute before the first refusal.
 func (t *TemporalJobs) ResyncRefused(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -172,11 +175,13 @@ func (t *TemporalJobs) ResyncRefused(ctx context.Context, interval time.Duration
 		}
 		t.mu.Lock()
 		ids := slices.Sorted(maps.Keys(t.refused))
+		firsts := maps.Clone(t.refused)
 		t.mu.Unlock()
 		for _, id := range ids {
+			since := firsts[id].Add(-time.Minute).UTC()
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := mapTemporalError(t.Client.SignalWorkflow(sctx, id, "", workflows.SignalResync,
-				workflows.ResyncRequest{Reason: "a webhook was refused while Temporal was unavailable"}))
+				workflows.ResyncRequest{Reason: "a webhook was refused while Temporal was unavailable", FailedSince: &since}))
 			cancel()
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				break // Temporal is still away: the next tick tries again

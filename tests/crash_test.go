@@ -238,20 +238,55 @@ func (tp *temporalProc) start() {
 }
 
 // TestCrashTemporalMidRun: the Temporal dev server is killed while jobs
-// run and started again 5 s later on its database file. Server and agent
-// reconnect by themselves; the webhooks Temporal could not take meanwhile
-// are made up by a reconciliation once it is back.
+// run and started again 10 s later on its database file. Server and agent
+// reconnect by themselves. The server answered 503 to the webhooks it
+// could not pass on meanwhile; once Temporal is back it asks the
+// repository to reconcile, and GitHub to redeliver them: each event the
+// repository's own hook failed to deliver is delivered in the end.
 func TestCrashTemporalMidRun(t *testing.T) {
 	t.Parallel()
 	const ns, repo = "e2e-crash-temporal", "e2e/crash-temporal"
 	tp := startTemporal(t, ns)
-	e := newPoolEnvOn(t, tp.addr(), ns, "crash-temporal-1")
+	// The repository's own hook is its only webhook: the app has none.
+	e := newPoolEnvOn(t, tp.addr(), ns, "crash-temporal-1", func(o *githubsim.Options) { o.WebhookURL = "" })
+	hook := e.repoHook(repo)
 	peak := e.crashPool(repo)
 	began := time.Now()
-	e.enqueue(repo, crashJobs)
+	e.enqueue(repo, crashJobs-5)
 	eventually(t, 60*time.Second, "runners busy", func() bool { return e.pool(repo).Counts.Busy == crashMaxRunners })
 	tp.p.kill()
-	time.Sleep(crashOutage)
+	// Jobs queued while Temporal is down: the server cannot pass their
+	// webhooks on for longer than it waits (5 s), and answers 503.
+	e.enqueue(repo, 5)
+	time.Sleep(2 * crashOutage)
 	tp.start()
 	e.settled(repo, began, peak)
+
+	failed, redelivered := map[string]bool{}, map[string]bool{}
+	for _, d := range e.sim.Deliveries() {
+		switch {
+		case d.HookID != hook || d.Event != "workflow_job":
+		case d.StatusCode >= 200 && d.StatusCode < 300:
+			if failed[d.ID] {
+				redelivered[d.ID] = true
+			}
+		default:
+			failed[d.ID] = true
+		}
+	}
+	t.Logf("the repository hook's deliveries: %d failed while Temporal was down, %d of them redelivered", len(failed), len(redelivered))
+	require.NotEmpty(t, failed, "webhooks failed while Temporal was down")
+	assert.Equal(t, len(failed), len(redelivered), "every failed event was delivered again")
+}
+
+// repoHook gives repo a webhook of its own to the server and returns its
+// id.
+func (e *poolEnv) repoHook(repo string) int64 {
+	e.t.Helper()
+	var h struct {
+		ID int64 `json:"id"`
+	}
+	e.createOnGitHub("/repos/"+repo+"/hooks", map[string]any{"name": "web", "active": true, "events": []string{"workflow_job"},
+		"config": map[string]any{"url": e.url + "/webhooks/github", "content_type": "json", "secret": webhookSecret}}, &h)
+	return h.ID
 }

@@ -74,15 +74,20 @@ func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 	return newPoolEnvOn(t, temporalAddr, ns, agent)
 }
 
-// newPoolEnvOn is a poolEnv on the Temporal frontend at addr.
-func newPoolEnvOn(t *testing.T, addr, ns, agent string) *poolEnv {
+// newPoolEnvOn is a poolEnv on the Temporal frontend at addr; opts change
+// the simulator's options.
+func newPoolEnvOn(t *testing.T, addr, ns, agent string, opts ...func(*githubsim.Options)) *poolEnv {
 	t.Helper()
 	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir(), addr: addr}
 	e.temporal = temporalClientOn(t, addr, ns)
 	e.port = freePort(t)
 	e.startServer()
-	e.sim = githubsim.New(githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
-		Seed: 1, RunnerOfflineAfter: 3 * time.Second})
+	so := githubsim.Options{WebhookURL: e.url + "/webhooks/github", WebhookSecret: webhookSecret,
+		Seed: 1, RunnerOfflineAfter: 3 * time.Second}
+	for _, o := range opts {
+		o(&so)
+	}
+	e.sim = githubsim.New(so)
 	t.Cleanup(e.sim.Close)
 	t.Cleanup(func() {
 		if t.Failed() {

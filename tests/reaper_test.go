@@ -27,19 +27,28 @@ import (
 // leaves one, and returns its JIT config.
 func (e *poolEnv) register(repo, name string, labels ...string) string {
 	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"name": name, "runner_group_id": 1, "labels": labels})
-	req, err := http.NewRequest("POST", e.simURL+"/repos/"+repo+"/actions/runners/generate-jitconfig", bytes.NewReader(body))
+	var out struct {
+		JIT string `json:"encoded_jit_config"`
+	}
+	e.createOnGitHub("/repos/"+repo+"/actions/runners/generate-jitconfig",
+		map[string]any{"name": name, "runner_group_id": 1, "labels": labels}, &out)
+	return out.JIT
+}
+
+// createOnGitHub POSTs body to the simulator's GitHub API at path, wants
+// 201 Created, and decodes the answer into out.
+func (e *poolEnv) createOnGitHub(path string, body, out any) {
+	e.t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(e.t, err)
+	req, err := http.NewRequest("POST", e.simURL+path, bytes.NewReader(b))
 	require.NoError(e.t, err)
 	req.Header.Set("Authorization", "Bearer ghs_e2e")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	require.Equal(e.t, http.StatusCreated, resp.StatusCode)
-	var out struct {
-		JIT string `json:"encoded_jit_config"`
-	}
-	require.NoError(e.t, json.NewDecoder(resp.Body).Decode(&out))
-	return out.JIT
+	require.NoError(e.t, json.NewDecoder(resp.Body).Decode(out))
 }
 
 // soleRunner waits until the pool of repo has one runner, in state, and

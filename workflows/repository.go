@@ -91,9 +91,12 @@ type repository struct {
 	awaitingEnds     bool
 	stopAwaitingEnds func()
 	awaitAfter       time.Time
-	// pollNow asks GitHub for the queued jobs at the next turn.
-	pollNow bool
-	s       RepositoryState
+	// pollNow asks GitHub for the queued jobs at the next turn;
+	// redeliverSince has the next reconciliation ask GitHub to redeliver
+	// the webhooks that failed since then.
+	pollNow        bool
+	redeliverSince *time.Time
+	s              RepositoryState
 	// pools, by name; r.s.Pools is filled only to continue as new.
 	pools     []*pool
 	seen      map[string]bool

@@ -125,6 +125,9 @@ const SignalResync = "resync"
 // ResyncRequest says why a repository is asked to reconcile now.
 type ResyncRequest struct {
 	Reason string `json:"reason"`
+	// FailedSince, when set, is when webhooks of the repository began to
+	// fail: the reconciliation asks GitHub to redeliver those since then.
+	FailedSince *time.Time `json:"failedSince,omitempty"`
 }
 
 // RunnerEvent is what a RunnerWorkflow tells its repository (signal

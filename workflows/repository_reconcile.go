@@ -81,6 +81,9 @@ func (r *repository) onResync(ctx workflow.Context) {
 			r.log.Info("Reconciling with GitHub at once", "reason", req.Reason)
 		}
 		r.pollNow, r.dirty = true, true
+		if f := req.FailedSince; f != nil && (r.redeliverSince == nil || f.Before(*r.redeliverSince)) {
+			r.redeliverSince = f
+		}
 	}
 }
 
@@ -88,6 +91,7 @@ func (r *repository) onResync(ctx workflow.Context) {
 // when it comes; r.polling is set until then.
 func (r *repository) startReconcile(ctx workflow.Context, agent string, now time.Time) {
 	in := r.reconcileInput()
+	in.RedeliverSince, r.redeliverSince = r.redeliverSince, nil
 	actx := pollOptions(ctx, agent, "reconcile "+r.full()+" with GitHub")
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.polling, r.dirty = false, true }()
@@ -97,6 +101,12 @@ func (r *repository) startReconcile(ctx workflow.Context, agent string, now time
 			return
 		}
 		r.applyReconciled(ctx, now, in, got)
+		switch {
+		case got.RedeliverError != "":
+			r.log.Warn("Failed webhooks not redelivered; the reconciliation stands in for them", "error", got.RedeliverError)
+		case got.Redelivered > 0:
+			r.log.Info("Asked GitHub to redeliver failed webhooks", "count", got.Redelivered, "since", in.RedeliverSince)
+		}
 	})
 }
 

@@ -79,7 +79,10 @@ func TestResyncReconcilesAtOnce(t *testing.T) {
 		e.setQueued([]activities.QueuedJob{{ID: 9, Labels: []string{"self-hosted"}, CreatedAt: start.Add(9 * time.Minute)}})
 	})
 	e.view(11*time.Minute, &before)
-	e.at(12*time.Minute, func() { e.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "the server started"}) })
+	failedSince := start.Add(11 * time.Minute)
+	e.at(12*time.Minute, func() {
+		e.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "a webhook was refused", FailedSince: &failedSince})
+	})
 	e.view(12*time.Minute+time.Second, &after)
 	e.drain(13 * time.Minute)
 	e.run()
@@ -87,6 +90,13 @@ func TestResyncReconcilesAtOnce(t *testing.T) {
 	assert.Empty(t, before.Queue, "a quiet repository does not poll")
 	assert.Equal(t, []int64{9}, queueIDs(after), "a resync reconciles at once")
 	assert.NotEmpty(t, after.Runners, "and a runner starts for the job")
+	require.NotEmpty(t, e.reconciled)
+	asked := e.reconciled[0]
+	require.NotNil(t, asked.RedeliverSince, "the webhooks that failed are asked for again")
+	assert.Equal(t, failedSince, *asked.RedeliverSince)
+	for _, later := range e.reconciled[1:] {
+		assert.Nil(t, later.RedeliverSince, "once")
+	}
 }
 
 // TestReconcileBindsAJobWhoseInProgressWasMissed: GitHub reports a job in
