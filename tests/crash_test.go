@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
@@ -114,6 +118,31 @@ func (e *poolEnv) settled(repo string, began time.Time, peak *atomic.Int64) {
 	for _, j := range e.sim.Jobs(repo) {
 		assert.Equal(t, "success", j.Conclusion, "job %d", j.ID)
 	}
+	// The reaper finds nothing to remove: the pool left nothing behind.
+	reaped := e.runReaper()
+	assert.Zero(t, reaped, "orphans the pool left")
+}
+
+// runReaper runs the agent's reaper at once and returns what the run
+// removed (GaroReaped).
+func (e *poolEnv) runReaper() int64 {
+	e.t.Helper()
+	ctx := context.Background()
+	query := "WorkflowType = 'ReaperWorkflow' AND GaroAgent = '" + e.agent + "' AND ExecutionStatus = 'Completed'"
+	before, err := e.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: e.ns, Query: query})
+	require.NoError(e.t, err)
+	require.NoError(e.t, e.temporal.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID(e.agent)).
+		Trigger(ctx, client.ScheduleTriggerOptions{}))
+	var reaped int64
+	eventually(e.t, 60*time.Second, "the reaper's run", func() bool {
+		resp, err := e.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: e.ns, Query: query})
+		if err != nil || int64(len(resp.Executions)) <= before.Count {
+			return false
+		}
+		p := resp.Executions[0].GetSearchAttributes().GetIndexedFields()["GaroReaped"]
+		return converter.GetDefaultDataConverter().FromPayload(p, &reaped) == nil
+	})
+	return reaped
 }
 
 // TestCrashServerWhileWebhooksArrive: the server is killed while runners
