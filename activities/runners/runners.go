@@ -104,8 +104,10 @@ func tags(agent, owner, repo string) map[string]string {
 }
 
 // CreateRunner registers the runner with GitHub and starts its instance.
-// Safe to retry: an instance that runs already is kept and its runner id
-// looked up; a stale registration of the same name is replaced.
+// Safe to retry: an instance that runs already, or that ran and ended
+// cleanly, is kept and its runner id looked up (a runner is never started
+// twice); one that crashed is replaced, and so is a stale registration of
+// the same name.
 func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
 	defer heartbeat(ctx, heartbeatEvery)()
 	p, err := a.provider(in.Provider)
@@ -131,8 +133,19 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
 			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
 		}
+	} else if err == nil && inst.ExitCode == 0 {
+		// An earlier attempt started it and it has ended cleanly: it
+		// served as this runner (an ephemeral runner ran its job), and
+		// is not started twice. The workflow sees it exited and removes
+		// it.
+		r, _, err := gh.RunnerByName(ctx, repo, in.Name)
+		if err != nil {
+			return activities.CreateRunnerResult{}, err
+		}
+		activity.GetLogger(ctx).Info("Runner already ran and ended; not started again", "runner", in.Name, "repository", repo.String())
+		return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, nil
 	} else if err == nil {
-		// An exited instance of an earlier attempt.
+		// An instance of an earlier attempt that crashed: start afresh.
 		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
 			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
 		}

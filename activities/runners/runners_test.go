@@ -37,6 +37,11 @@ type env struct {
 // provider whose "runner" sleeps (it never connects, so GitHub keeps it
 // offline and idle).
 func newEnv(t *testing.T) *env {
+	return newEnvRunning(t, "sh", "-c", "env > env.$GARO_RUNNER_NAME; sleep 300")
+}
+
+// newEnvRunning is an env whose runner runs command.
+func newEnvRunning(t *testing.T, command ...string) *env {
 	sim := githubsim.New(githubsim.Options{Seed: 1})
 	t.Cleanup(sim.Close)
 	srv := httptest.NewServer(sim.Handler())
@@ -45,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	gh, err := github.New(github.Config{URL: srv.URL, Token: "ghs_x", Registerer: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	dir := t.TempDir()
-	p, err := process.New(process.Config{StateDir: dir, Command: []string{"sh", "-c", "env > env.$GARO_RUNNER_NAME; sleep 300"}, StopTimeout: time.Second})
+	p, err := process.New(process.Config{StateDir: dir, Command: command, StopTimeout: time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		list, _ := p.List(t.Context(), nil)
@@ -211,4 +216,43 @@ func TestWatchReportsAnExitAtOnceAndAsksNothingOfGitHub(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&st))
 	assert.Equal(t, "absent", st.Instance)
+}
+
+// TestCreateNeverStartsARunnerTwice: an attempt of CreateRunner started
+// the instance, which ran and ended cleanly (an ephemeral runner after its
+// job) before the attempt could answer; the retry keeps it rather than
+// start the runner a second time. An instance that crashed is replaced.
+func TestCreateNeverStartsARunnerTwice(t *testing.T) {
+	e := newEnvRunning(t, "sh", "-c", "echo started >> starts.$GARO_RUNNER_NAME; exit ${EXIT_CODE:-0}")
+	in := createInput(true)
+	_, err := e.create(t, in)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		inst, err := e.proc.Get(t.Context(), in.Name)
+		return err == nil && inst.State == provider.StateExited
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = e.create(t, in)
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(e.dir, "starts."+in.Name))
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", string(b), "started once")
+
+	crashed := createInput(true)
+	crashed.Name = "garo-x-2"
+	_, err = e.proc.Create(t.Context(), provider.CreateRequest{Name: crashed.Name, Env: map[string]string{"EXIT_CODE": "3"}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		inst, err := e.proc.Get(t.Context(), crashed.Name)
+		return err == nil && inst.State == provider.StateExited
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = e.create(t, crashed)
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(e.dir, "starts."+crashed.Name))
+		return err == nil && string(b) == "started\nstarted\n"
+	}, 10*time.Second, 10*time.Millisecond, "a crashed instance is started again")
+	require.Eventually(t, func() bool { // its process has ended before the test's directory goes
+		inst, err := e.proc.Get(t.Context(), crashed.Name)
+		return err == nil && inst.State == provider.StateExited
+	}, 10*time.Second, 10*time.Millisecond)
 }
