@@ -40,6 +40,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.watchEnds = workflow.GetVersion(ctx, runnerEndsVersion, workflow.DefaultVersion, 1) >= 1
 	r.targets = workflow.GetVersion(ctx, poolTargetsVersion, workflow.DefaultVersion, 1) >= 1
 	r.reconciles = workflow.GetVersion(ctx, reconcileVersion, workflow.DefaultVersion, 1) >= 1
+	r.vanished = r.reconciles && workflow.GetVersion(ctx, vanishedJobsVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -84,6 +85,9 @@ type repository struct {
 	// reconciles: this run keeps its running jobs and reconciles with
 	// GitHub at least every reconcileEvery (repository_reconcile.go).
 	reconciles bool
+	// vanished: a queued job that leaves GitHub's queue unseen is kept as
+	// running until a reconciliation learns how it ended.
+	vanished bool
 	// tracked are the runners this run started: their futures tell when
 	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
 	// others.

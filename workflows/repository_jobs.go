@@ -311,7 +311,7 @@ func (r *repository) applyPolled(polledAt time.Time, jobs []activities.QueuedJob
 		r.log.Info("Queued job found by polling: its webhook was missed", "job", j.ID)
 		r.enqueue(QueuedJob{JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, QueuedAt: j.CreatedAt}, true)
 	}
-	keep := func(q []QueuedJob) []QueuedJob {
+	keep := func(p *pool, q []QueuedJob) []QueuedJob {
 		kept := q[:0]
 		for _, j := range q {
 			if listed[j.JobID] || j.QueuedAt.After(polledAt.Add(-pollGrace)) {
@@ -319,11 +319,16 @@ func (r *repository) applyPolled(polledAt time.Time, jobs []activities.QueuedJob
 				continue
 			}
 			r.log.Info("Job no longer queued on GitHub: it started or was cancelled", "job", j.JobID)
+			if p != nil && r.vanished {
+				// Its start was missed: the next reconciliation learns
+				// how it ended, and on which runner.
+				r.track(j.JobID, p, "")
+			}
 		}
 		return kept
 	}
 	for _, p := range r.pools {
-		p.s.Queue = keep(p.s.Queue)
+		p.s.Queue = keep(p, p.s.Queue)
 	}
-	r.s.Unmatched = keep(r.s.Unmatched)
+	r.s.Unmatched = keep(nil, r.s.Unmatched)
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -17,6 +18,11 @@ import (
 // runners, and counts a job done when GitHub reports it ended, whether or
 // not its webhook came.
 const reconcileVersion = "github-reconcile"
+
+// vanishedJobsVersion is the workflow.GetVersion change after which a job
+// that leaves GitHub's queue while both its in_progress and completed
+// webhooks are missed is still counted where it ran.
+const vanishedJobsVersion = "vanished-jobs"
 
 // reconcileEvery is the longest a repository goes without reconciling with
 // GitHub.
@@ -149,17 +155,22 @@ func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, a
 			continue
 		}
 		run := r.s.Running[i]
+		runner := j.RunnerName
+		if runner == "" {
+			runner = run.Runner
+		}
 		switch {
 		case r.seen[jobKey(j.ID, JobCompleted)]:
 			r.untrack(j.ID)
 		case j.Status != "completed":
 			r.untrack(j.ID)
 			r.log.Warn("A running job is unknown to GitHub; it is forgotten", "job", j.ID, "runner", run.Runner)
+		case !r.ours(runner):
+			// It left the queue unseen and ended on no runner of ours
+			// (cancelled, or run elsewhere): not ours to count.
+			r.untrack(j.ID)
+			r.log.Info("Job ended on no runner of this repository", "job", j.ID, "runner", runner, "conclusion", j.Conclusion)
 		default:
-			runner := j.RunnerName
-			if runner == "" {
-				runner = run.Runner
-			}
 			r.log.Info("Job found ended by reconciling: its webhook was missed", "job", j.ID, "runner", runner, "conclusion", j.Conclusion)
 			r.onJob(ctx, JobEvent{Action: JobCompleted, JobID: j.ID, RunID: j.RunID, RunnerName: runner, Conclusion: j.Conclusion})
 		}
@@ -183,6 +194,11 @@ func (r *repository) replaceUnregistered(ctx workflow.Context, polledAt time.Tim
 		p.log.Warn("Idle runner no longer registered on GitHub; replacing it", "runner", name)
 		p.deleteRunner(ctx, rec)
 	}
+}
+
+// ours: runner is named as this repository names its runners.
+func (r *repository) ours(runner string) bool {
+	return strings.HasPrefix(runner, "garo-"+r.s.Prefix+"-")
 }
 
 // countEnded counts a job that ended on a runner the pool has forgotten.

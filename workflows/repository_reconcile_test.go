@@ -191,3 +191,32 @@ func TestALostJobIsRunAgainOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAJobWhoseEveryWebhookAfterQueuedWasLostIsCounted: a queued job
+// leaves GitHub's queue with neither its in_progress nor its completed
+// webhook (the server was down through its whole run): the repository
+// keeps it as running, learns from GitHub that it ended on one of its
+// runners, and counts it. A job cancelled before it started is not.
+func TestAJobWhoseEveryWebhookAfterQueuedWasLostIsCounted(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetDetachedChildWait(false)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 2 }), &cfgErr)
+	e.job(time.Second, JobQueued, 1, "")
+	e.job(time.Second, JobQueued, 2, "")
+	e.at(10*time.Second, func() {
+		e.mu.Lock()
+		e.queued = nil
+		e.mu.Unlock()
+		e.setGitHubJob(activities.JobState{QueuedJob: activities.QueuedJob{ID: 1}, Status: "completed", Conclusion: "success",
+			RunnerName: e.startedName(0)()})
+		e.setGitHubJob(activities.JobState{QueuedJob: activities.QueuedJob{ID: 2}, Status: "completed", Conclusion: "cancelled"})
+	})
+	e.view(5*time.Minute, &v)
+	e.drain(6 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Empty(t, v.Queue)
+	assert.Equal(t, 1, v.Counts.JobsDone, "the job that ran on the pool's runner, not the cancelled one")
+}

@@ -41,6 +41,11 @@ const watchSettlesVersion = "watch-settles"
 // failed runner tells its pool before it cleans up.
 const lostToldFirstVersion = "lost-told-first"
 
+// bootstrapCleanExitVersion is the workflow.GetVersion change after which
+// a runner whose instance ended cleanly before it was seen online is
+// removed, not reported failed.
+const bootstrapCleanExitVersion = "bootstrap-clean-exit"
+
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
 // Its activities run on its agent's task queue; it tells its pool when the
 // runner comes online and when it is gone, and takes the pool's controls.
@@ -51,6 +56,7 @@ func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) 
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
 	r.settles = workflow.GetVersion(ctx, watchSettlesVersion, workflow.DefaultVersion, 1) >= 1
 	r.toldFirst = workflow.GetVersion(ctx, lostToldFirstVersion, workflow.DefaultVersion, 1) >= 1
+	r.cleanExit = workflow.GetVersion(ctx, bootstrapCleanExitVersion, workflow.DefaultVersion, 1) >= 1
 	if in.Resume != nil {
 		r.resume(*in.Resume)
 	} else if err := workflow.UpsertTypedSearchAttributes(ctx,
@@ -73,6 +79,9 @@ type runnerWorkflow struct {
 	settles bool
 	// toldFirst: a failed runner tells its pool before its cleanup.
 	toldFirst bool
+	// cleanExit: an instance that ended cleanly before its runner was
+	// seen online served, and is removed, not failed.
+	cleanExit bool
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
@@ -443,6 +452,12 @@ func (r *runnerWorkflow) pollStatus(ctx workflow.Context, remaining time.Duratio
 	}
 	if st.GitHubStatus == "online" {
 		r.busy = r.busy || st.Busy
+		return true, false
+	}
+	if st.Instance == "exited" && st.ExitCode == 0 && r.cleanExit {
+		// It came online, served and ended between two looks (its
+		// webhooks missed, as while the server was down): the watch
+		// finds it ended and removes it. Not a failure.
 		return true, false
 	}
 	return false, st.Instance == "exited"

@@ -26,7 +26,10 @@ type runnerEnv struct {
 	deletes int
 	queues  map[string]bool
 	online  func(n int) bool // status poll n (from 1) finds it online
-	polls   int
+	// ended, when set, has status poll n find it gone from GitHub and its
+	// instance exited with exitCode.
+	ended func(n int) bool
+	polls int
 	// instance answers the health checks (InstanceOnly) of runs from
 	// before bounded histories; default running.
 	instance func() (string, int)
@@ -66,6 +69,9 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 			return activities.RunnerStatus{Instance: st, ExitCode: code}, nil
 		}
 		e.polls++
+		if e.ended != nil && e.ended(e.polls) {
+			return activities.RunnerStatus{GitHubStatus: "absent", Instance: "exited", ExitCode: e.exitCode}, nil
+		}
 		if e.online(e.polls) {
 			return activities.RunnerStatus{GitHubStatus: "online", Instance: "running"}, nil
 		}
@@ -314,4 +320,23 @@ func TestALostRunnerIsToldAtOnce(t *testing.T) {
 	require.False(t, toldAt.IsZero())
 	assert.True(t, toldAt.Before(cleanedAt), "told at %s, cleaned up at %s", toldAt, cleanedAt)
 	assert.Equal(t, []RunnerState{RunnerIdle, RunnerFailed}, e.states(), "told once")
+}
+
+// TestARunnerThatServedUnseenIsRemovedNotFailed: its instance came
+// online, ran a job and ended cleanly between two status polls, every
+// webhook of it missed (the server was down): the runner is removed, and
+// its pool is not degraded. One whose instance crashed so is failed.
+func TestARunnerThatServedUnseenIsRemovedNotFailed(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.ended = func(int) bool { return true }
+	e.exitAt = e.env.Now()
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, []RunnerState{RunnerIdle, RunnerDeleted}, e.states())
+
+	e = newRunnerEnv(t)
+	e.ended = func(int) bool { return true }
+	e.exitAt, e.exitCode = e.env.Now(), 1
+	res = e.run(runnerInput(true))
+	assert.Equal(t, RunnerFailed, res.State)
 }
