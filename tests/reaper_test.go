@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/garo-run/garo/tests/githubsim"
@@ -80,6 +81,10 @@ func TestReaperRemovesOrphansAndKeepsABusyRunner(t *testing.T) {
 	t.Parallel()
 	const repo = "e2e/reaper"
 	e := newPoolEnv(t, "e2e-reaper", "reaper-1")
+	// Its runs every 5 minutes are paused, so that the test's orphans wait
+	// for the run it triggers.
+	require.NoError(t, e.temporal.ScheduleClient().GetHandle(context.Background(), workflows.ReaperScheduleID("reaper-1")).
+		Pause(context.Background(), client.SchedulePauseOptions{Note: "the test triggers its runs"}))
 	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"reaper-1","minIdle":1,"bootstrapTimeout":"1m"}`)
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	dead := e.soleRunner(repo, workflows.RunnerIdle)
