@@ -31,6 +31,10 @@ const reconcileEvery = time.Minute
 // maxRunning bounds the jobs a repository keeps as running.
 const maxRunning = 5000
 
+// maxQueuedLookups bounds the queued jobs of a pool a reconciliation asks
+// GitHub about (only those in no active run are looked up).
+const maxQueuedLookups = 100
+
 // active: something is in flight (a job waits or runs, a runner is
 // provisioning, busy or going), so the repository reconciles with GitHub
 // at least every reconcileEvery; a quiet one only at its pools'
@@ -123,6 +127,16 @@ func (r *repository) reconcileInput() activities.ReconcileInput {
 	for _, j := range r.s.Running {
 		in.Running = append(in.Running, j.JobID)
 	}
+	if r.vanished {
+		// Queued jobs too: one that ran and ended while both its webhooks
+		// were missed is in no active run, and is looked up (GitHub lists
+		// the others as queued, which costs no lookup).
+		for _, p := range r.pools {
+			for _, j := range p.s.Queue[:min(len(p.s.Queue), maxQueuedLookups)] {
+				in.Running = append(in.Running, j.JobID)
+			}
+		}
+	}
 	for _, p := range r.pools {
 		for _, rec := range p.s.Runners {
 			if rec.State == RunnerIdle && !rec.DeleteSent {
@@ -138,6 +152,16 @@ func (r *repository) reconcileInput() activities.ReconcileInput {
 // that ended are counted, and idle runners GitHub no longer lists are
 // replaced. Each correction is logged: each is a webhook that was missed.
 func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, asked activities.ReconcileInput, got activities.Reconciliation) {
+	for _, j := range got.Ended {
+		// A job still queued here that GitHub reports ended: it ran (or
+		// was cancelled) unseen. It leaves the queue as running, so that
+		// it is counted below where it ran.
+		for _, p := range r.pools {
+			if r.vanished && p.dequeue(j.ID) {
+				r.track(j.ID, p, "")
+			}
+		}
+	}
 	r.applyPolled(polledAt, got.Queued)
 	for _, j := range got.Started {
 		if r.seen[jobKey(j.ID, JobInProgress)] || r.seen[jobKey(j.ID, JobCompleted)] {

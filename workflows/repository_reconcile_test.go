@@ -220,3 +220,31 @@ func TestAJobWhoseEveryWebhookAfterQueuedWasLostIsCounted(t *testing.T) {
 	assert.Empty(t, v.Queue)
 	assert.Equal(t, 1, v.Counts.JobsDone, "the job that ran on the pool's runner, not the cancelled one")
 }
+
+// TestAQueuedJobThatRanUnseenIsCountedAtOnce: the next reconciliation
+// (here at a resync) finds that a job still in the pool's queue has run
+// and ended on one of the pool's runners: it leaves the queue and is
+// counted then, not a poll later.
+func TestAQueuedJobThatRanUnseenIsCountedAtOnce(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetDetachedChildWait(false)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 1 }), &cfgErr)
+	e.job(time.Second, JobQueued, 1, "")
+	e.job(time.Second, JobQueued, 2, "")
+	e.at(5*time.Second, func() {
+		e.mu.Lock()
+		e.queued = e.queued[1:] // job 1 ran; job 2 waits
+		e.mu.Unlock()
+		e.setGitHubJob(activities.JobState{QueuedJob: activities.QueuedJob{ID: 1}, Status: "completed", Conclusion: "success",
+			RunnerName: e.startedName(0)()})
+		e.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "test"})
+	})
+	e.view(6*time.Second, &v)
+	e.drain(time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Equal(t, []int64{2}, queueIDs(v), "the job that ran left the queue")
+	assert.Equal(t, 1, v.Counts.JobsDone, "and was counted at once")
+}
