@@ -255,6 +255,10 @@ func TestPutPoolRejectsBadConfigs(t *testing.T) {
 		{"agent unregistering", "octo/app", `{"agent":"going"}`, 409, ProblemConflict, "being unregistered"},
 		{"unknown field", "octo/app", `{"minIdel":1}`, 400, ProblemInvalidRequest, "unknown field"},
 		{"bad repository", "octo/a%20b", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
+		{"dot segment owner", "../one", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
+		{"leading hyphen", "-probe/one", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
+		{".git suffix", "probe/one.git", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
+		{"double hyphen", "pro--be/one", `{}`, 400, ProblemInvalidRequest, "invalid repository"},
 		{"bad pool name", "octo/app/pools/GPU", `{}`, 400, ProblemInvalidRequest, "invalid pool name"},
 		{"long pool name", "octo/app/pools/" + strings.Repeat("a", 33), `{}`, 400, ProblemInvalidRequest, "invalid pool name"},
 	}

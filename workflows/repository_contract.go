@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/garo-run/garo/internal/ghname"
 )
 
 // RepositoryWorkflow's contract: workflow `garo/repo/OWNER/REPO`
@@ -77,17 +79,11 @@ func ValidatePoolName(name string) error {
 	return nil
 }
 
-// repoPartPattern is what GitHub allows in an owner or repository name.
-var repoPartPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
-
-// ParseRepository splits "owner/repo" and checks both parts. GitHub treats
-// names case-insensitively; Garo keys its workflows by the lower-case form.
+// ParseRepository splits "owner/repo" and checks both parts as GitHub
+// allows them (internal/ghname). GitHub treats names case-insensitively;
+// Garo keys its workflows by the lower-case form.
 func ParseRepository(full string) (owner, repo string, err error) {
-	owner, repo, ok := strings.Cut(full, "/")
-	if !ok || !repoPartPattern.MatchString(owner) || !repoPartPattern.MatchString(repo) || repo == "." || repo == ".." {
-		return "", "", fmt.Errorf("invalid repository %q: want OWNER/REPO", full)
-	}
-	return owner, repo, nil
+	return ghname.Parse(full)
 }
 
 // Job actions of the workflow_job webhook.

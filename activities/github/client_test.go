@@ -356,3 +356,21 @@ func TestRerunJobRunsAJobAgainOnce(t *testing.T) {
 	require.Len(t, jobs, 2, "one new attempt")
 	assert.Equal(t, githubsim.StatusQueued, jobs[1].Status)
 }
+
+// TestNamesGitHubWouldRefuseNeverReachIt: a repository name that could
+// reach another URL (a dot segment, a leading hyphen, a .git suffix) is
+// refused before any request, as a non-retryable Invalid error.
+func TestNamesGitHubWouldRefuseNeverReachIt(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	for _, r := range []Repo{{Owner: "..", Name: "one"}, {Owner: "-probe", Name: "one"}, {Owner: "probe", Name: "one.git"}, {Owner: "octo", Name: "a/b"}} {
+		_, err := c.ListRunners(ctx, r)
+		assert.Equal(t, activities.ErrTypeInvalid, appErr(t, err).Type(), "%+v", r)
+		_, err = c.CreateJITConfig(ctx, r, "garo-x-1", []string{"self-hosted"}, 1)
+		assert.Equal(t, activities.ErrTypeInvalid, appErr(t, err).Type(), "%+v", r)
+		_, err = c.Reconcile(ctx, activities.ReconcileInput{Repo: r})
+		assert.Equal(t, activities.ErrTypeInvalid, appErr(t, err).Type(), "%+v", r)
+	}
+	assert.Empty(t, sim.Stats().Requests, "no request went out")
+}

@@ -30,6 +30,9 @@ const (
 // deliveries of repo's events). GitHub never sends a failed delivery again
 // by itself. It returns how many it asked for.
 func (c *Client) RedeliverFailed(ctx context.Context, repo Repo, since time.Time) (int, error) {
+	if err := validRepo(repo); err != nil {
+		return 0, err
+	}
 	asked := 0
 	hooks, err := c.repoHooks(ctx, repo)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garo-run/garo/internal/ghname"
+
 	gh "github.com/google/go-github/v60/github"
 	"go.temporal.io/sdk/temporal"
 
@@ -49,6 +51,9 @@ type JITConfig struct {
 // not busy (left by an attempt that failed after GitHub registered it), that
 // runner is removed and the call made once more.
 func (c *Client) CreateJITConfig(ctx context.Context, repo Repo, name string, labels []string, groupID int64) (JITConfig, error) {
+	if err := validRepo(repo); err != nil {
+		return JITConfig{}, err
+	}
 	if groupID == 0 {
 		groupID = 1
 	}
@@ -80,6 +85,9 @@ func (c *Client) CreateJITConfig(ctx context.Context, repo Repo, name string, la
 // RegistrationToken returns a token to register a reusable runner with
 // (config.sh); a secret, like a JIT config.
 func (c *Client) RegistrationToken(ctx context.Context, repo Repo) (string, time.Time, error) {
+	if err := validRepo(repo); err != nil {
+		return "", time.Time{}, err
+	}
 	tok, resp, err := c.gh.Actions.CreateRegistrationToken(ctx, repo.Owner, repo.Name)
 	if err != nil {
 		return "", time.Time{}, classify("create registration token for "+repo.String(), resp, err)
@@ -89,6 +97,9 @@ func (c *Client) RegistrationToken(ctx context.Context, repo Repo) (string, time
 
 // ListRunners returns every runner of repo, following all pages.
 func (c *Client) ListRunners(ctx context.Context, repo Repo) ([]RunnerInfo, error) {
+	if err := validRepo(repo); err != nil {
+		return nil, err
+	}
 	var out []RunnerInfo
 	opts := &gh.ListOptions{PerPage: 100}
 	for {
@@ -108,6 +119,9 @@ func (c *Client) ListRunners(ctx context.Context, repo Repo) ([]RunnerInfo, erro
 
 // RunnerByName returns the runner of repo called name, if there is one.
 func (c *Client) RunnerByName(ctx context.Context, repo Repo, name string) (RunnerInfo, bool, error) {
+	if err := validRepo(repo); err != nil {
+		return RunnerInfo{}, false, err
+	}
 	runners, err := c.ListRunners(ctx, repo)
 	if err != nil {
 		return RunnerInfo{}, false, err
@@ -123,6 +137,9 @@ func (c *Client) RunnerByName(ctx context.Context, repo Repo, name string) (Runn
 // RemoveRunner removes a runner from GitHub. A runner already gone is
 // removed; a busy one is an activities.ErrTypeRunnerBusy error.
 func (c *Client) RemoveRunner(ctx context.Context, repo Repo, id int64) error {
+	if err := validRepo(repo); err != nil {
+		return err
+	}
 	resp, err := c.gh.Actions.RemoveRunner(ctx, repo.Owner, repo.Name, id)
 	if err == nil || (resp != nil && resp.StatusCode == http.StatusNotFound) {
 		return nil
@@ -142,6 +159,9 @@ type QueuedJob = activities.QueuedJob
 // jobs wait): the fallback for webhooks that never arrived. Conditional
 // requests keep an unchanged poll free of rate limit.
 func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, error) {
+	if err := validRepo(repo); err != nil {
+		return nil, err
+	}
 	jobs, err := c.activeJobs(ctx, repo)
 	if err != nil {
 		return nil, err
@@ -188,6 +208,9 @@ func (c *Client) activeJobs(ctx context.Context, repo Repo) ([]activities.JobSta
 // in.RedeliverSince it also asks GitHub to redeliver the webhooks that
 // failed since then.
 func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
+	if err := validRepo(in.Repo); err != nil {
+		return activities.Reconciliation{}, err
+	}
 	var out activities.Reconciliation
 	jobs, err := c.activeJobs(ctx, in.Repo)
 	if err != nil {
@@ -247,6 +270,9 @@ func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (a
 // the run is at a later attempt than the job's already (a retry after the
 // answer was lost): safe to retry.
 func (c *Client) RerunJob(ctx context.Context, repo Repo, id int64) (activities.RerunResult, error) {
+	if err := validRepo(repo); err != nil {
+		return activities.RerunResult{}, err
+	}
 	j, resp, err := c.gh.Actions.GetWorkflowJobByID(ctx, repo.Owner, repo.Name, id)
 	if err != nil {
 		return activities.RerunResult{}, classify(fmt.Sprintf("get job %d of %s", id, repo), resp, err)
@@ -334,6 +360,16 @@ func (c *Client) runJobs(ctx context.Context, repo Repo, runID int64) ([]activit
 	}
 }
 
+// validRepo refuses, without a request, a repository name GitHub would
+// not allow: names reach here from workflows, which the API checked
+// already; this is defence in depth against a path into another URL.
+func validRepo(repo Repo) error {
+	if _, _, err := ghname.Parse(repo.Owner + "/" + repo.Name); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
+	}
+	return nil
+}
+
 // classify turns a go-github error into the error an activity returns:
 // rate limits retry after exactly the delay GitHub asks for; client errors
 // that no retry can fix do not retry; the rest retries with the policy's
@@ -377,6 +413,9 @@ func rateLimited(msg string, d time.Duration, cause error) error {
 // Runner returns the runner of repo with the given id, if it exists: one
 // request, where RunnerByName lists them all.
 func (c *Client) Runner(ctx context.Context, repo Repo, id int64) (RunnerInfo, bool, error) {
+	if err := validRepo(repo); err != nil {
+		return RunnerInfo{}, false, err
+	}
 	r, resp, err := c.gh.Actions.GetRunner(ctx, repo.Owner, repo.Name, id)
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		return RunnerInfo{}, false, nil
