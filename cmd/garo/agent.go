@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +17,10 @@ import (
 	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// secretEnv are the variables that may hold a secret of the agent's; it
+// removes them from its environment once it has read them.
+var secretEnv = []string{"GARO_TOKEN", "GARO_GITHUB_TOKEN", "GARO_TEMPORAL_API_KEY", "GARO_ADMIN_TOKEN", "GARO_WEBHOOK_SECRET"}
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlagSet("agent", stderr)
@@ -33,6 +38,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
 	)
 	fs.Var(&labels, "labels", "comma-separated labels this agent reports")
+	var passEnv envflag.StringList
+	fs.Var(&passEnv, "process-pass-env", "comma-separated names of this agent's environment variables its runners get, beyond PATH, HOME, LANG and TMPDIR")
 	ghf.register(fs)
 	lf.register(fs)
 	topts.Register(fs)
@@ -60,13 +67,17 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	// Its secrets are read: nothing this process starts inherits them.
+	for _, k := range secretEnv {
+		_ = os.Unsetenv(k)
+	}
 	var providers []provider.Provider
 	if *procCmd != "" {
 		if *stateDir == "" {
 			return errors.New("--process-command needs --state-dir")
 		}
 		p, err := process.New(process.Config{StateDir: filepath.Join(*stateDir, "process"),
-			Command: strings.Fields(*procCmd), Logger: log.With("provider", process.Kind)})
+			Command: strings.Fields(*procCmd), PassEnv: passEnv, Logger: log.With("provider", process.Kind)})
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +42,11 @@ type Config struct {
 	Command []string
 	// Dir is the working directory of the processes (default StateDir).
 	Dir string
-	// Env is added to the agent's environment for every process.
+	// Env (KEY=VALUE) is given to every process, beside the variables of
+	// the agent's environment that AllowEnv and PassEnv name.
 	Env []string
+	// PassEnv names more of the agent's variables a runner gets.
+	PassEnv []string
 	// StopTimeout is how long Delete waits after SIGTERM before SIGKILL
 	// (default 10s).
 	StopTimeout time.Duration
@@ -223,7 +227,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	_ = os.Remove(p.exitPath(req.Name))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", wrapper}, args...)...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(append(os.Environ(), p.cfg.Env...), "GARO_RUNNER_NAME="+req.Name, "GARO_EXIT_FILE="+p.exitPath(req.Name))
+	cmd.Env = append(append(p.baseEnv(), p.cfg.Env...), "GARO_RUNNER_NAME="+req.Name, "GARO_EXIT_FILE="+p.exitPath(req.Name))
 	keys := make([]string, 0, len(req.Env))
 	for k := range req.Env {
 		keys = append(keys, k)
@@ -277,6 +281,25 @@ func (p *Provider) Exited(name string) <-chan struct{} {
 		return c.done
 	}
 	return nil
+}
+
+// AllowEnv are the variables of the agent's environment every runner
+// gets; nothing else of it (the agent's tokens, its Temporal key) reaches
+// job code, which is hostile. The runner's own inputs
+// (ACTIONS_RUNNER_INPUT_*) come with each request, and GARO_RUNNER_NAME
+// and GARO_EXIT_FILE (where the wrapper records the exit code) are set
+// per runner; the shell adds PWD.
+var AllowEnv = []string{"PATH", "HOME", "LANG", "TMPDIR"}
+
+// baseEnv is the part of the agent's environment a runner gets.
+func (p *Provider) baseEnv() []string {
+	var env []string
+	for _, k := range append(slices.Clone(AllowEnv), p.cfg.PassEnv...) {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // Delete stops the process group (SIGTERM, then SIGKILL after

@@ -173,3 +173,49 @@ func TestExitedTellsOfAnExitAsItHappens(t *testing.T) {
 	assert.Nil(t, adopted.Exited("r-2"), "an adopted process is watched by its pid")
 	assert.Nil(t, p.Exited("r-9"))
 }
+
+// TestARunnerGetsNothingOfTheAgentsEnvironmentButTheAllowList: job code
+// on a runner is hostile. The runner reads its own /proc/self/environ:
+// no variable of the agent's is there that the allow-list does not name,
+// while its own inputs are.
+func TestARunnerGetsNothingOfTheAgentsEnvironmentButTheAllowList(t *testing.T) {
+	t.Setenv("GARO_TOKEN", "garoa_agent_secret")
+	t.Setenv("GARO_GITHUB_TOKEN", "ghp_secret")
+	t.Setenv("GARO_TEMPORAL_API_KEY", "temporal-secret")
+	t.Setenv("LANG", "C.UTF-8")
+	t.Setenv("PASSED_ON", "by the operator")
+	dir := t.TempDir()
+	p, err := New(Config{StateDir: dir, Command: []string{"sh", "-c", `cat /proc/self/environ > environ.$GARO_RUNNER_NAME`},
+		PassEnv: []string{"PASSED_ON"}})
+	require.NoError(t, err)
+	_, err = p.Create(context.Background(), provider.CreateRequest{Name: "r-1",
+		Env: map[string]string{"ACTIONS_RUNNER_INPUT_JITCONFIG": "jit"}})
+	require.NoError(t, err)
+	var b []byte
+	require.Eventually(t, func() bool {
+		b, err = os.ReadFile(filepath.Join(dir, "environ.r-1"))
+		return err == nil && len(b) > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	got := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	allowed := append(append([]string{}, AllowEnv...), "PASSED_ON", "PWD")
+	for k := range got {
+		if _, agents := os.LookupEnv(k); agents {
+			assert.Contains(t, allowed, k, "the agent's %s reached the runner", k)
+		}
+	}
+	assert.Equal(t, "jit", got["ACTIONS_RUNNER_INPUT_JITCONFIG"], "its own input")
+	assert.Equal(t, "r-1", got["GARO_RUNNER_NAME"])
+	assert.Equal(t, "C.UTF-8", got["LANG"])
+	assert.Equal(t, "by the operator", got["PASSED_ON"])
+	for _, secret := range []string{"GARO_TOKEN", "GARO_GITHUB_TOKEN", "GARO_TEMPORAL_API_KEY"} {
+		assert.NotContains(t, got, secret)
+	}
+	require.Eventually(t, func() bool {
+		in, err := p.Get(context.Background(), "r-1")
+		return err == nil && in.State == provider.StateExited
+	}, 10*time.Second, 10*time.Millisecond)
+}
