@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -38,11 +40,14 @@ type Webhook struct {
 	jobs       JobSignaler
 	log        *slog.Logger
 	deliveries *prometheus.CounterVec
+	// rejected limits the log lines of rejected deliveries, which anyone
+	// can send.
+	rejected *logLimiter
 }
 
 // NewWebhook returns the webhook handler; metrics are registered on reg.
 func NewWebhook(secrets []string, jobs JobSignaler, log *slog.Logger, reg prometheus.Registerer) *Webhook {
-	w := &Webhook{jobs: jobs, log: log,
+	w := &Webhook{jobs: jobs, log: log, rejected: newLogLimiter(10 * time.Second),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "garo_webhook_deliveries_total",
 			Help: "GitHub webhook deliveries by event and outcome.",
@@ -59,21 +64,34 @@ func NewWebhook(secrets []string, jobs JobSignaler, log *slog.Logger, reg promet
 	return w
 }
 
+// count counts a delivery; the event label comes from a fixed set, since
+// anyone can send any X-GitHub-Event before the signature is checked.
 func (wh *Webhook) count(event, outcome string) {
+	switch event {
+	case "workflow_job", "ping":
+	default:
+		event = "other"
+	}
 	wh.deliveries.WithLabelValues(event, outcome).Inc()
 }
+
+// signaturePattern is the form of GitHub's X-Hub-Signature-256 header.
+var signaturePattern = regexp.MustCompile(`^sha256=[0-9a-f]{64}$`)
 
 // ServeHTTP checks the signature over the raw body before it parses
 // anything, then turns workflow_job events into signals. It never waits on
 // a workflow: a signal is accepted by Temporal or not.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event := r.Header.Get("X-GitHub-Event")
-	if len(event) > 64 {
-		event = "invalid"
-	}
 	if len(wh.secrets) == 0 {
 		wh.count(event, "unconfigured")
 		writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, "no webhook secret is configured on this server")
+		return
+	}
+	sig := r.Header.Get("X-Hub-Signature-256")
+	if !signaturePattern.MatchString(sig) {
+		// No body is read for a delivery that cannot be signed.
+		wh.reject(w, r, event, sig)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBytes))
@@ -87,12 +105,8 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "read body")
 		return
 	}
-	sig := r.Header.Get("X-Hub-Signature-256")
 	if !wh.validSignature(sig, body) {
-		wh.count(event, "bad_signature")
-		wh.log.Warn("Webhook rejected: missing or bad signature", "event", event,
-			"delivery", r.Header.Get("X-GitHub-Delivery"), "signed", sig != "")
-		writeProblem(w, r, http.StatusUnauthorized, ProblemUnauthorized, "missing or invalid X-Hub-Signature-256")
+		wh.reject(w, r, event, sig)
 		return
 	}
 	payload, err := webhookPayload(r.Header.Get("Content-Type"), body)
@@ -111,6 +125,49 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wh.count(event, "ignored")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "event not handled"})
 	}
+}
+
+// reject answers a delivery without a valid signature: 401, counted, and
+// logged at most once per interval, with how many were not.
+func (wh *Webhook) reject(w http.ResponseWriter, r *http.Request, event, sig string) {
+	wh.count(event, "bad_signature")
+	if ok, suppressed := wh.rejected.allow(); ok {
+		wh.log.Warn("Webhook rejected: missing or bad signature", "event", truncate(event, 64),
+			"delivery", truncate(r.Header.Get("X-GitHub-Delivery"), 64), "signed", sig != "", "suppressed", suppressed)
+	}
+	writeProblem(w, r, http.StatusUnauthorized, ProblemUnauthorized, "missing or invalid X-Hub-Signature-256")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// logLimiter lets one log line through per interval and counts the rest.
+type logLimiter struct {
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func newLogLimiter(every time.Duration) *logLimiter { return &logLimiter{every: every} }
+
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one.
+func (l *logLimiter) allow() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, n
 }
 
 func (wh *Webhook) validSignature(sig string, body []byte) bool {

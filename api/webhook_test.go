@@ -7,15 +7,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -183,7 +187,7 @@ func TestWebhookOutcomes(t *testing.T) {
 	}
 	assert.Empty(t, e.jobs.signals)
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.wh.deliveries.WithLabelValues("workflow_job", "no_pool")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(e.wh.deliveries.WithLabelValues("push", "ignored")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.wh.deliveries.WithLabelValues("other", "ignored")), "events beyond a fixed set count as other")
 }
 
 func TestWebhookInvalidPayloads(t *testing.T) {
@@ -221,4 +225,62 @@ func TestWebhookWithoutSecretRefusesEverything(t *testing.T) {
 	resp, b := e.deliver("workflow_job", sign("", body), "application/json", body)
 	problem(t, resp, b, http.StatusServiceUnavailable, ProblemUnavailable)
 	assert.Empty(t, e.jobs.signals)
+}
+
+// countingReader counts the bytes read from a body.
+type countingReader struct {
+	r io.Reader
+	n *int
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += n
+	return n, err
+}
+
+// TestAnUnsignedFloodGrowsNothing: 100,000 unsigned deliveries, each with
+// an event name of its own, leave the metric series, /metrics, the log and
+// the heap as they were; no body is read without a signature header.
+func TestAnUnsignedFloodGrowsNothing(t *testing.T) {
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	wh := NewWebhook([]string{newSecret}, &recordingJobs{}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	series := func() int {
+		n, err := testutil.GatherAndCount(reg)
+		require.NoError(t, err)
+		return n
+	}
+	metricsSize := func() int {
+		rec := httptest.NewRecorder()
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.Len()
+	}
+	flood := func(from, n int) (read int) {
+		for i := from; i < from+n; i++ {
+			req := httptest.NewRequest("POST", "/webhooks/github", countingReader{strings.NewReader(`{"zen":"x"}`), &read})
+			req.Header.Set("X-GitHub-Event", fmt.Sprintf("event-%d-%s", i, strings.Repeat("x", i%100)))
+			if i%2 == 0 {
+				req.Header.Set("X-Hub-Signature-256", "sha256=nothex")
+			}
+			rec := httptest.NewRecorder()
+			wh.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusUnauthorized, rec.Code)
+		}
+		return read
+	}
+	flood(0, 1000)
+	baseSeries, baseSize, baseLog := series(), metricsSize(), logs.Len()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	read := flood(1000, 100000)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	assert.Equal(t, baseSeries, series(), "no new series")
+	assert.InDelta(t, baseSize, metricsSize(), 16, "/metrics does not grow (but for the digits of its counts)")
+	assert.LessOrEqual(t, logs.Len()-baseLog, 2048, "a log line per interval, not per request")
+	assert.Zero(t, read, "no body is read without a well-formed signature header")
+	assert.Less(t, int64(after.HeapInuse)-int64(before.HeapInuse), int64(8<<20), "the heap stays flat")
+	assert.Equal(t, 101000.0, testutil.ToFloat64(wh.deliveries.WithLabelValues("other", "bad_signature")))
 }
