@@ -283,8 +283,10 @@ func TestRegisterHeartbeatListUnregister(t *testing.T) {
 
 	resp, body = e.do("POST", "/api/v1/agents/lab-1/heartbeat", adminToken, "", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	resp, body = e.do("POST", "/api/v1/agents/lab-2/heartbeat", adminToken, "", `{}`)
+	resp, body = e.do("POST", "/api/v1/agents/lab-2/heartbeat", adminToken, "application/json", `{}`)
 	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+	resp, body = e.do("POST", "/api/v1/agents/lab-2/heartbeat", adminToken, "", `{}`)
+	problem(t, resp, body, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia)
 
 	resp, body = e.do("GET", "/api/v1/agents", adminToken, "", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -166,14 +166,14 @@ func (h *handlers) logRequests(next http.Handler) http.Handler {
 }
 
 // readBody reads r's body: at most MaxBodyBytes, of one of the media
-// types given (default application/json; a body without Content-Type is
-// taken as the first). On failure it has answered the request and returns
-// false.
+// types given (default application/json); a body without Content-Type is
+// refused (415), and so is one that is not a JSON object (400). On failure it has answered the request and returns false.
 func readBody(w http.ResponseWriter, r *http.Request, mediaTypes ...string) ([]byte, bool) {
 	if len(mediaTypes) == 0 {
 		mediaTypes = []string{"application/json"}
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !slices.Contains(mediaTypes, mt) {
 			writeProblem(w, r, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia, "send "+strings.Join(mediaTypes, " or "))
@@ -181,6 +181,16 @@ func readBody(w http.ResponseWriter, r *http.Request, mediaTypes ...string) ([]b
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil && len(body) > 0 && ct == "" {
+		writeProblem(w, r, http.StatusUnsupportedMediaType, ProblemUnsupportedMedia, "a body needs Content-Type "+strings.Join(mediaTypes, " or "))
+		return nil, false
+	}
+	if trimmed := bytes.TrimSpace(body); err == nil && len(body) > 0 && (len(trimmed) == 0 || trimmed[0] != '{') {
+		// Every body of this API is a JSON object: null, an array or a
+		// bare value is no request.
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid JSON body: want an object")
+		return nil, false
+	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

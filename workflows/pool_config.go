@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 )
@@ -242,8 +247,8 @@ func (c PoolConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("labels: want 1 to %d", MaxPoolLabels))
 	}
 	for _, l := range c.Labels {
-		if strings.TrimSpace(l) == "" || len(l) > MaxAgentLabelLen || strings.Contains(l, ",") {
-			errs = append(errs, fmt.Errorf("label %q must be 1-%d characters without commas", l, MaxAgentLabelLen))
+		if strings.TrimSpace(l) == "" || len(l) > MaxAgentLabelLen || strings.Contains(l, ",") || !printable(l) {
+			errs = append(errs, fmt.Errorf("label %q must be 1-%d printable characters without commas", l, MaxAgentLabelLen))
 		}
 	}
 	if _, err := RunnerGroupID(c.RunnerGroup); err != nil {
@@ -255,9 +260,15 @@ func (c PoolConfig) Validate() error {
 	if len(c.Provider) > 32 {
 		errs = append(errs, errors.New("provider: at most 32 options"))
 	}
-	for k, v := range c.Provider {
-		if len(k) > 64 || len(v) > 1024 {
+	for _, k := range slices.Sorted(maps.Keys(c.Provider)) {
+		v := c.Provider[k]
+		switch {
+		case len(k) > 64 || len(v) > 1024:
 			errs = append(errs, fmt.Errorf("provider option %q too long", k))
+		case !optionNamePattern.MatchString(k):
+			errs = append(errs, fmt.Errorf("provider option %q: want a letter, then letters, digits, '.', '_' or '-'", k))
+		case !printable(v):
+			errs = append(errs, fmt.Errorf("provider option %q: want printable characters", k))
 		}
 	}
 	return errors.Join(errs...)
@@ -277,4 +288,21 @@ func RunnerGroupID(group string) (int64, error) {
 		return 0, fmt.Errorf("runnerGroup %q: want \"default\" or a group id", group)
 	}
 	return id, nil
+}
+
+// optionNamePattern is the form of a provider option's name.
+var optionNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`)
+
+// printable: valid UTF-8 without control characters (a newline in a
+// label would forge lines in logs and in the runner's configuration).
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
