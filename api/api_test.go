@@ -411,10 +411,13 @@ func TestReadiness(t *testing.T) {
 	e := newAPIEnv(t)
 	resp, _ := e.do("GET", "/readyz", "", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	e.ready = errors.New("temporal: connecting")
+	e.ready = errors.New("temporal: connecting to 10.0.0.7:7233")
 	resp, body := e.do("GET", "/readyz", "", "", "")
 	p := problem(t, resp, body, http.StatusServiceUnavailable, ProblemUnavailable)
-	assert.Contains(t, p.Detail, "connecting")
+	assert.NotContains(t, p.Detail, "10.0.0.7", "no detail for anyone")
+	resp, body = e.do("GET", "/api/v1/status", adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.JSONEq(t, `{"ready":false,"detail":"temporal: connecting to 10.0.0.7:7233"}`, string(body), "the details, with a token")
 }
 
 // TestOpenAPIMatchesRoutes fails when a route is served that the spec does

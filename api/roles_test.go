@@ -50,6 +50,7 @@ func TestEveryRoleAgainstEveryRoute(t *testing.T) {
 		method, path string
 		want         [7]int // by who
 	}{
+		{"GET", "/api/v1/status", [7]int{out, out, ok, ok, ok, no, no}},
 		{"GET", "/api/v1/agents", [7]int{out, out, ok, ok, ok, no, no}},
 		{"POST", "/api/v1/agents", [7]int{out, out, ok, ok, no, no, no}},
 		{"GET", "/api/v1/agents/lab-1", [7]int{out, out, ok, ok, ok, ok, no}},

@@ -98,6 +98,7 @@ func NewRouter(cfg Config) http.Handler {
 		r.Use(cfg.Tokens.requireToken)
 		// Readers read; admins also write; an agent reaches only its own
 		// /agents/{name} endpoints.
+		r.With(read).Get("/status", h.status)
 		r.With(read).Get("/agents", h.listAgents)
 		r.With(write).Post("/agents", h.createAgent)
 		r.With(allow(true, admin, reader)).Get("/agents/{name}", h.getAgent)
@@ -139,14 +140,33 @@ func (h *handlers) now() time.Time {
 	return time.Now()
 }
 
+// readyz answers without details, for anyone: why the server is not
+// ready is for GET /api/v1/status.
 func (h *handlers) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Ready != nil {
 		if err := h.cfg.Ready(r.Context()); err != nil {
-			writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, err.Error())
+			writeProblem(w, r, http.StatusServiceUnavailable, ProblemUnavailable, "not ready")
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ServerStatus is what GET /api/v1/status answers.
+type ServerStatus struct {
+	Ready  bool   `json:"ready"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// status tells a reader whether the server is ready, and why not.
+func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
+	st := ServerStatus{Ready: true}
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(r.Context()); err != nil {
+			st = ServerStatus{Detail: err.Error()}
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // logRequests logs one line per request: method, route, status, duration.
