@@ -41,6 +41,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.targets = workflow.GetVersion(ctx, poolTargetsVersion, workflow.DefaultVersion, 1) >= 1
 	r.reconciles = workflow.GetVersion(ctx, reconcileVersion, workflow.DefaultVersion, 1) >= 1
 	r.vanished = r.reconciles && workflow.GetVersion(ctx, vanishedJobsVersion, workflow.DefaultVersion, 1) >= 1
+	r.lateEvents = r.reconciles && workflow.GetVersion(ctx, lateJobEventsVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -88,6 +89,9 @@ type repository struct {
 	// vanished: a queued job that leaves GitHub's queue unseen is kept as
 	// running until a reconciliation learns how it ended.
 	vanished bool
+	// lateEvents: a job event that comes after its runner has gone counts
+	// in the pool that named the runner.
+	lateEvents bool
 	// tracked are the runners this run started: their futures tell when
 	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
 	// others.

@@ -101,16 +101,23 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			p.jobStarted(ctx, rec, ev.JobID)
 			r.track(ev.JobID, p, ev.RunnerName)
+		} else if p := r.poolOfRunner(ev.RunnerName); p != nil && r.lateEvents {
+			// Its runner ended before this event came: the job is still
+			// counted when its end comes.
+			r.track(ev.JobID, p, ev.RunnerName)
 		}
 	case JobCompleted:
 		r.dequeue(ev.JobID)
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			r.untrack(ev.JobID)
 			p.jobDone(ctx, rec, ev.JobID)
-		} else {
+		} else if _, tracked := r.running(ev.JobID); tracked || !r.lateEvents {
 			// Its runner is gone already (its end came first, or this
 			// event was late): it is counted where it ran.
 			r.countEnded(ev.JobID)
+		} else if p := r.poolOfRunner(ev.RunnerName); p != nil {
+			// Neither its runner nor its start was seen here in time.
+			p.s.JobsDone++
 		}
 		r.retryLost(ctx, ev)
 	}

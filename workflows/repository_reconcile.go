@@ -19,6 +19,11 @@ import (
 // not its webhook came.
 const reconcileVersion = "github-reconcile"
 
+// lateJobEventsVersion is the workflow.GetVersion change after which a
+// job event that comes after its runner has gone (the runner's end was
+// seen first) still counts in the pool that named the runner.
+const lateJobEventsVersion = "late-job-events"
+
 // vanishedJobsVersion is the workflow.GetVersion change after which a job
 // that leaves GitHub's queue while both its in_progress and completed
 // webhooks are missed is still counted where it ran.
@@ -66,6 +71,15 @@ func (r *repository) track(jobID int64, p *pool, runner string) {
 		r.s.Running = r.s.Running[1:]
 	}
 	r.s.Running = append(r.s.Running, RunningJob{JobID: jobID, Pool: p.s.Name, Runner: runner})
+}
+
+// running finds a running job.
+func (r *repository) running(jobID int64) (RunningJob, bool) {
+	i := slices.IndexFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID })
+	if i < 0 {
+		return RunningJob{}, false
+	}
+	return r.s.Running[i], true
 }
 
 // untrack forgets a running job and returns what was kept of it.
@@ -223,6 +237,20 @@ func (r *repository) replaceUnregistered(ctx workflow.Context, polledAt time.Tim
 // ours: runner is named as this repository names its runners.
 func (r *repository) ours(runner string) bool {
 	return strings.HasPrefix(runner, "garo-"+r.s.Prefix+"-")
+}
+
+// poolOfRunner is the pool that named a runner of this repository:
+// garo-PREFIX-N is the default pool's, garo-PREFIX-POOL-N pool POOL's.
+func (r *repository) poolOfRunner(runner string) *pool {
+	if !r.ours(runner) {
+		return nil
+	}
+	rest := strings.TrimPrefix(runner, "garo-"+r.s.Prefix+"-")
+	i := strings.LastIndex(rest, "-")
+	if i < 0 {
+		return r.pool(DefaultPool)
+	}
+	return r.pool(rest[:i])
 }
 
 // countEnded counts a job that ended on a runner the pool has forgotten.

@@ -248,3 +248,29 @@ func TestAQueuedJobThatRanUnseenIsCountedAtOnce(t *testing.T) {
 	assert.Equal(t, []int64{2}, queueIDs(v), "the job that ran left the queue")
 	assert.Equal(t, 1, v.Counts.JobsDone, "and was counted at once")
 }
+
+// TestJobEventsThatComeAfterTheirRunnerEndedCount: a job of 100 ms ends
+// and its runner's exit is seen before the job's in_progress and completed
+// webhooks come: the job still counts, once, in the pool that named the
+// runner.
+func TestJobEventsThatComeAfterTheirRunnerEndedCount(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetDetachedChildWait(false)
+	var cfgErr error
+	var v PoolView
+	e.configure(0, poolConfig(), &cfgErr)
+	e.job(time.Second, JobQueued, 1, "")
+	e.at(10*time.Second, func() {
+		e.env.SignalWorkflow(SignalRunner, RunnerEvent{Name: e.startedName(0)(), State: RunnerDeleted})
+	})
+	e.at(11*time.Second, func() {
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobInProgress, JobID: 1, RunnerName: e.startedName(0)()})
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 1, RunnerName: e.startedName(0)(), Conclusion: "success"})
+		e.env.SignalWorkflow(SignalJob, JobEvent{Action: JobCompleted, JobID: 1, RunnerName: e.startedName(0)(), Conclusion: "success"})
+	})
+	e.view(12*time.Second, &v)
+	e.drain(time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.Equal(t, 1, v.Counts.JobsDone)
+}
