@@ -18,6 +18,8 @@ type TemporalAgents struct {
 	Client    client.Client
 	Namespace string
 	Logger    *slog.Logger
+	// Cursors seal the page tokens of the agent listing.
+	Cursors *Cursors
 }
 
 // Register starts the agent's workflow if it is not running and sends it
@@ -129,7 +131,7 @@ func (t *TemporalAgents) Get(ctx context.Context, name string) (workflows.AgentS
 // List returns the registered agents from the visibility store, one page at
 // a time, using each workflow's memo so that listing costs one call.
 func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]workflows.AgentState, string, error) {
-	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.AgentWorkflowName, "", limit, cursor)
+	execs, next, err := listRunning(ctx, t.Client, t.Cursors, t.Namespace, workflows.AgentWorkflowName, "", limit, cursor)
 	if err != nil {
 		return nil, "", err
 	}

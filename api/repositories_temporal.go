@@ -24,6 +24,8 @@ import (
 type TemporalRepositories struct {
 	Client    client.Client
 	Namespace string
+	// Cursors seal the page tokens of the repository listing.
+	Cursors *Cursors
 }
 
 // closingRetry bounds how long ConfigurePool waits for the workflow of a
@@ -78,7 +80,7 @@ func (t *TemporalRepositories) DrainPool(ctx context.Context, owner, repo string
 // List returns the running repositories from the visibility store's memos:
 // their pools without runners and queue.
 func (t *TemporalRepositories) List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error) {
-	execs, next, err := listRunning(ctx, t.Client, t.Namespace, workflows.RepositoryWorkflowName, agent, limit, cursor)
+	execs, next, err := listRunning(ctx, t.Client, t.Cursors, t.Namespace, workflows.RepositoryWorkflowName, agent, limit, cursor)
 	if err != nil {
 		return nil, "", err
 	}

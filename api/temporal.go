@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -75,11 +74,14 @@ func queryRunningAs(ctx context.Context, c client.Client, id, query string, out 
 }
 
 // listRunning returns one page of the running workflows of a type from the
-// visibility store; cursor and the returned cursor wrap its page token.
-func listRunning(ctx context.Context, c client.Client, namespace, workflowType, agent string, limit int, cursor string) ([]*workflowpb.WorkflowExecutionInfo, string, error) {
-	token, err := base64.RawURLEncoding.DecodeString(cursor)
+// visibility store; cursor and the returned cursor seal its page token
+// (Cursors): a cursor this server did not make for this listing is
+// ErrBadCursor before any call to Temporal.
+func listRunning(ctx context.Context, c client.Client, cursors *Cursors, namespace, workflowType, agent string, limit int, cursor string) ([]*workflowpb.WorkflowExecutionInfo, string, error) {
+	scope := workflowType + "\x00" + agent
+	token, err := cursors.Open(scope, cursor)
 	if err != nil {
-		return nil, "", ErrBadCursor
+		return nil, "", err
 	}
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Namespace:     namespace,
@@ -94,7 +96,7 @@ func listRunning(ctx context.Context, c client.Client, namespace, workflowType, 
 		}
 		return nil, "", mapTemporalError(err)
 	}
-	return resp.Executions, base64.RawURLEncoding.EncodeToString(resp.NextPageToken), nil
+	return resp.Executions, cursors.Seal(scope, resp.NextPageToken), nil
 }
 
 // memoSummary decodes the summary memo of e into out; false when it has

@@ -94,6 +94,14 @@ func TestSeveralPoolsOfOneRepository(t *testing.T) {
 	assert.Equal(t, map[string]int{"gpu": len(gpu), "linux": len(linux)}, done)
 	code, _ = e.do("GET", "/api/v1/repositories/"+repo, "")
 	assert.Equal(t, http.StatusNotFound, code, "this repository has no default pool")
+	// Listing pages with cursors the server sealed; a forged one is 400 at
+	// once, and never reaches Temporal.
+	code, b = e.do("GET", "/api/v1/repositories?limit=1", "")
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	for _, forged := range []string{"AAAA", "eyJhIjoxfQ"} {
+		code, b = e.do("GET", "/api/v1/repositories?cursor="+forged, "")
+		assert.Equal(t, http.StatusBadRequest, code, "%s", b)
+	}
 
 	// Each agent is handed only its own pool.
 	for agent, pool := range map[string]string{"pools-linux": "linux", "pools-gpu": "gpu"} {

@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer c.Close()
 
 	jobs := &api.TemporalJobs{Client: c}
+	cursors := api.NewCursors(cfg.AdminToken)
 	s := &server{cfg: cfg, client: c, log: log}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -74,8 +75,8 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewRouter(api.Config{
-		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log},
-		Repositories:      &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace},
+		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors},
+		Repositories:      &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors},
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, jobs, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken, &api.TemporalTokens{Client: c}, api.DefaultTokenCacheTTL),
