@@ -8,11 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/time/rate"
 
 	"github.com/go-chi/chi/v5"
 
@@ -50,14 +55,30 @@ type Tokens struct {
 	mu     sync.Mutex
 	listAt time.Time
 	list   []workflows.TokenRecord
-	agents map[string]agentHash
+	// agents caches each agent's token hash, or that it has none (a
+	// negative entry), for the TTL; the least recently used go first.
+	agents *expirable.LRU[string, agentHash]
+	// failures limits failed authentications per client address: a burst
+	// of failBurst, then one every failEvery.
+	failures  *expirable.LRU[string, *rate.Limiter]
+	failBurst int
+	failEvery time.Duration
 }
 
 type agentHash struct {
-	at    time.Time
 	hash  string
 	found bool
 }
+
+// Bounds of the authentication caches.
+const (
+	maxCachedAgents = 10000
+	maxClients      = 10000
+	// A client address may fail authentication failedAuthBurst times at
+	// once, then once every failedAuthEvery.
+	failedAuthBurst = 20
+	failedAuthEvery = 3 * time.Second
+)
 
 // NewTokens returns an authenticator; store may be nil, when only the
 // bootstrap admin token is accepted.
@@ -66,7 +87,10 @@ func NewTokens(adminToken string, store TokenStore, ttl time.Duration) *Tokens {
 		ttl = DefaultTokenCacheTTL
 	}
 	return &Tokens{admin: sha256.Sum256([]byte(adminToken)), set: adminToken != "", store: store, ttl: ttl,
-		now: time.Now, agents: map[string]agentHash{}}
+		now:       time.Now,
+		agents:    expirable.NewLRU[string, agentHash](maxCachedAgents, nil, ttl),
+		failures:  expirable.NewLRU[string, *rate.Limiter](maxClients, nil, failedAuthBurst*failedAuthEvery),
+		failBurst: failedAuthBurst, failEvery: failedAuthEvery}
 }
 
 // Identity is who made a request, as recorded in the workflows' histories.
@@ -166,23 +190,15 @@ func (t *Tokens) tokens(ctx context.Context) ([]workflows.TokenRecord, error) {
 }
 
 func (t *Tokens) agentHash(ctx context.Context, name string) (string, bool, error) {
-	t.mu.Lock()
-	if c, ok := t.agents[name]; ok && t.now().Sub(c.at) < t.ttl {
-		t.mu.Unlock()
+	if c, ok := t.agents.Get(name); ok {
 		return c.hash, c.found, nil
 	}
-	t.mu.Unlock()
 	hash, err := t.store.AgentTokenHash(ctx, name)
 	found := err == nil && hash != ""
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", false, err
 	}
-	t.mu.Lock()
-	if len(t.agents) > 10000 {
-		t.agents = map[string]agentHash{}
-	}
-	t.agents[name] = agentHash{at: t.now(), hash: hash, found: found}
-	t.mu.Unlock()
+	t.agents.Add(name, agentHash{hash: hash, found: found})
 	return hash, found, nil
 }
 
@@ -192,7 +208,24 @@ func (t *Tokens) forget(agent string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.listAt = time.Time{}
-	delete(t.agents, agent)
+	t.agents.Remove(agent)
+}
+
+// limiter is the failed-authentication limiter of the request's client
+// address.
+func (t *Tokens) limiter(r *http.Request) *rate.Limiter {
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		addr = r.RemoteAddr
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.failures.Get(addr)
+	if !ok {
+		l = rate.NewLimiter(rate.Every(t.failEvery), t.failBurst)
+		t.failures.Add(addr, l)
+	}
+	return l
 }
 
 type identityKey struct{}
@@ -203,17 +236,27 @@ func IdentityFrom(ctx context.Context) Identity {
 	return id
 }
 
-// requireToken answers 401 to a request without a valid bearer token.
+// requireToken answers 401 to a request without a valid bearer token. A
+// client address that keeps failing is answered 429, with Retry-After,
+// before its token is looked at.
 func (t *Tokens) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lim := t.limiter(r)
+		if lim.Tokens() < 1 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(t.failEvery/time.Second))))
+			writeProblem(w, r, http.StatusTooManyRequests, ProblemTooManyRequests, "too many failed authentications; retry later")
+			return
+		}
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		token = strings.TrimSpace(token)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
+			lim.Allow() // a failure spends one
 			unauthorized(w, r)
 			return
 		}
 		id, err := t.authenticate(r.Context(), token)
 		if errors.Is(err, errBadToken) {
+			lim.Allow()
 			unauthorized(w, r)
 			return
 		}

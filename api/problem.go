@@ -28,6 +28,7 @@ const (
 	ProblemUnsupportedMedia = "urn:garo:problem:unsupported-media-type"
 	ProblemUnavailable      = "urn:garo:problem:unavailable"
 	ProblemInternal         = "urn:garo:problem:internal"
+	ProblemTooManyRequests  = "urn:garo:problem:too-many-requests"
 )
 
 var problemTitles = map[string]string{
@@ -42,6 +43,7 @@ var problemTitles = map[string]string{
 	ProblemUnsupportedMedia: "Unsupported media type",
 	ProblemUnavailable:      "Service unavailable",
 	ProblemInternal:         "Internal error",
+	ProblemTooManyRequests:  "Too many requests",
 }
 
 // writeProblem answers r with a problem of the given type and status.

@@ -112,6 +112,7 @@ func TestRevokedTokenStopsWorkingWithinTheCacheTTL(t *testing.T) {
 	reader := e.issue("/api/v1/tokens", `{"name":"portal","role":"reader"}`)
 	// A second server replica over the same store.
 	other := NewTokens(adminToken, e.tokens, 5*time.Second)
+	other.failBurst = 1 << 20
 	other.now = func() time.Time { return e.clock }
 	replica := httptest.NewServer(NewRouter(Config{Agents: e.agents, Repositories: e.repos, Tokens: other,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
