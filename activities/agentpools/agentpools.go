@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -44,22 +43,12 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 // repositoriesOf lists the running repositories with a pool of agent.
 func (a *Activities) repositoriesOf(ctx context.Context, agent string) ([]string, error) {
 	var ids []string
-	var token []byte
-	for {
-		resp, err := a.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: a.Namespace, NextPageToken: token, PageSize: 1000,
-			Query: workflows.RunningQuery(workflows.RepositoryWorkflowName, agent),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list repositories with pools of agent %s: %w", agent, err)
-		}
-		for _, e := range resp.Executions {
-			ids = append(ids, e.GetExecution().GetWorkflowId())
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			return ids, nil
-		}
+	err := temporalclient.EachWorkflow(ctx, a.Client, a.Namespace, workflows.RunningQuery(workflows.RepositoryWorkflowName, agent),
+		func(id string) { ids = append(ids, id) })
+	if err != nil {
+		return nil, fmt.Errorf("list repositories with pools of agent %s: %w", agent, err)
 	}
+	return ids, nil
 }
 
 // DrainAgentPools drains every pool served by agent, in every repository,

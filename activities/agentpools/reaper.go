@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"strings"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -20,17 +20,17 @@ func (a *Activities) ReaperScope(ctx context.Context, agent string) (activities.
 	if err := workflows.ValidateAgentName(agent); err != nil {
 		return activities.ReaperScope{}, err
 	}
-	d, err := a.Client.DescribeWorkflow(ctx, workflows.AgentWorkflowID(agent), "")
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf) || (err == nil && d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING):
+	registered, err := temporalclient.Running(ctx, a.Client, workflows.AgentWorkflowID(agent))
+	if err != nil {
+		return activities.ReaperScope{}, fmt.Errorf("describe agent %s: %w", agent, err)
+	}
+	if !registered {
 		err := a.Client.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID(agent)).Delete(ctx)
+		var nf *serviceerror.NotFound
 		if err != nil && !errors.As(err, &nf) {
 			return activities.ReaperScope{}, fmt.Errorf("delete the reaper schedule of agent %s: %w", agent, err)
 		}
 		return activities.ReaperScope{}, nil
-	case err != nil:
-		return activities.ReaperScope{}, fmt.Errorf("describe agent %s: %w", agent, err)
 	}
 	ids, err := a.repositoriesOf(ctx, agent)
 	if err != nil {
@@ -52,13 +52,11 @@ func (a *Activities) ReaperScope(ctx context.Context, agent string) (activities.
 func (a *Activities) ReaperOwned(ctx context.Context, items []activities.ReaperItem) ([]string, error) {
 	var owned []string
 	for _, it := range items {
-		d, err := a.Client.DescribeWorkflow(ctx, workflows.RunnerWorkflowID(it.Repo.Owner, it.Repo.Name, it.Name), "")
-		var nf *serviceerror.NotFound
-		switch {
-		case errors.As(err, &nf):
-		case err != nil:
+		running, err := temporalclient.Running(ctx, a.Client, workflows.RunnerWorkflowID(it.Repo.Owner, it.Repo.Name, it.Name))
+		if err != nil {
 			return nil, fmt.Errorf("describe the workflow of runner %s: %w", it, err)
-		case d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		}
+		if running {
 			owned = append(owned, it.String())
 		}
 	}

@@ -6,8 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
-
+	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -36,7 +35,7 @@ func (s *server) resyncRepositories(ctx context.Context) {
 		done, fails int
 	)
 	slots := make(chan struct{}, warmUpParallel)
-	err := s.eachRunning(ctx, workflows.RepositoryWorkflowName, func(id string) {
+	err := temporalclient.EachWorkflow(ctx, s.client, s.cfg.Temporal.Namespace, workflows.RunningQuery(workflows.RepositoryWorkflowName, ""), func(id string) {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -73,26 +72,4 @@ func (s *server) warmUp(ctx context.Context, id string) error {
 	}
 	var view workflows.RepositoryView
 	return v.Get(&view)
-}
-
-// eachRunning calls f with the id of every running workflow of a type.
-func (s *server) eachRunning(ctx context.Context, workflowType string, f func(id string)) error {
-	var token []byte
-	for {
-		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace:     s.cfg.Temporal.Namespace,
-			PageSize:      1000,
-			NextPageToken: token,
-			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflowType),
-		})
-		if err != nil {
-			return fmt.Errorf("list running %s: %w", workflowType, err)
-		}
-		for _, e := range resp.Executions {
-			f(e.GetExecution().GetWorkflowId())
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			return nil
-		}
-	}
 }
