@@ -63,7 +63,7 @@ func (r *repository) active() bool {
 
 // track records a job started on the runner of pool p.
 func (r *repository) track(jobID int64, p *pool, runner string) {
-	if !r.reconciles || slices.ContainsFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID }) {
+	if !r.reconciles || indexOfJob(r.s.Running, jobID) >= 0 {
 		return
 	}
 	if len(r.s.Running) >= maxRunning {
@@ -73,9 +73,14 @@ func (r *repository) track(jobID int64, p *pool, runner string) {
 	r.s.Running = append(r.s.Running, RunningJob{JobID: jobID, Pool: p.s.Name, Runner: runner})
 }
 
+// indexOfJob is the index of job id in jobs, or -1.
+func indexOfJob(jobs []RunningJob, id int64) int {
+	return slices.IndexFunc(jobs, func(j RunningJob) bool { return j.JobID == id })
+}
+
 // running finds a running job.
 func (r *repository) running(jobID int64) (RunningJob, bool) {
-	i := slices.IndexFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID })
+	i := indexOfJob(r.s.Running, jobID)
 	if i < 0 {
 		return RunningJob{}, false
 	}
@@ -84,7 +89,7 @@ func (r *repository) running(jobID int64) (RunningJob, bool) {
 
 // untrack forgets a running job and returns what was kept of it.
 func (r *repository) untrack(jobID int64) (RunningJob, bool) {
-	i := slices.IndexFunc(r.s.Running, func(j RunningJob) bool { return j.JobID == jobID })
+	i := indexOfJob(r.s.Running, jobID)
 	if i < 0 {
 		return RunningJob{}, false
 	}
@@ -188,11 +193,10 @@ func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, a
 		r.onJob(ctx, JobEvent{Action: JobInProgress, JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, RunnerName: j.RunnerName})
 	}
 	for _, j := range got.Ended {
-		i := slices.IndexFunc(r.s.Running, func(run RunningJob) bool { return run.JobID == j.ID })
-		if i < 0 {
+		run, ok := r.running(j.ID)
+		if !ok {
 			continue
 		}
-		run := r.s.Running[i]
 		runner := j.RunnerName
 		if runner == "" {
 			runner = run.Runner

@@ -18,7 +18,7 @@ const maxLost = 1000
 // runner was lost, if the pool retries lost jobs.
 func (r *repository) lost(p *pool, runner string, id int64) {
 	if id == 0 || !p.s.Config.RetryLostJobs || slices.Contains(r.s.Retried, id) ||
-		slices.ContainsFunc(r.s.Lost, func(j RunningJob) bool { return j.JobID == id }) {
+		indexOfJob(r.s.Lost, id) >= 0 {
 		return
 	}
 	if len(r.s.Lost) >= maxLost {
@@ -32,7 +32,7 @@ func (r *repository) lost(p *pool, runner string, id int64) {
 // is recorded as retried before the call, so that no crash or replay runs
 // it twice; the activity itself starts no second attempt when retried.
 func (r *repository) retryLost(ctx workflow.Context, ev JobEvent) {
-	i := slices.IndexFunc(r.s.Lost, func(j RunningJob) bool { return j.JobID == ev.JobID })
+	i := indexOfJob(r.s.Lost, ev.JobID)
 	if i < 0 {
 		return
 	}
