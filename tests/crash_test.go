@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -123,26 +124,38 @@ func (e *poolEnv) settled(repo string, began time.Time, peak *atomic.Int64) {
 	assert.Zero(t, reaped, "orphans the pool left")
 }
 
-// runReaper runs the agent's reaper at once and returns what the run
-// removed (GaroReaped).
+// runReaper runs the agent's reaper at once through the Temporal client.
+// It returns what the run removed (GaroReaped).
 func (e *poolEnv) runReaper() int64 {
+	e.t.Helper()
+	reaped, _ := e.reaperRun(func() {
+		require.NoError(e.t, e.temporal.ScheduleClient().GetHandle(context.Background(), workflows.ReaperScheduleID(e.agent)).
+			Trigger(context.Background(), client.ScheduleTriggerOptions{}))
+	})
+	return reaped
+}
+
+// reaperRun calls trigger, waits for the agent's reaper run it starts to
+// complete, and returns what it removed (GaroReaped) and the run.
+func (e *poolEnv) reaperRun(trigger func()) (int64, *workflowpb.WorkflowExecutionInfo) {
 	e.t.Helper()
 	ctx := context.Background()
 	query := "WorkflowType = 'ReaperWorkflow' AND GaroAgent = '" + e.agent + "' AND ExecutionStatus = 'Completed'"
 	before, err := e.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: e.ns, Query: query})
 	require.NoError(e.t, err)
-	require.NoError(e.t, e.temporal.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID(e.agent)).
-		Trigger(ctx, client.ScheduleTriggerOptions{}))
+	trigger()
 	var reaped int64
+	var run *workflowpb.WorkflowExecutionInfo
 	eventually(e.t, 60*time.Second, "the reaper's run", func() bool {
 		resp, err := e.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: e.ns, Query: query})
 		if err != nil || int64(len(resp.Executions)) <= before.Count {
 			return false
 		}
-		p := resp.Executions[0].GetSearchAttributes().GetIndexedFields()["GaroReaped"]
+		run = resp.Executions[0]
+		p := run.GetSearchAttributes().GetIndexedFields()["GaroReaped"]
 		return converter.GetDefaultDataConverter().FromPayload(p, &reaped) == nil
 	})
-	return reaped
+	return reaped, run
 }
 
 // TestCrashServerWhileWebhooksArrive: the server is killed while runners

@@ -14,10 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
@@ -132,10 +129,12 @@ func TestReaperRemovesOrphansAndKeepsABusyRunner(t *testing.T) {
 	})
 	require.FileExists(t, filepath.Join(e.stateDir, "process", dead+".json"), "the dead runner's instance is left")
 
-	trigger := exec.Command(temporalBin, "schedule", "trigger", "--schedule-id", workflows.ReaperScheduleID("reaper-1"),
-		"--address", e.addr, "--namespace", e.ns)
-	out, err := trigger.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	// `temporal schedule trigger` runs it at once.
+	reaped, run := e.reaperRun(func() {
+		out, err := exec.Command(temporalBin, "schedule", "trigger", "--schedule-id", workflows.ReaperScheduleID("reaper-1"),
+			"--address", e.addr, "--namespace", e.ns).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	})
 	eventually(t, 60*time.Second, "the orphans removed", func() bool {
 		_, err := os.Stat(filepath.Join(e.stateDir, "process", dead+".json"))
 		return os.IsNotExist(err) && !e.registered(repo, dead) && !e.registered(repo, crashed) && !e.registered(repo, lost)
@@ -143,20 +142,7 @@ func TestReaperRemovesOrphansAndKeepsABusyRunner(t *testing.T) {
 	assert.True(t, e.registered(repo, busy), "a busy runner is never removed")
 	assert.True(t, e.registered(repo, live), "the pool's runner is kept")
 	assert.FileExists(t, filepath.Join(e.stateDir, "process", live+".json"))
-
 	// The run says what it removed: 1 instance and 3 registrations.
-	var reaped int64
-	var run *workflowpb.WorkflowExecutionInfo
-	eventually(t, 30*time.Second, "the reaper's run listed with GaroReaped", func() bool {
-		resp, err := e.temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: e.ns, Query: "WorkflowType = 'ReaperWorkflow' AND GaroAgent = 'reaper-1' AND GaroReaped > 0"})
-		if err != nil || len(resp.Executions) == 0 {
-			return false
-		}
-		run = resp.Executions[0]
-		p := run.GetSearchAttributes().GetIndexedFields()["GaroReaped"]
-		return converter.GetDefaultDataConverter().FromPayload(p, &reaped) == nil
-	})
 	assert.Equal(t, int64(4), reaped)
 	recordHistory(t, "reaperworkflow_e2e.json", historyJSON(t, e.temporal, run.Execution.WorkflowId, run.Execution.RunId))
 }
