@@ -222,9 +222,10 @@ func (r *repository) pruneUnmatched(now time.Time) {
 // online); every is the shortest interval among them. When a poll is
 // wanted now, any pool whose agent is online will do.
 func (r *repository) poller() (p *pool, every time.Duration) {
+	busy := r.reconciles && r.active()
 	for _, q := range r.pools {
 		d := q.s.Config.QueuePollInterval.D()
-		if r.reconciles && r.active() && (d <= 0 || d > reconcileEvery) {
+		if busy && (d <= 0 || d > reconcileEvery) {
 			d = reconcileEvery
 		}
 		if d <= 0 || q.s.Draining || q.s.AgentOffline {
