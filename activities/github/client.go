@@ -67,9 +67,10 @@ func New(cfg Config) (*Client, error) {
 			requests = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	// Requests are counted as they go out (a 304 is a request too); above
-	// that, GETs are made conditional.
-	counted := newETagTransport(&countingTransport{base: base, requests: requests})
+	// Requests are counted as they go out (a 304 is a request too, and so
+	// is each attempt of a GET tried again); above that, GETs are made
+	// conditional.
+	counted := newETagTransport(newRetryTransport(&countingTransport{base: base, requests: requests}))
 
 	apiURL := "https://api.github.com"
 	if cfg.URL != "" {

@@ -152,13 +152,20 @@ func TestRateLimitsBecomeRetryDelays(t *testing.T) {
 func TestServerErrorsRetryAndClientErrorsDoNot(t *testing.T) {
 	sim, url := newSim(t)
 	c := newClient(t, url)
-	sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{{Path: "/repos/", Kind: githubsim.FaultError, Status: 502, Count: 1}}})
+	// A GET that meets a 502 three times in a row fails, and the activity
+	// tries it again.
+	sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{{Path: "/repos/", Kind: githubsim.FaultError, Status: 502, Count: 3}}})
 	_, err := c.ListRunners(context.Background(), repo)
 	require.Error(t, err)
 	var ae *temporal.ApplicationError
 	assert.False(t, errors.As(err, &ae) && ae.NonRetryable(), "a 502 is retried")
+	assert.Equal(t, 3.0, c.RequestCount("GET /repos/{owner}/{repo}/actions/runners", 502), "each attempt counts")
 	_, err = c.ListRunners(context.Background(), repo)
 	require.NoError(t, err)
+	// One that meets it once is tried again at once, and succeeds.
+	sim.SetFaults(githubsim.Faults{Routes: []githubsim.RouteFault{{Path: "/repos/", Kind: githubsim.FaultError, Status: 502, Count: 1}}})
+	_, err = c.ListRunners(context.Background(), repo)
+	require.NoError(t, err, "a transient 502 does not fail the call")
 
 	_, err = c.CreateJITConfig(context.Background(), repo, "x", nil, 1)
 	ae = appErr(t, err)
