@@ -21,7 +21,7 @@ import (
 func TestEveryPoolFieldRoundTripsThroughTheAPI(t *testing.T) {
 	e, _ := newPoolAPIEnv(t)
 	e.agents.agents["lab-1"] = workflows.AgentState{Name: "lab-1", Status: workflows.AgentOnline,
-		Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
+		Capabilities: processCapabilities()}
 	texts, err := poolconfigtest.Texts(map[string]string{"agent": "lab-1"})
 	require.NoError(t, err)
 	cfg, err := poolconfigtest.Config(texts)

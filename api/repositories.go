@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -172,6 +173,12 @@ func (h *handlers) checkPoolAgent(w http.ResponseWriter, r *http.Request, cfg wo
 		writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest,
 			"agent "+cfg.Agent+" does not offer provider "+strconv.Quote(cfg.Provider.Kind()))
 		return false
+	}
+	if schema, ok := agent.Capabilities.ProviderOptions[cfg.Provider.Kind()]; ok {
+		if err := provider.CheckOptions(schema, cfg.Provider); err != nil {
+			writeProblem(w, r, http.StatusUnprocessableEntity, ProblemInvalidRequest, err.Error())
+			return false
+		}
 	}
 	return true
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -129,12 +131,19 @@ func (m *memRepositories) set(v workflows.RepositoryView) {
 func newPoolAPIEnv(t *testing.T) (*apiEnv, *memRepositories) {
 	e := newAPIEnv(t)
 	e.agents.agents["local"] = workflows.AgentState{Name: "local", Status: workflows.AgentOnline,
-		Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
+		Capabilities: processCapabilities()}
 	e.agents.agents["gpu-1"] = workflows.AgentState{Name: "gpu-1", Status: workflows.AgentOnline,
 		Capabilities: workflows.AgentCapabilities{Providers: []string{"ec2"}}}
 	e.agents.agents["going"] = workflows.AgentState{Name: "going", Status: workflows.AgentUnregistering,
 		Capabilities: workflows.AgentCapabilities{Providers: []string{"process"}}}
 	return e, e.repos
+}
+
+// processCapabilities are those of an agent with the process provider.
+func processCapabilities() workflows.AgentCapabilities {
+	var p *process.Provider
+	return workflows.AgentCapabilities{Providers: []string{process.Kind},
+		ProviderOptions: map[string][]provider.Option{process.Kind: p.Options()}}
 }
 
 func TestPutRepositoryIsTheDefaultPoolWithDefaultsAndTheCaller(t *testing.T) {
@@ -252,7 +261,9 @@ func TestPutPoolRejectsBadConfigs(t *testing.T) {
 		{"empty labels", "octo/app", `{"labels":[]}`, 422, ProblemInvalidRequest, "labels"},
 		{"label with a newline", "octo/app", `{"labels":["self-hosted","linux\ninjected"]}`, 422, ProblemInvalidRequest, "printable"},
 		{"provider option name", "octo/app", `{"provider":{"kind":"process","../x":"y"}}`, 422, ProblemInvalidRequest, "provider option"},
-		{"provider option value", "octo/app", `{"provider":{"kind":"process","image":"a\nb"}}`, 422, ProblemInvalidRequest, "printable"},
+		{"provider option value", "octo/app", `{"provider":{"kind":"process","env.A":"a\nb"}}`, 422, ProblemInvalidRequest, "printable"},
+		{"unknown provider option", "octo/app", `{"provider":{"kind":"process","image":"x"}}`, 422, ProblemInvalidRequest, `takes no option "image" (it takes: env.NAME)`},
+		{"provider option key", "octo/app", `{"provider":{"kind":"process","env.1X":"y"}}`, 422, ProblemInvalidRequest, `"1X" after "env." must match`},
 		{"label with a control character", "octo/app", `{"labels":["self-hosted","a\u0007b"]}`, 422, ProblemInvalidRequest, "printable"},
 		{"unknown agent", "octo/app", `{"agent":"nobody"}`, 422, ProblemInvalidRequest, "not registered"},
 		{"provider not offered", "octo/app", `{"agent":"gpu-1"}`, 422, ProblemInvalidRequest, "does not offer provider"},

@@ -102,6 +102,10 @@ func TestOperatorCLI(t *testing.T) {
 	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli/GPU")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "invalid pool name")
+	// The options of the provider, as the real agent reported them.
+	code, _, errOut = garo(t, url, adminToken, "pool", "set", "e2e/cli", "--provider", "kind=process,image=ubuntu")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `takes no option "image" (it takes: env.NAME)`)
 	code, _, errOut = garo(t, url, "wrong", "repo", "list")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "401")

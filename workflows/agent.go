@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -10,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/provider"
 )
 
 // memoHeartbeatRefresh bounds how stale the last heartbeat in the memo (and
@@ -140,6 +143,17 @@ func ValidateRegisterRequest(req RegisterRequest) error {
 			if l == "" || len(l) > MaxAgentLabelLen {
 				return fmt.Errorf("%s: entry %q must be 1-%d characters", list.name, l, MaxAgentLabelLen)
 			}
+		}
+	}
+	if len(c.ProviderOptions) > MaxAgentLabels {
+		return fmt.Errorf("providerOptions: more than %d providers", MaxAgentLabels)
+	}
+	for _, kind := range slices.Sorted(maps.Keys(c.ProviderOptions)) {
+		if !slices.Contains(c.Providers, kind) {
+			return fmt.Errorf("providerOptions: %q is not one of the providers", kind)
+		}
+		if err := provider.CheckSchema(c.ProviderOptions[kind]); err != nil {
+			return fmt.Errorf("providerOptions of %s: %w", kind, err)
 		}
 	}
 	if req.HeartbeatInterval.D() < time.Second || req.HeartbeatInterval.D() > time.Hour {

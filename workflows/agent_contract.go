@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/provider"
 )
 
 // AgentWorkflow's contract: workflow `garo/agent/NAME` of type
@@ -86,6 +87,11 @@ type AgentCapabilities struct {
 	Hostname  string   `json:"hostname,omitempty"`
 	Providers []string `json:"providers,omitempty"`
 	Labels    []string `json:"labels,omitempty"`
+	// ProviderOptions are the options each provider takes, by kind: the
+	// server checks a pool's options against them. An agent of a version
+	// before them reports none, and its pools' options are checked only
+	// when a runner starts.
+	ProviderOptions map[string][]provider.Option `json:"providerOptions,omitempty"`
 }
 
 // RegisterRequest is the argument of the register update.

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/activities/provider"
 )
 
 type agentEnv struct {
@@ -270,4 +271,19 @@ func errType(err error) string {
 		return ae.Type()
 	}
 	return ""
+}
+
+func TestRegisterRequestChecksTheProviderOptionsReported(t *testing.T) {
+	ok := registerReq()
+	ok.Capabilities.ProviderOptions = map[string][]provider.Option{"process": {{Name: "env.", KeyPattern: `[A-Z]+`}}}
+	require.NoError(t, ValidateRegisterRequest(ok))
+	for name, opts := range map[string]map[string][]provider.Option{
+		"provider not offered": {"ec2": {{Name: "region"}}},
+		"pattern that fails":   {"process": {{Name: "image", Pattern: "(("}}},
+		"bad option name":      {"process": {{Name: "a b"}}},
+	} {
+		req := registerReq()
+		req.Capabilities.ProviderOptions = opts
+		assert.Error(t, ValidateRegisterRequest(req), name)
+	}
 }

@@ -41,16 +41,21 @@ type Instance struct {
 // CreateRequest asks for an instance. Env and Stdin carry secrets (a JIT
 // config): providers hand them to the runner and never log or store them.
 type CreateRequest struct {
-	Name  string
-	Tags  map[string]string
-	Env   map[string]string
-	Stdin []byte
+	Name string
+	Tags map[string]string
+	// Options are the pool's provider options, as Options describes them
+	// (checked), without "kind".
+	Options map[string]string
+	Env     map[string]string
+	Stdin   []byte
 }
 
 // Provider creates and deletes runner instances.
 type Provider interface {
 	// Kind names the provider ("process", "ec2", ...).
 	Kind() string
+	// Options lists the options a pool may give this provider.
+	Options() []Option
 	// Create starts an instance called req.Name. If one exists already it
 	// returns that one and ErrDuplicate.
 	Create(ctx context.Context, req CreateRequest) (Instance, error)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -58,6 +59,13 @@ func (a *Activities) provider(cfg map[string]string) (provider.Provider, error) 
 			fmt.Sprintf("agent %s offers no provider %q", a.Agent, cfg["kind"]), activities.ErrTypeNoProvider, nil)
 	}
 	return p, nil
+}
+
+// options are a pool's provider options without its kind.
+func options(cfg map[string]string) map[string]string {
+	out := maps.Clone(cfg)
+	delete(out, "kind")
+	return out
 }
 
 func (a *Activities) github() (*github.Client, error) {
@@ -114,6 +122,11 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 	if err != nil {
 		return activities.CreateRunnerResult{}, err
 	}
+	// The server checked the options against what this agent reported;
+	// check again, for a pool configured before an agent upgrade.
+	if err := provider.CheckOptions(p.Options(), in.Provider); err != nil {
+		return activities.CreateRunnerResult{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
+	}
 	gh, err := a.github()
 	if err != nil {
 		return activities.CreateRunnerResult{}, err
@@ -150,7 +163,7 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
 		}
 	}
-	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo)}
+	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo), Options: options(in.Provider)}
 	var runnerID int64
 	if in.Ephemeral {
 		jit, err := gh.CreateJITConfig(ctx, repo, in.Name, in.Labels, in.GroupID)

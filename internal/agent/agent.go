@@ -77,8 +77,10 @@ func Run(ctx context.Context, cfg Config) error {
 	defer c.Close()
 
 	var kinds []string
+	schemas := map[string][]provider.Option{}
 	for _, p := range cfg.Providers {
 		kinds = append(kinds, p.Kind())
+		schemas[p.Kind()] = p.Options()
 	}
 	if cfg.MetricsListen != "" {
 		stop, err := serveMetrics(cfg.MetricsListen, cfg.Registry, log)
@@ -88,7 +90,8 @@ func Run(ctx context.Context, cfg Config) error {
 		defer stop()
 	}
 	a := &agent{cfg: cfg, log: log, api: apiclient.New(cfg.ServerURL, cfg.Token),
-		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: kinds, Labels: cfg.Labels}}
+		caps: workflows.AgentCapabilities{Version: cfg.Version, Hostname: host, Providers: kinds, Labels: cfg.Labels,
+			ProviderOptions: schemas}}
 	st, err := a.register(ctx)
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func other(f workflows.PoolField) (string, error) {
 		}
 		return (2*d + time.Second).String(), nil
 	case f.Type == reflect.TypeFor[workflows.ProviderConfig]():
-		return f.Default + ",image=runner-" + f.Name, nil
+		return f.Default + ",env.POOL_TEST=runner-" + f.Name, nil
 	case f.Type.Kind() == reflect.Slice:
 		return f.Default + ",extra-" + f.Name, nil
 	case f.Type.Kind() == reflect.Int:

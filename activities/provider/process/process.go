@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,6 +114,17 @@ func New(cfg Config) (*Provider, error) {
 
 // Kind returns "process".
 func (p *Provider) Kind() string { return Kind }
+
+// envOption is the family of options that set a runner's variables.
+const envOption = "env."
+
+// Options: env.NAME=VALUE sets the variable NAME of the pool's runners.
+// The runner's own variables (its JIT config, GARO_RUNNER_NAME) win over
+// one of the same name.
+func (p *Provider) Options() []provider.Option {
+	return []provider.Option{{Name: envOption, KeyPattern: `[A-Za-z_][A-Za-z0-9_]*`,
+		Usage: "env.NAME=VALUE sets the variable NAME of the pool's runners; not for secrets, which the pool's configuration shows to its readers"}}
+}
 
 func (p *Provider) recordPath(name string) string {
 	return filepath.Join(p.cfg.StateDir, name+".json")
@@ -227,13 +239,16 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	_ = os.Remove(p.exitPath(req.Name))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", wrapper}, args...)...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(append(p.baseEnv(), p.cfg.Env...), "GARO_RUNNER_NAME="+req.Name, "GARO_EXIT_FILE="+p.exitPath(req.Name))
-	keys := make([]string, 0, len(req.Env))
-	for k := range req.Env {
-		keys = append(keys, k)
+	// Later entries win over earlier ones of the same name: the runner's
+	// own variables over the pool's, the pool's over the agent's.
+	cmd.Env = append(p.baseEnv(), p.cfg.Env...)
+	for _, k := range slices.Sorted(maps.Keys(req.Options)) {
+		if name, ok := strings.CutPrefix(k, envOption); ok {
+			cmd.Env = append(cmd.Env, name+"="+req.Options[k])
+		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	cmd.Env = append(cmd.Env, "GARO_RUNNER_NAME="+req.Name, "GARO_EXIT_FILE="+p.exitPath(req.Name))
+	for _, k := range slices.Sorted(maps.Keys(req.Env)) {
 		cmd.Env = append(cmd.Env, k+"="+req.Env[k])
 	}
 	if req.Stdin != nil {

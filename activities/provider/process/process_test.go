@@ -189,7 +189,8 @@ func TestARunnerGetsNothingOfTheAgentsEnvironmentButTheAllowList(t *testing.T) {
 		PassEnv: []string{"PASSED_ON"}})
 	require.NoError(t, err)
 	_, err = p.Create(context.Background(), provider.CreateRequest{Name: "r-1",
-		Env: map[string]string{"ACTIONS_RUNNER_INPUT_JITCONFIG": "jit"}})
+		Options: map[string]string{"env.POOL_CACHE": "/opt/cache", "env.GARO_RUNNER_NAME": "forged", "env.LANG": "de_DE.UTF-8"},
+		Env:     map[string]string{"ACTIONS_RUNNER_INPUT_JITCONFIG": "jit"}})
 	require.NoError(t, err)
 	var b []byte
 	require.Eventually(t, func() bool {
@@ -201,15 +202,16 @@ func TestARunnerGetsNothingOfTheAgentsEnvironmentButTheAllowList(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		got[k] = v
 	}
-	allowed := append(append([]string{}, AllowEnv...), "PASSED_ON", "PWD")
+	allowed := append(append([]string{}, AllowEnv...), "PASSED_ON", "PWD", "GARO_RUNNER_NAME")
 	for k := range got {
 		if _, agents := os.LookupEnv(k); agents {
 			assert.Contains(t, allowed, k, "the agent's %s reached the runner", k)
 		}
 	}
 	assert.Equal(t, "jit", got["ACTIONS_RUNNER_INPUT_JITCONFIG"], "its own input")
-	assert.Equal(t, "r-1", got["GARO_RUNNER_NAME"])
-	assert.Equal(t, "C.UTF-8", got["LANG"])
+	assert.Equal(t, "r-1", got["GARO_RUNNER_NAME"], "the runner's own variables win over the pool's")
+	assert.Equal(t, "de_DE.UTF-8", got["LANG"], "the pool's variables win over the agent's")
+	assert.Equal(t, "/opt/cache", got["POOL_CACHE"], "the pool's env option")
 	assert.Equal(t, "by the operator", got["PASSED_ON"])
 	for _, secret := range []string{"GARO_TOKEN", "GARO_GITHUB_TOKEN", "GARO_TEMPORAL_API_KEY"} {
 		assert.NotContains(t, got, secret)
