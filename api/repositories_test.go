@@ -128,7 +128,7 @@ func (m *memRepositories) set(v workflows.RepositoryView) {
 	m.repos[workflows.RepositoryWorkflowID(owner, repo)] = &v
 }
 
-func newPoolAPIEnv(t *testing.T) (*apiEnv, *memRepositories) {
+func newPoolAPIEnv(t testing.TB) (*apiEnv, *memRepositories) {
 	e := newAPIEnv(t)
 	e.agents.agents["local"] = workflows.AgentState{Name: "local", Status: workflows.AgentOnline,
 		Capabilities: processCapabilities()}

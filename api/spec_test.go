@@ -24,12 +24,23 @@ type specTransport struct {
 
 func newSpecClient(t testing.TB) *http.Client {
 	t.Helper()
+	return specClient(t, specRouter(t))
+}
+
+// specRouter finds the route of openapi.yaml a request takes.
+func specRouter(t testing.TB) routers.Router {
+	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(OpenAPISpec())
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(t.Context()))
 	doc.Servers = nil // match the test server's address
 	router, err := gorillamux.NewRouter(doc)
 	require.NoError(t, err)
+	return router
+}
+
+// specClient is a client whose answers t checks against openapi.yaml.
+func specClient(t testing.TB, router routers.Router) *http.Client {
 	return &http.Client{Transport: &specTransport{t: t, router: router, base: http.DefaultTransport}}
 }
 

@@ -207,7 +207,12 @@ func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload [
 		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid workflow_job payload")
 		return
 	}
-	e := parsed.(*github.WorkflowJobEvent)
+	e, ok := parsed.(*github.WorkflowJobEvent)
+	if !ok || e == nil { // a payload of null
+		wh.count(event, "invalid")
+		writeProblem(w, r, http.StatusBadRequest, ProblemInvalidRequest, "invalid workflow_job payload")
+		return
+	}
 	ev, owner, repo, err := jobEvent(e, r.Header.Get("X-GitHub-Delivery"))
 	if err != nil {
 		wh.count(event, "invalid")

@@ -194,6 +194,7 @@ func TestWebhookInvalidPayloads(t *testing.T) {
 	e := newWebhookEnv(t, newSecret)
 	for name, body := range map[string][]byte{
 		"not json":     []byte(`{`),
+		"null":         []byte(`null`),
 		"bad repo":     jobPayload("queued", "octo/app/extra"),
 		"no job":       []byte(`{"action":"queued","repository":{"full_name":"octo/app"}}`),
 		"long label":   []byte(strings.Replace(string(jobPayload("queued", "octo/app")), `"linux"`, `"`+strings.Repeat("l", 300)+`"`, 1)),
