@@ -40,7 +40,7 @@ type PoolConfig struct {
 	// QueuePollInterval is how often the pool asks GitHub for its queued
 	// jobs, to find those whose webhook never arrived (conditional
 	// requests: an unchanged queue costs no rate limit); 0 never.
-	QueuePollInterval Duration       `json:"queuePollInterval,omitempty" default:"2m" flag:"queue-poll-interval" usage:"how often a quiet repository reconciles with GitHub, for queued jobs whose webhook was missed (0s: never; while jobs are in flight, every minute at least)"`
+	QueuePollInterval Duration       `json:"queuePollInterval" default:"2m" flag:"queue-poll-interval" usage:"how often a quiet repository reconciles with GitHub, for queued jobs whose webhook was missed (0s: never; while jobs are in flight, every minute at least)"`
 	Ephemeral         bool           `json:"ephemeral" default:"true" flag:"ephemeral" usage:"one job per runner (JIT)"`
 	RunnerGroup       string         `json:"runnerGroup" default:"default" flag:"runner-group" usage:"runner group: \"default\" or a group id"`
 	Provider          ProviderConfig `json:"provider" default:"kind=process" flag:"provider" usage:"provider: its kind, or kind=KIND,OPTION=VALUE,..."`

@@ -87,3 +87,15 @@ func TestPatchRejectsBadFields(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+// TestAPatchKeepsAQueuePollIntervalOfZero: 0 means never poll, not "left
+// out": a patch of another field keeps it.
+func TestAPatchKeepsAQueuePollIntervalOfZero(t *testing.T) {
+	c, err := workflows.DecodePoolConfig([]byte(`{"queuePollInterval":"0s"}`))
+	require.NoError(t, err)
+	require.Zero(t, c.QueuePollInterval)
+	p, err := workflows.PatchPoolConfig(c, []byte(`{"minIdle":1}`))
+	require.NoError(t, err)
+	assert.Zero(t, p.QueuePollInterval, "the patch brought the default back")
+	assert.Equal(t, 1, p.MinIdle)
+}
