@@ -1,6 +1,6 @@
 # Garo — GitHub Actions runner orchestrator on Temporal.
 #   make run    the whole stack on this machine (Temporal dev server + Web UI, server, agent)
-#   make test   unit, replay and end-to-end tests
+#   make test   unit, replay and end-to-end tests, then a few seconds of each fuzz target
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEMPORAL_CLI_VERSION := v1.5.1
 STATICCHECK_VERSION  := v0.8.2
 
-.PHONY: all tools build run test test-unit test-e2e record-histories lint bench clean
+.PHONY: all tools build run test test-unit test-e2e fuzz record-histories lint bench clean
 
 all: build
 
@@ -27,6 +27,20 @@ run: tools build
 
 test: tools
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (func Fuzz* in a _test.go) runs for FUZZTIME beyond its
+# seed corpus (f.Add and testdata/fuzz), which go test above ran already.
+# A failing input is written to the package's testdata/fuzz: commit it.
+FUZZTIME ?= 3s
+fuzz:
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sort | while IFS=: read -r file fn; do \
+		name=$${fn#func }; pkg=$$(dirname "$$file"); \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" >/tmp/garo-fuzz.$$$$.log 2>&1 \
+			|| { cat /tmp/garo-fuzz.$$$$.log; rm -f /tmp/garo-fuzz.$$$$.log; exit 1; }; \
+		tail -n 1 /tmp/garo-fuzz.$$$$.log; rm -f /tmp/garo-fuzz.$$$$.log; \
+	done
 
 test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
