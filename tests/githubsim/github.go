@@ -329,6 +329,7 @@ func (s *Sim) createInstallationToken(w http.ResponseWriter, r *http.Request) {
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	s.st.mu.Lock()
 	s.st.tokens[tok] = tokenInfo{kind: "installation", expires: exp}
+	s.st.issued = append(s.st.issued, tok)
 	s.st.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
 }
@@ -457,6 +458,7 @@ func (s *Sim) createToken(kind string) http.HandlerFunc {
 		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		s.st.mu.Lock()
 		s.st.tokens[tok] = tokenInfo{kind: kind, repo: s.scopeOf(r), expires: exp}
+		s.st.issued = append(s.st.issued, tok)
 		s.st.mu.Unlock()
 		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.Format(time.RFC3339)})
 	}

@@ -59,6 +59,7 @@ func (s *Sim) runnerRegister(w http.ResponseWriter, r *http.Request) {
 		delete(s.st.runners, old.ID)
 	}
 	rn := s.newRunner(tok.repo, req.Name, req.Labels, 1, req.Ephemeral)
+	s.st.issued = append(s.st.issued, rn.credential)
 	writeJSON(w, http.StatusCreated, Session{RunnerID: rn.ID, Name: rn.Name, Ephemeral: rn.Ephemeral, Credential: rn.credential})
 }
 

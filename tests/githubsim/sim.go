@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // AppID and InstallationID are the simulated GitHub App's ids.
@@ -70,7 +71,7 @@ func New(opts Options) *Sim {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := newFaults(opts.Seed)
-	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, f),
+	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, f, opts.Logger),
 		limits: newRateLimits(opts.RateLimit), stats: newStats()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -93,6 +94,7 @@ func (s *Sim) SetBaseURL(u string) { s.baseURL = strings.TrimSuffix(u, "/") }
 // protocol at /_sim/runner/, and the control API at /_sim/.
 func (s *Sim) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(s.logRequests)
 	r.Route("/_sim", func(r chi.Router) {
 		r.Post("/repos", s.createRepo)
 		r.Post("/jobs", s.enqueueJobs)
@@ -123,6 +125,18 @@ func (s *Sim) Handler() http.Handler {
 	r.Mount("/api/v3", gh)
 	r.Mount("/", gh)
 	return r
+}
+
+// logRequests logs each request at debug level: method, path, status and
+// time taken; never a header (tokens travel there).
+func (s *Sim) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.opts.Logger.Debug("Request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"duration", time.Since(began))
+	})
 }
 
 // --- control API ---
@@ -349,8 +363,9 @@ func (s *Sim) Jobs(repo string) []Job {
 	return out
 }
 
-// Secrets returns every JIT config and runner credential the simulator
-// handed out, for tests that check where they went.
+// Secrets returns every JIT config, registration, remove and
+// installation token and runner credential the simulator handed out, for
+// tests that check where they went.
 func (s *Sim) Secrets() []string {
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()

@@ -111,8 +111,9 @@ type state struct {
 	nextID    int64
 	tokens    map[string]tokenInfo // registration, remove and installation tokens
 	jobsReady chan struct{}        // closed and replaced when a job is queued
-	// issued are the JIT configs and runner credentials handed out, for
-	// tests that check no secret leaked.
+	// issued are the JIT configs, registration, remove and installation
+	// tokens and runner credentials handed out, for tests that check no
+	// secret leaked.
 	issued []string
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,6 +60,7 @@ type webhooks struct {
 	url, secret string
 	client      *http.Client
 	faults      *faults
+	logger      *slog.Logger
 	queue       chan *Delivery
 	mu          sync.Mutex
 	log         []*Delivery
@@ -72,9 +74,9 @@ type webhooks struct {
 
 const maxDeliveryLog = 10000
 
-func newWebhooks(url, secret string, f *faults) *webhooks {
+func newWebhooks(url, secret string, f *faults, log *slog.Logger) *webhooks {
 	return &webhooks{url: url, secret: secret, faults: f, queue: make(chan *Delivery, 100000),
-		client: &http.Client{Timeout: 10 * time.Second}}
+		client: &http.Client{Timeout: 10 * time.Second}, logger: log}
 }
 
 // appTarget is the app-wide webhook, if one is set.
@@ -228,10 +230,14 @@ func (w *webhooks) record(d *Delivery, status int, errText string) {
 	switch {
 	case d.Dropped:
 		w.dropped++
+		w.logger.Debug("Webhook dropped (fault)", "event", d.Event, "action", d.Action, "job", d.JobID, "delivery", d.ID)
 	case status >= 200 && status < 300:
 		w.sent++
+		w.logger.Debug("Webhook delivered", "event", d.Event, "action", d.Action, "job", d.JobID, "delivery", d.ID, "status", status)
 	default:
 		w.failed++
+		w.logger.Warn("Webhook delivery failed; redeliver it through the deliveries API", "event", d.Event,
+			"action", d.Action, "job", d.JobID, "delivery", d.ID, "status", status, "error", errText)
 	}
 	if len(w.log) >= maxDeliveryLog {
 		w.log = w.log[1:]
