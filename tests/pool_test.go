@@ -41,6 +41,9 @@ type poolEnv struct {
 	// server is the server process started last, listening on port.
 	server *proc
 	port   int
+	// agentArgs and agentEnv are given to every agent it starts, beyond
+	// GitHub and the process provider.
+	agentArgs, agentEnv []string
 }
 
 // startAgent runs the agent with GitHub and the process provider; its
@@ -50,9 +53,9 @@ func (e *poolEnv) startAgent() { e.agentProc = e.startAgentAs(e.agent, e.stateDi
 // startAgentAs runs an agent called name with GitHub and the process
 // provider.
 func (e *poolEnv) startAgentAs(name, stateDir string) *proc {
-	return start(e.t, "agent "+name, []string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"},
-		"agent", "--name", name, "--server", e.url, "--temporal-address", e.addr, "--temporal-namespace", e.ns,
-		"--github-url", e.simURL, "--state-dir", stateDir, "--process-command", githubsimBin+" runner")
+	return start(e.t, "agent "+name, append([]string{"GARO_TOKEN=" + adminToken, "GARO_GITHUB_TOKEN=ghs_e2e"}, e.agentEnv...),
+		append([]string{"agent", "--name", name, "--server", e.url, "--temporal-address", e.addr, "--temporal-namespace", e.ns,
+			"--github-url", e.simURL, "--state-dir", stateDir, "--process-command", githubsimBin + " runner"}, e.agentArgs...)...)
 }
 
 // waitOnline waits until the agent called name is online.
@@ -78,7 +81,15 @@ func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {
 // the simulator's options.
 func newPoolEnvOn(t *testing.T, addr, ns, agent string, opts ...func(*githubsim.Options)) *poolEnv {
 	t.Helper()
-	e := &poolEnv{t: t, ns: ns, agent: agent, stateDir: t.TempDir(), addr: addr}
+	return newPoolEnvWith(t, &poolEnv{t: t, ns: ns, agent: agent, addr: addr}, opts...)
+}
+
+// newPoolEnvWith starts what e describes (its t, ns, agent, addr, and
+// agentArgs and agentEnv if any).
+func newPoolEnvWith(t *testing.T, e *poolEnv, opts ...func(*githubsim.Options)) *poolEnv {
+	t.Helper()
+	addr, ns, agent := e.addr, e.ns, e.agent
+	e.stateDir = t.TempDir()
 	e.temporal = temporalClientOn(t, addr, ns)
 	e.port = freePort(t)
 	e.startServer()

@@ -17,6 +17,10 @@ var (
 	// ErrDuplicate: an instance with that name exists already; Create
 	// returns it beside this error.
 	ErrDuplicate = errors.New("instance already exists")
+	// ErrRefused: the provider refuses the request as configured (an
+	// image that does not exist, a permission missing): retrying cannot
+	// help until the pool or the agent's credentials change.
+	ErrRefused = errors.New("refused by the provider")
 )
 
 // Instance states.

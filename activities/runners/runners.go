@@ -181,6 +181,10 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 			envLabels: strings.Join(in.Labels, ","), envEphemeral: "false"}
 	}
 	inst, err := p.Create(ctx, req)
+	if errors.Is(err, provider.ErrRefused) {
+		return activities.CreateRunnerResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("start instance of runner %s: %v", in.Name, err), activities.ErrTypeInvalid, err)
+	}
 	if err != nil && !errors.Is(err, provider.ErrDuplicate) {
 		return activities.CreateRunnerResult{}, fmt.Errorf("start instance of runner %s: %w", in.Name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/ec2"
 	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/envflag"
@@ -20,7 +21,8 @@ import (
 
 // secretEnv are the variables that may hold a secret of the agent's; it
 // removes them from its environment once it has read them.
-var secretEnv = []string{"GARO_TOKEN", "GARO_GITHUB_TOKEN", "GARO_TEMPORAL_API_KEY", "GARO_ADMIN_TOKEN", "GARO_WEBHOOK_SECRET"}
+var secretEnv = []string{"GARO_TOKEN", "GARO_GITHUB_TOKEN", "GARO_TEMPORAL_API_KEY", "GARO_ADMIN_TOKEN", "GARO_WEBHOOK_SECRET",
+	"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlagSet("agent", stderr)
@@ -38,6 +40,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		procCmd   = fs.String("process-command", "", "enables the process provider: the runner command, split on spaces, each part a template over {{.Name}} and {{.Tags}} (e.g. \"/opt/actions-runner/run.sh\")")
 	)
 	fs.Var(&labels, "labels", "comma-separated labels this agent reports")
+	var ec2Regions envflag.StringList
+	fs.Var(&ec2Regions, "ec2-region", "enables the ec2 provider in these regions (comma-separated; a pool picks one with its region option, the first by default); credentials come from the standard AWS chain")
+	ec2Endpoint := fs.String("ec2-endpoint", "", "ec2 provider: EC2's endpoint, when not AWS's own (a VPC endpoint)")
 	var passEnv envflag.StringList
 	fs.Var(&passEnv, "process-pass-env", "comma-separated names of this agent's environment variables its runners get, beyond PATH, HOME, LANG and TMPDIR")
 	ghf.register(fs)
@@ -67,11 +72,18 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	var providers []provider.Provider
+	if len(ec2Regions) > 0 {
+		p, err := ec2.New(ctx, ec2.Config{Regions: ec2Regions, Endpoint: *ec2Endpoint, Logger: log.With("provider", ec2.Kind)})
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
 	// Its secrets are read: nothing this process starts inherits them.
 	for _, k := range secretEnv {
 		_ = os.Unsetenv(k)
 	}
-	var providers []provider.Provider
 	if *procCmd != "" {
 		if *stateDir == "" {
 			return errors.New("--process-command needs --state-dir")
