@@ -74,7 +74,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	var providers []provider.Provider
 	if len(ec2Regions) > 0 {
-		p, err := ec2.New(ctx, ec2.Config{Regions: ec2Regions, Endpoint: *ec2Endpoint, Logger: log.With("provider", ec2.Kind)})
+		p, err := ec2.New(ctx, ec2.Config{Regions: ec2Regions, Endpoint: *ec2Endpoint, Agent: *name, Logger: log.With("provider", ec2.Kind)})
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"text/template"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -57,7 +58,14 @@ type Config struct {
 	// credentials from the standard chain (environment, shared config,
 	// web identity, IMDS), loaded once per region.
 	Client func(ctx context.Context, region string) (API, error)
-	Logger *slog.Logger
+	// Agent, when set, narrows the listing that answers Get to the
+	// agent's own instances (tag garo:agent).
+	Agent string
+	// ListEvery is how old that listing may be (default 5s): the watches
+	// of all the agent's runners share one DescribeInstances per region
+	// per ListEvery, rather than one each, which EC2 would throttle.
+	ListEvery time.Duration
+	Logger    *slog.Logger
 }
 
 // Provider runs instances on EC2.
@@ -72,6 +80,14 @@ type Provider struct {
 	// created remembers what this provider launched, by name, for EC2's
 	// eventual consistency: a describe just after a launch may miss it.
 	created map[string]provider.Instance
+	// regionOf is the region of each runner this provider launched, so
+	// that a look at one runner asks one region, not all.
+	regionOf map[string]string
+	// listMu serialises refreshes of listing, the newest live instance of
+	// each name, taken at listedAt (guarded by mu).
+	listMu   sync.Mutex
+	listing  map[string]types.Instance
+	listedAt time.Time
 }
 
 // New returns a provider over cfg.
@@ -81,6 +97,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	if cfg.Client == nil {
 		cfg.Client = defaultClient(cfg.Endpoint)
+	}
+	if cfg.ListEvery == 0 {
+		cfg.ListEvery = 5 * time.Second
 	}
 	if len(cfg.Regions) == 0 {
 		c, err := config.LoadDefaultConfig(ctx)
@@ -98,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		}
 	}
 	p := &Provider{cfg: cfg, log: cfg.Logger, clients: map[string]API{}, creating: map[string]*sync.Mutex{},
-		created: map[string]provider.Instance{}}
+		created: map[string]provider.Instance{}, regionOf: map[string]string{}}
 	// Load every region's configuration now, so that the agent may drop
 	// the credentials from its environment once New returns.
 	for _, r := range cfg.Regions {
@@ -288,7 +307,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	if ok {
 		return launched, fmt.Errorf("%w: %s", provider.ErrDuplicate, req.Name)
 	}
-	earlier, err := p.describe(ctx, []types.Filter{tagFilter(runnerTag, req.Name)})
+	earlier, err := p.describe(ctx, []string{s.region}, []types.Filter{tagFilter(runnerTag, req.Name)})
 	if err != nil {
 		return provider.Instance{}, err
 	}
@@ -343,8 +362,9 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 				}
 				inst := instance(out.Instances[0])
 				p.mu.Lock()
-				p.created[req.Name] = inst
+				p.created[req.Name], p.regionOf[req.Name] = inst, s.region
 				p.mu.Unlock()
+				p.forget()
 				p.log.Info("EC2 instance launched", "runner", req.Name, "instance", inst.ID, "region", s.region, "choice", choice)
 				return inst, nil
 			}
@@ -531,14 +551,14 @@ func instance(in types.Instance) provider.Instance {
 // deletedByUser: terminated through the API (Delete, or an operator): the
 // instance is gone, not exited.
 func deletedByUser(in types.Instance) bool {
-	return in.State != nil && in.State.Name == types.InstanceStateNameTerminated && in.StateReason != nil &&
-		aws.ToString(in.StateReason.Code) == "Client.UserInitiatedShutdown"
+	return in.State != nil && (in.State.Name == types.InstanceStateNameTerminated || in.State.Name == types.InstanceStateNameShuttingDown) &&
+		in.StateReason != nil && aws.ToString(in.StateReason.Code) == "Client.UserInitiatedShutdown"
 }
 
 // describe returns the instances of every region that match the filters.
-func (p *Provider) describe(ctx context.Context, filters []types.Filter) ([]types.Instance, error) {
+func (p *Provider) describe(ctx context.Context, regions []string, filters []types.Filter) ([]types.Instance, error) {
 	var out []types.Instance
-	for _, region := range p.cfg.Regions {
+	for _, region := range regions {
 		c, err := p.client(ctx, region)
 		if err != nil {
 			return nil, err
@@ -561,10 +581,73 @@ func tagFilter(k, v string) types.Filter {
 	return types.Filter{Name: aws.String("tag:" + k), Values: []string{v}}
 }
 
+// live returns the newest live instance called name from a listing of
+// every live instance at most ListEvery old, taking a new one when it is
+// older.
+func (p *Provider) live(ctx context.Context, name string) (types.Instance, bool, error) {
+	p.listMu.Lock()
+	defer p.listMu.Unlock()
+	p.mu.Lock()
+	listing, fresh := p.listing, time.Since(p.listedAt) < p.cfg.ListEvery
+	p.mu.Unlock()
+	if !fresh {
+		filters := []types.Filter{{Name: aws.String("tag-key"), Values: []string{runnerTag}},
+			{Name: aws.String("instance-state-name"), Values: liveStates}}
+		if p.cfg.Agent != "" {
+			filters = append(filters, tagFilter("garo:agent", p.cfg.Agent))
+		}
+		taken := time.Now()
+		list, err := p.describe(ctx, p.cfg.Regions, filters)
+		if err != nil {
+			return types.Instance{}, false, err
+		}
+		listing = map[string]types.Instance{}
+		for _, in := range list {
+			n := instance(in).Name
+			if old, ok := listing[n]; !ok || aws.ToTime(in.LaunchTime).After(aws.ToTime(old.LaunchTime)) {
+				listing[n] = in
+			}
+		}
+		p.mu.Lock()
+		p.listing, p.listedAt = listing, taken
+		p.mu.Unlock()
+	}
+	in, ok := listing[name]
+	return in, ok, nil
+}
+
+// regionsOf returns the region of the runner called name if this
+// provider launched it, or else every region.
+func (p *Provider) regionsOf(name string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.regionOf[name]; ok {
+		return []string{r}
+	}
+	return p.cfg.Regions
+}
+
+// forget makes the next Get take a new listing: an instance was launched
+// or terminated.
+func (p *Provider) forget() {
+	p.mu.Lock()
+	p.listedAt = time.Time{}
+	p.mu.Unlock()
+}
+
 // Get returns the newest instance of the runner; one terminated through
-// the API is gone.
+// the API is gone. A live one comes from the shared listing; otherwise one
+// look at the name, in every state, tells an exit from nothing.
 func (p *Provider) Get(ctx context.Context, name string) (provider.Instance, error) {
-	list, err := p.describe(ctx, []types.Filter{tagFilter(runnerTag, name)})
+	if in, ok, err := p.live(ctx, name); err != nil {
+		return provider.Instance{}, err
+	} else if ok && !deletedByUser(in) {
+		p.mu.Lock()
+		delete(p.created, name) // listed now
+		p.mu.Unlock()
+		return instance(in), nil
+	}
+	list, err := p.describe(ctx, p.regionsOf(name), []types.Filter{tagFilter(runnerTag, name)})
 	if err != nil {
 		return provider.Instance{}, err
 	}
@@ -592,8 +675,8 @@ func (p *Provider) Get(ctx context.Context, name string) (provider.Instance, err
 	return instance(*best), nil
 }
 
-// live are the states of an instance not yet gone.
-var live = []string{"pending", "running", "shutting-down", "stopping", "stopped"}
+// liveStates are the states of an instance not yet gone.
+var liveStates = []string{"pending", "running", "shutting-down", "stopping", "stopped"}
 
 // Delete terminates the runner's instances; an instance already gone is
 // no error, none at all is ErrNotFound.
@@ -601,15 +684,16 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	p.mu.Lock()
 	delete(p.created, name)
 	p.mu.Unlock()
+	defer p.forget()
 	found := false
-	for _, region := range p.cfg.Regions {
+	for _, region := range p.regionsOf(name) {
 		c, err := p.client(ctx, region)
 		if err != nil {
 			return err
 		}
 		var ids []string
 		pages := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-			tagFilter(runnerTag, name), {Name: aws.String("instance-state-name"), Values: live}}})
+			tagFilter(runnerTag, name), {Name: aws.String("instance-state-name"), Values: liveStates}}})
 		for pages.HasMorePages() {
 			page, err := pages.NextPage(ctx)
 			if err != nil {
@@ -630,6 +714,9 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 		}
 		p.log.Info("EC2 instance terminated", "runner", name, "instances", ids, "region", region)
 	}
+	p.mu.Lock()
+	delete(p.regionOf, name)
+	p.mu.Unlock()
 	if !found {
 		return fmt.Errorf("%w: %s", provider.ErrNotFound, name)
 	}
@@ -639,11 +726,11 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 // List returns the instances not yet gone whose tags include all of tags.
 func (p *Provider) List(ctx context.Context, tags map[string]string) ([]provider.Instance, error) {
 	filters := []types.Filter{{Name: aws.String("tag-key"), Values: []string{runnerTag}},
-		{Name: aws.String("instance-state-name"), Values: live}}
+		{Name: aws.String("instance-state-name"), Values: liveStates}}
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		filters = append(filters, tagFilter(ec2Key(k), tags[k]))
 	}
-	list, err := p.describe(ctx, filters)
+	list, err := p.describe(ctx, p.cfg.Regions, filters)
 	if err != nil {
 		return nil, err
 	}

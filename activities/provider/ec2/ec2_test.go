@@ -3,6 +3,7 @@ package ec2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -243,4 +244,30 @@ func TestAnInstanceThatShutItselfDownHasExitedCleanly(t *testing.T) {
 	assert.Equal(t, provider.StateExited, in.State)
 	assert.Equal(t, 0, in.ExitCode)
 	assert.ErrorIs(t, p.Delete(context.Background(), "garo-done-1"), provider.ErrNotFound)
+}
+
+// TestWatchesShareOneListing: the runners' watches look at their
+// instances every few seconds; they share one DescribeInstances per
+// listing, not one each.
+func TestWatchesShareOneListing(t *testing.T) {
+	f, client := newFake(t, fakeec2.Options{})
+	p, err := New(context.Background(), Config{Regions: []string{"eu-west-1"}, Client: client, Agent: "lab-1", ListEvery: time.Hour})
+	require.NoError(t, err)
+	for i := range 5 {
+		_, err := p.Create(context.Background(), request(fmt.Sprintf("garo-w-%d", i), map[string]string{"garo-agent": "lab-1"}, nil))
+		require.NoError(t, err)
+	}
+	before := f.Requests()["DescribeInstances"]
+	for range 10 {
+		for i := range 5 {
+			in, err := p.Get(context.Background(), fmt.Sprintf("garo-w-%d", i))
+			require.NoError(t, err)
+			assert.Equal(t, provider.StateRunning, in.State)
+		}
+	}
+	assert.Equal(t, 1, f.Requests()["DescribeInstances"]-before, "50 looks, one listing")
+
+	require.NoError(t, p.Delete(context.Background(), "garo-w-0"))
+	_, err = p.Get(context.Background(), "garo-w-0")
+	assert.ErrorIs(t, err, provider.ErrNotFound, "a delete is seen at once")
 }
