@@ -24,12 +24,12 @@ import (
 
 // startDev runs `garo dev` on free ports with its state in dir and returns
 // the process and what it wrote to dev.json.
-func startDev(t *testing.T, dir string) (*proc, devstack.Info) {
+func startDev(t *testing.T, dir string, extra ...string) (*proc, devstack.Info) {
 	t.Helper()
-	p := start(t, "garo dev", nil, "dev", "--state-dir", dir, "--temporal-bin", temporalBin,
+	p := start(t, "garo dev", nil, append([]string{"dev", "--state-dir", dir, "--temporal-bin", temporalBin,
 		"--githubsim-bin", githubsimBin, "--githubsim-port", strconv.Itoa(freePort(t)),
 		"--api-port", strconv.Itoa(freePort(t)), "--temporal-port", strconv.Itoa(freePort(t)),
-		"--ui-port", strconv.Itoa(freePort(t)))
+		"--ui-port", strconv.Itoa(freePort(t))}, extra...)...)
 	var info devstack.Info
 	eventually(t, 90*time.Second, "dev.json", func() bool {
 		select {
@@ -49,7 +49,10 @@ func startDev(t *testing.T, dir string) (*proc, devstack.Info) {
 func TestDevStack(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p, info := startDev(t, dir)
+	garmState := t.TempDir()
+	garmConf := filepath.Join(t.TempDir(), "example.conf")
+	require.NoError(t, os.WriteFile(garmConf, []byte("state_dir="+garmState+"\nrunner="+githubsimBin+" runner\n"), 0o600))
+	p, info := startDev(t, dir, "--external-provider", "example="+garmExampleBin+",config="+garmConf)
 	token, err := os.ReadFile(filepath.Join(dir, "admin-token"))
 	require.NoError(t, err)
 	assert.Equal(t, strings.TrimSpace(string(token)), info.AdminToken)
@@ -65,7 +68,7 @@ func TestDevStack(t *testing.T) {
 	})
 	st, err := api.GetAgent(context.Background(), "local")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"process"}, st.Capabilities.Providers)
+	assert.Equal(t, []string{"process", "external"}, st.Capabilities.Providers)
 
 	// Without GitHub credentials the simulator stands in, and the demo
 	// pool demo/hello runs its first job on a runner of the process
@@ -91,6 +94,22 @@ func TestDevStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "local", pool.Config.Agent)
 	assert.GreaterOrEqual(t, pool.Counts.JobsDone, 1)
+
+	// The external provider declared on garo dev serves a pool: its
+	// instance reaches the agent's instance listener on loopback.
+	garm := workflows.DefaultPoolConfig()
+	garm.Labels = []string{"self-hosted", "garm"}
+	garm.Provider = workflows.ProviderConfig{"kind": "external", "name": "example"}
+	_, err = api.ConfigurePool(context.Background(), "demo", "garm", "", garm)
+	require.NoError(t, err)
+	resp, err := http.Post(info.GitHubSim+"/_sim/jobs", "application/json",
+		strings.NewReader(`{"repo":"demo/garm","labels":["self-hosted","garm"],"durationMs":200,"count":1}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	eventually(t, 60*time.Second, "a job done by an external provider's runner", func() bool {
+		v, err := api.GetPool(context.Background(), "demo", "garm", "")
+		return err == nil && v.Counts.JobsDone == 1
+	})
 	eventually(t, 30*time.Second, "Temporal Web UI serving", func() bool {
 		resp, err := http.Get(info.UI)
 		if err != nil {

@@ -63,22 +63,7 @@ func TestAnEC2PoolServesJobsOnSpotThenOnDemand(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, code, "a region the agent does not launch in: %s", b)
 
 	const jobs = 20
-	e.sim.Enqueue("e2e", "ec2", []string{"self-hosted", "linux"}, 300*time.Millisecond, jobs, "build")
-	eventually(t, 3*time.Minute, "every job served", func() bool {
-		done := 0
-		for _, j := range e.sim.Jobs(repo) {
-			if j.Conclusion == "success" {
-				done++
-			}
-		}
-		return done == jobs
-	})
-	code, b = e.do("DELETE", "/api/v1/repositories/"+repo, "")
-	require.Equal(t, http.StatusAccepted, code, "%s", b)
-	eventually(t, time.Minute, "the pool drained", func() bool {
-		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
-		return code == http.StatusNotFound
-	})
+	e.serveAndDrain(repo, jobs)
 	eventually(t, 30*time.Second, "no instance left", func() bool { return len(fake.Live()) == 0 })
 	assert.Empty(t, e.sim.Runners(repo), "no runner left on GitHub")
 

@@ -29,14 +29,16 @@ import (
 
 // namespaces the shared dev server creates, one per test that needs one.
 var namespaces = []string{"e2e-agents", "e2e-stop", "e2e-pool", "e2e-drain", "e2e-offline", "e2e-cli", "e2e-tokens", "e2e-missed", "e2e-pools", "e2e-runs",
-	"e2e-crash-server", "e2e-crash-queued", "e2e-crash-provisioning", "e2e-crash-midjob", "e2e-faults", "e2e-reaper", "e2e-retry", "e2e-listen", "e2e-secrets", "e2e-ec2"}
+	"e2e-crash-server", "e2e-crash-queued", "e2e-crash-provisioning", "e2e-crash-midjob", "e2e-faults", "e2e-reaper", "e2e-retry", "e2e-listen", "e2e-secrets", "e2e-ec2", "e2e-external"}
 
 var (
 	garoBin      string
 	githubsimBin string
-	temporalBin  string
-	devServer    *testsuite.DevServer
-	temporalAddr string
+	// garmExampleBin is the example GARM provider in testdata.
+	garmExampleBin string
+	temporalBin    string
+	devServer      *testsuite.DevServer
+	temporalAddr   string
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +61,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	garoBin, githubsimBin = filepath.Join(tmp, "garo"), filepath.Join(tmp, "githubsim")
-	build := exec.Command("go", "build", "-o", tmp, "../cmd/garo", "../cmd/githubsim")
+	garmExampleBin = filepath.Join(tmp, "garm-provider-example")
+	build := exec.Command("go", "build", "-o", tmp, "../cmd/garo", "../cmd/githubsim", "./testdata/garm-provider-example")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build garo and githubsim:", err)

@@ -133,6 +133,31 @@ func (e *poolEnv) do(method, path, body string) (int, []byte) {
 	return resp.StatusCode, b.Bytes()
 }
 
+// serveAndDrain enqueues jobs of 300 ms for the default pool of repo
+// (owner/name), waits until every one has succeeded, then drains the pool
+// and waits until it has ended.
+func (e *poolEnv) serveAndDrain(repo string, jobs int) {
+	t := e.t
+	t.Helper()
+	owner, name, _ := strings.Cut(repo, "/")
+	e.sim.Enqueue(owner, name, []string{"self-hosted", "linux"}, 300*time.Millisecond, jobs, "build")
+	eventually(t, 3*time.Minute, "every job served", func() bool {
+		done := 0
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Conclusion == "success" {
+				done++
+			}
+		}
+		return done == jobs
+	})
+	code, b := e.do("DELETE", "/api/v1/repositories/"+repo, "")
+	require.Equal(t, http.StatusAccepted, code, "%s", b)
+	eventually(t, time.Minute, "the pool drained", func() bool {
+		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
+		return code == http.StatusNotFound
+	})
+}
+
 func (e *poolEnv) pool(repo string) workflows.PoolView {
 	e.t.Helper()
 	code, b := e.do("GET", "/api/v1/repositories/"+repo, "")

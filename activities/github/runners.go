@@ -95,6 +95,28 @@ func (c *Client) RegistrationToken(ctx context.Context, repo Repo) (string, time
 	return tok.GetToken(), tok.GetExpiresAt().Time, nil
 }
 
+// RunnerDownload is one download of the actions runner.
+type RunnerDownload struct {
+	OS, Architecture, DownloadURL, Filename, SHA256 string
+}
+
+// RunnerDownloads lists the actions runner's downloads for repo.
+func (c *Client) RunnerDownloads(ctx context.Context, repo Repo) ([]RunnerDownload, error) {
+	if err := validRepo(repo); err != nil {
+		return nil, err
+	}
+	list, resp, err := c.gh.Actions.ListRunnerApplicationDownloads(ctx, repo.Owner, repo.Name)
+	if err != nil {
+		return nil, classify("list runner downloads of "+repo.String(), resp, err)
+	}
+	out := make([]RunnerDownload, 0, len(list))
+	for _, d := range list {
+		out = append(out, RunnerDownload{OS: d.GetOS(), Architecture: d.GetArchitecture(), DownloadURL: d.GetDownloadURL(),
+			Filename: d.GetFilename(), SHA256: d.GetSHA256Checksum()})
+	}
+	return out, nil
+}
+
 // ListRunners returns every runner of repo, following all pages.
 func (c *Client) ListRunners(ctx context.Context, repo Repo) ([]RunnerInfo, error) {
 	if err := validRepo(repo); err != nil {

@@ -7,6 +7,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -50,6 +51,10 @@ type CreateRequest struct {
 	// Options are the pool's provider options, as Options describes them
 	// (checked), without "kind".
 	Options map[string]string
+	// RepoURL and Labels are the runner's repository and labels, for
+	// providers that register runners themselves (GARM's bootstrap).
+	RepoURL string
+	Labels  []string
 	Env     map[string]string
 	Stdin   []byte
 }
@@ -89,4 +94,48 @@ func HasTags(have, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// NameLocks serialises operations on one instance name within a process,
+// and forgets a name once nobody holds or waits for it: an agent that
+// lives for months sees millions of names.
+type NameLocks struct {
+	mu    sync.Mutex
+	locks map[string]*nameLock
+}
+
+type nameLock struct {
+	sync.Mutex
+	users int
+}
+
+// Lock locks name and returns its unlock.
+func (n *NameLocks) Lock(name string) (unlock func()) {
+	n.mu.Lock()
+	if n.locks == nil {
+		n.locks = map[string]*nameLock{}
+	}
+	l, ok := n.locks[name]
+	if !ok {
+		l = &nameLock{}
+		n.locks[name] = l
+	}
+	l.users++
+	n.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		n.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(n.locks, name)
+		}
+		n.mu.Unlock()
+	}
+}
+
+// Len is how many names are held or waited for.
+func (n *NameLocks) Len() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.locks)
 }

@@ -163,7 +163,8 @@ func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunne
 			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
 		}
 	}
-	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo), Options: options(in.Provider)}
+	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo), Options: options(in.Provider),
+		RepoURL: gh.RepoURL(repo), Labels: in.Labels}
 	var runnerID int64
 	if in.Ephemeral {
 		jit, err := gh.CreateJITConfig(ctx, repo, in.Name, in.Labels, in.GroupID)

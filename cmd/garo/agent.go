@@ -12,6 +12,7 @@ import (
 
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/provider/ec2"
+	"github.com/garo-run/garo/activities/provider/external"
 	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/envflag"
@@ -43,6 +44,11 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	var ec2Regions envflag.StringList
 	fs.Var(&ec2Regions, "ec2-region", "enables the ec2 provider in these regions (comma-separated; a pool picks one with its region option, the first by default); credentials come from the standard AWS chain")
 	ec2Endpoint := fs.String("ec2-endpoint", "", "ec2 provider: EC2's endpoint, when not AWS's own (a VPC endpoint)")
+	var externals declarations
+	fs.Var(&externals, "external-provider", "declares a GARM external provider, NAME=EXECUTABLE[,config=FILE][,env=PREFIX:PREFIX] (repeatable); a pool picks it with provider kind external, name NAME; needs --instance-listen and --state-dir")
+	externalsFile := fs.String("external-providers-file", "", "a file of external provider declarations, one per line (# comments)")
+	instanceListen := fs.String("instance-listen", "", "serve the metadata and callback routes that instances of external providers call, at this address of the agent's own network, e.g. 10.0.0.5:9470; off by default")
+	instanceURL := fs.String("instance-url", "", "the URL instances reach --instance-listen at (default http://ADDRESS)")
 	var passEnv envflag.StringList
 	fs.Var(&passEnv, "process-pass-env", "comma-separated names of this agent's environment variables its runners get, beyond PATH, HOME, LANG and TMPDIR")
 	ghf.register(fs)
@@ -80,6 +86,19 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		}
 		providers = append(providers, p)
 	}
+	if *externalsFile != "" {
+		if err := externals.readFile(*externalsFile); err != nil {
+			return err
+		}
+	}
+	if len(externals) > 0 {
+		p, err := external.Start(ctx, external.Setup{Declarations: externals, StateDir: *stateDir, Agent: *name,
+			Listen: *instanceListen, URL: *instanceURL, GitHub: gh, Logger: log})
+		if err != nil {
+			return err
+		}
+		providers = append(providers, p)
+	}
 	// Its secrets are read: nothing this process starts inherits them.
 	for _, k := range secretEnv {
 		_ = os.Unsetenv(k)
@@ -100,4 +119,27 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		MetricsListen: *metrics, Registry: reg, ConfigPollInterval: *cfgPoll,
 		Labels: labels, Providers: providers, Version: versionString(), Logger: log,
 	})
+}
+
+// declarations are the repeatable --external-provider flag: each value
+// one declaration (commas belong to it), or several on separate lines.
+type declarations []string
+
+func (d *declarations) String() string { return strings.Join(*d, "\n") }
+
+func (d *declarations) Set(v string) error {
+	for _, line := range strings.Split(v, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			*d = append(*d, line)
+		}
+	}
+	return nil
+}
+
+func (d *declarations) readFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--external-providers-file: %w", err)
+	}
+	return d.Set(string(b))
 }

@@ -26,6 +26,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		hbEvery      = fs.Duration("heartbeat-interval", 5*time.Second, "how often the agent sends a heartbeat")
 		offline      = fs.Duration("offline-after", 20*time.Second, "an agent without a heartbeat for this long is offline")
 	)
+	var externals declarations
+	fs.Var(&externals, "external-provider", "declares a GARM external provider for the dev agent, NAME=EXECUTABLE[,config=FILE][,env=PREFIX:PREFIX] (repeatable); its instances reach the agent on loopback")
+	externalsFile := fs.String("external-providers-file", "", "a file of external provider declarations, one per line (# comments)")
 	ghf.register(fs)
 	lf.register(fs)
 	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
@@ -35,12 +38,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
+	if *externalsFile != "" {
+		if err := externals.readFile(*externalsFile); err != nil {
+			return err
+		}
+	}
 	gh, err := ghf.client(getenv, nil)
 	if err != nil {
 		return err
 	}
 	return devstack.Run(ctx, devstack.Config{
-		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo,
+		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo, ExternalProviders: externals,
 		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
 		TemporalBin: *temporalBin, AgentName: *agentName,
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,

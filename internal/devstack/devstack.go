@@ -25,6 +25,7 @@ import (
 
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
+	"github.com/garo-run/garo/activities/provider/external"
 	"github.com/garo-run/garo/activities/provider/process"
 	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/internal/agent"
@@ -50,7 +51,11 @@ type Config struct {
 	// configured; nil runs the GitHub simulator instead.
 	GitHub *github.Client
 	// NoDemo leaves out the demo pool (demo/hello) and its jobs.
-	NoDemo            bool
+	NoDemo bool
+	// ExternalProviders declares GARM external providers for the agent,
+	// as garo agent --external-provider does; their instances reach the
+	// agent's instance listener on loopback.
+	ExternalProviders []string
 	AgentName         string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
@@ -131,8 +136,8 @@ func (s *stack) start(ctx context.Context) error {
 	}
 	s.token = token
 	s.topts = temporalclient.Options{Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.TemporalPort)), Namespace: Namespace}
-	for _, step := range []func(context.Context) error{s.startTemporal, s.startGitHub, s.waitTemporal, s.startServer,
-		s.writeInfo, s.startAgent} {
+	for _, step := range []func(context.Context) error{s.startTemporal, s.startGitHub, s.startExternal, s.waitTemporal,
+		s.startServer, s.writeInfo, s.startAgent} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -223,6 +228,24 @@ func (s *stack) startGitHub(ctx context.Context) error {
 	}
 	s.providers = append(s.providers, p)
 	s.log.Info("GitHub simulator up", "url", s.simURL, "log", s.sim.logPath)
+	return nil
+}
+
+// startExternal declares the external providers, with the instance
+// listener on loopback.
+func (s *stack) startExternal(context.Context) error {
+	if len(s.cfg.ExternalProviders) == 0 {
+		return nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.onStop(stop)
+	p, err := external.Start(ctx, external.Setup{Declarations: s.cfg.ExternalProviders,
+		StateDir: filepath.Join(s.cfg.StateDir, "agent"), Agent: s.cfg.AgentName, Listen: "127.0.0.1:0",
+		GitHub: s.gh, Logger: s.log.With("component", "agent")})
+	if err != nil {
+		return err
+	}
+	s.providers = append(s.providers, p)
 	return nil
 }
 

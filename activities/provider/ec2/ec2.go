@@ -76,7 +76,7 @@ type Provider struct {
 	clients map[string]API
 	// creating serialises creates of one name in this agent; across
 	// agents the ClientToken makes a second launch return the first.
-	creating map[string]*sync.Mutex
+	creating provider.NameLocks
 	// created remembers what this provider launched, by name, for EC2's
 	// eventual consistency: a describe just after a launch may miss it.
 	created map[string]provider.Instance
@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("ec2 provider: invalid region %q", r)
 		}
 	}
-	p := &Provider{cfg: cfg, log: cfg.Logger, clients: map[string]API{}, creating: map[string]*sync.Mutex{},
+	p := &Provider{cfg: cfg, log: cfg.Logger, clients: map[string]API{},
 		created: map[string]provider.Instance{}, regionOf: map[string]string{}}
 	// Load every region's configuration now, so that the agent may drop
 	// the credentials from its environment once New returns.
@@ -298,9 +298,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	if err != nil {
 		return provider.Instance{}, err
 	}
-	lock := p.nameLock(req.Name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer p.creating.Lock(req.Name)()
 	p.mu.Lock()
 	launched, ok := p.created[req.Name]
 	p.mu.Unlock()
@@ -397,17 +395,6 @@ func spread(subnets []string, name string) []string {
 	h.Write([]byte(name))
 	i := int(h.Sum32() % uint32(len(subnets)))
 	return append(slices.Clone(subnets[i:]), subnets[:i]...)
-}
-
-func (p *Provider) nameLock(name string) *sync.Mutex {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, ok := p.creating[name]
-	if !ok {
-		l = &sync.Mutex{}
-		p.creating[name] = l
-	}
-	return l
 }
 
 func (p *Provider) runInput(req provider.CreateRequest, s spec, typ, subnet string, spot bool, generation, userData string) *ec2.RunInstancesInput {

@@ -37,6 +37,10 @@ func Run(t *testing.T, h Harness) {
 		t.Run("RestartAdoptsInstances", func(t *testing.T) { restartAdoptsInstances(t, h) })
 	}
 	t.Run("DeleteHonoursContext", func(t *testing.T) { deleteHonoursContext(t, h) })
+	t.Run("OptionsAreAValidSchema", func(t *testing.T) {
+		// The agent reports them at registration, which refuses a bad one.
+		require.NoError(t, provider.CheckSchema(h.New(t).Options()))
+	})
 }
 
 func createGetListDelete(t *testing.T, h Harness) {
