@@ -2,7 +2,7 @@ package tests
 
 import (
 	"context"
-	"net"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
@@ -270,10 +271,13 @@ func (tp *temporalProc) start() {
 	tp.p = startCmd(t, "temporal", temporalBin, nil, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(tp.port), "--db-filename", tp.db, "--namespace", tp.ns, "--log-level", "error",
 		"--dynamic-config-value", "frontend.enableServerVersionCheck=false")
-	eventually(t, 60*time.Second, "Temporal answering", func() bool {
-		conn, err := net.DialTimeout("tcp", tp.addr(), time.Second)
+	// Answering is not enough: its frontend must report itself healthy,
+	// which takes longer on a loaded machine.
+	eventually(t, 60*time.Second, "Temporal healthy", func() bool {
+		c, err := client.Dial(client.Options{HostPort: tp.addr(), Namespace: tp.ns,
+			Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 		if err == nil {
-			conn.Close()
+			c.Close()
 		}
 		return err == nil
 	})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,18 @@ func TestAnEC2PoolServesJobsOnSpotThenOnDemand(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	code, b = e.do("PUT", "/api/v1/repositories/e2e/ec2-bad", `{"agent":"ec2-1","provider":{"kind":"ec2","region":"us-east-1","ami":"ami-0123456789abcdef0"}}`)
 	assert.Equal(t, http.StatusUnprocessableEntity, code, "a region the agent does not launch in: %s", b)
+
+	// An image EC2 does not have: the pool shows degraded with EC2's
+	// message, and nothing is retried in a loop.
+	code, b = e.do("PUT", "/api/v1/repositories/e2e/ec2-refused", `{"agent":"ec2-1","minIdle":1,"maxRunners":1,
+		"provider":{"kind":"ec2","ami":"ami-bad0000000000000","instanceTypes":"m7g.large"}}`)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	eventually(t, time.Minute, "the refused pool degraded", func() bool {
+		v := e.pool("e2e/ec2-refused")
+		return v.Degraded && strings.Contains(v.LastError, "InvalidAMIID.NotFound")
+	})
+	code, b = e.do("DELETE", "/api/v1/repositories/e2e/ec2-refused", "")
+	require.Equal(t, http.StatusAccepted, code, "%s", b)
 
 	const jobs = 20
 	e.serveAndDrain(repo, jobs)
