@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEMPORAL_CLI_VERSION := v1.5.1
 STATICCHECK_VERSION  := v0.8.2
 
-.PHONY: all tools build run test test-unit test-e2e fuzz record-histories lint bench clean
+.PHONY: all tools build run test test-unit test-e2e fuzz record-histories lint bench bench-go clean
 
 all: build
 
@@ -20,7 +20,7 @@ $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/garo ./cmd/githubsim
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/garo ./cmd/githubsim ./cmd/garo-bench
 
 run: tools build
 	$(BIN)/garo dev
@@ -60,7 +60,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-bench:
+# make bench [BENCH=small|burst|wide|reuse|steady]: the whole stack under
+# load (docs/benchmarks.md); results in bench/results. make bench-go runs
+# the Go micro-benchmarks.
+BENCH ?= small
+bench: tools build
+	VERSION=$(VERSION) $(BIN)/garo-bench -scenario $(BENCH) -bin $(BIN) -out bench/results
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -68,7 +68,7 @@ func TestDevStack(t *testing.T) {
 	})
 	st, err := api.GetAgent(context.Background(), "local")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"process", "external"}, st.Capabilities.Providers)
+	assert.Equal(t, []string{"process", "sim", "external"}, st.Capabilities.Providers)
 
 	// Without GitHub credentials the simulator stands in, and the demo
 	// pool demo/hello runs its first job on a runner of the process

@@ -36,9 +36,11 @@ var (
 	githubsimBin string
 	// garmExampleBin is the example GARM provider in testdata.
 	garmExampleBin string
-	temporalBin    string
-	devServer      *testsuite.DevServer
-	temporalAddr   string
+	// binDir holds garo, githubsim, garo-bench and temporal.
+	binDir       string
+	temporalBin  string
+	devServer    *testsuite.DevServer
+	temporalAddr string
 )
 
 func TestMain(m *testing.M) {
@@ -62,7 +64,12 @@ func runMain(m *testing.M) int {
 	}
 	garoBin, githubsimBin = filepath.Join(tmp, "garo"), filepath.Join(tmp, "githubsim")
 	garmExampleBin = filepath.Join(tmp, "garm-provider-example")
-	build := exec.Command("go", "build", "-o", tmp, "../cmd/garo", "../cmd/githubsim", "./testdata/garm-provider-example")
+	binDir = tmp
+	if err := os.Symlink(temporalBin, filepath.Join(tmp, "temporal")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	build := exec.Command("go", "build", "-o", tmp, "../cmd/garo", "../cmd/githubsim", "../cmd/garo-bench", "./testdata/garm-provider-example")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build garo and githubsim:", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/garo-run/garo/activities/provider/ec2"
 	"github.com/garo-run/garo/activities/provider/external"
 	"github.com/garo-run/garo/activities/provider/process"
+	"github.com/garo-run/garo/activities/provider/sim"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/envflag"
 	"github.com/garo-run/garo/internal/temporalclient"
@@ -90,6 +91,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, getenv func(
 type providerFlags struct {
 	stateDir, procCmd, ec2Endpoint     *string
 	externalsFile, listen, instanceURL *string
+	simURL                             *string
 	passEnv, ec2Regions                envflag.StringList
 	externals                          declarations
 }
@@ -104,6 +106,7 @@ func (pf *providerFlags) register(fs *flag.FlagSet) {
 	pf.externalsFile = fs.String("external-providers-file", "", "a file of external provider declarations, one per line (# comments)")
 	pf.listen = fs.String("instance-listen", "", "serve the metadata and callback routes that instances of external providers call, at this address of the agent's own network, e.g. 10.0.0.5:9470; off by default")
 	pf.instanceURL = fs.String("instance-url", "", "the URL instances reach --instance-listen at (default http://ADDRESS)")
+	pf.simURL = fs.String("sim-provider", "", "enables the sim provider: runners hosted by the GitHub simulator at this URL, no process each (benchmarks)")
 }
 
 // providers builds the providers the flags enable.
@@ -128,6 +131,9 @@ func (pf *providerFlags) providers(ctx context.Context, name string, gh *github.
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	if *pf.simURL != "" {
+		out = append(out, sim.New(*pf.simURL))
 	}
 	if *pf.procCmd != "" {
 		if *pf.stateDir == "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/provider/external"
 	"github.com/garo-run/garo/activities/provider/process"
+	"github.com/garo-run/garo/activities/provider/sim"
 	"github.com/garo-run/garo/api/apiclient"
 	"github.com/garo-run/garo/internal/agent"
 	"github.com/garo-run/garo/internal/server"
@@ -226,7 +227,8 @@ func (s *stack) startGitHub(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.providers = append(s.providers, p)
+	// And runners the simulator hosts, with no process each.
+	s.providers = append(s.providers, p, sim.New(s.simURL))
 	s.log.Info("GitHub simulator up", "url", s.simURL, "log", s.sim.logPath)
 	return nil
 }

@@ -53,6 +53,8 @@ type Sim struct {
 	gh     *chi.Mux
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// instances are the runners it hosts for the sim provider.
+	instances instances
 }
 
 // New starts a simulator's background work (webhook deliveries, runner
@@ -83,6 +85,7 @@ func New(opts Options) *Sim {
 
 // Close stops the background work.
 func (s *Sim) Close() {
+	s.closeInstances()
 	s.cancel()
 	s.wg.Wait()
 }
@@ -107,6 +110,10 @@ func (s *Sim) Handler() http.Handler {
 		r.Put("/faults", s.putFaults)
 		r.Get("/faults", s.getFaults)
 		r.Post("/reset", s.reset)
+		r.Post("/instances", s.createInstance)
+		r.Get("/instances", s.listInstances)
+		r.Get("/instances/{name}", s.getInstance)
+		r.Delete("/instances/{name}", s.deleteInstance)
 		r.Route("/runner", func(r chi.Router) {
 			r.Post("/register", s.runnerRegister)
 			r.Post("/connect", s.runnerConnect)

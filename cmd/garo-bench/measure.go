@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// Quantiles of a distribution, in milliseconds.
+type Quantiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func quantiles(v []float64) Quantiles {
+	if len(v) == 0 {
+		return Quantiles{}
+	}
+	slices.Sort(v)
+	at := func(q float64) float64 { return v[min(len(v)-1, int(q*float64(len(v))))] }
+	return Quantiles{P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: v[len(v)-1]}
+}
+
+// Process is what one process cost during the run.
+type Process struct {
+	CPUSeconds        float64 `json:"cpuSeconds"`
+	CPUSecondsPer1000 float64 `json:"cpuSecondsPer1000Jobs"`
+	PeakRSSMiB        float64 `json:"peakRssMiB"`
+}
+
+// Result is one run's figures; its JSON is compared across versions.
+type Result struct {
+	Scenario              string             `json:"scenario"`
+	Version               string             `json:"version,omitempty"`
+	StartedAt             time.Time          `json:"startedAt"`
+	JobsEnqueued          int                `json:"jobsEnqueued"`
+	JobsCompleted         int                `json:"jobsCompleted"`
+	RunnersLeft           int                `json:"runnersLeft"`
+	Seconds               float64            `json:"seconds"`
+	JobsPerSecond         float64            `json:"jobsPerSecond"`
+	WebhookToCreateMs     Quantiles          `json:"webhookToCreateMs"`
+	QueueWaitMs           Quantiles          `json:"queueWaitMs"`
+	GitHubRequestsPerJob  float64            `json:"githubRequestsPerJob"`
+	GitHubRequestsByRoute map[string]int     `json:"githubRequestsByRoute"`
+	HistoryEventsPerJob   float64            `json:"historyEventsPerJob"`
+	HistoryBytesPerJob    float64            `json:"historyBytesPerJob"`
+	ActionsPerJob         float64            `json:"actionsPerJob"`
+	ActionsByKind         map[string]int     `json:"actionsByKind"`
+	Workflows             map[string]History `json:"workflows"`
+	CPUSeconds            map[string]float64 `json:"cpuSeconds"`
+	PeakRSSMiB            map[string]float64 `json:"peakRssMiB"`
+	Processes             map[string]Process `json:"processes"`
+}
+
+type simJob struct {
+	Repo        string     `json:"repo"`
+	Status      string     `json:"status"`
+	Conclusion  string     `json:"conclusion"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	StartedAt   *time.Time `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt"`
+}
+
+func repoName(i int) string { return fmt.Sprintf("bench/p%03d", i) }
+
+// measure runs the scenario on the stack and gathers its figures.
+func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) (Result, error) {
+	res := Result{Scenario: sc.Name, Version: os.Getenv("VERSION"), StartedAt: time.Now().UTC(),
+		JobsEnqueued: sc.Pools * sc.JobsPerPool}
+	if err := configure(ctx, s, sc, logf); err != nil {
+		return res, err
+	}
+	before := map[string]float64{}
+	for _, p := range s.procs {
+		before[p.name] = cpuSeconds(p.cmd.Process.Pid)
+	}
+	began := time.Now()
+	go enqueue(ctx, s, sc, logf)
+	jobs, err := waitJobs(ctx, s, res.JobsEnqueued, logf)
+	if err != nil {
+		return res, err
+	}
+	last := began
+	var waits []float64
+	for _, j := range jobs {
+		if j.Conclusion == "success" {
+			res.JobsCompleted++
+		}
+		if j.StartedAt != nil {
+			waits = append(waits, float64(j.StartedAt.Sub(j.CreatedAt).Milliseconds()))
+		}
+		if j.CompletedAt != nil && j.CompletedAt.After(last) {
+			last = *j.CompletedAt
+		}
+	}
+	res.Seconds = last.Sub(began).Seconds()
+	res.JobsPerSecond = float64(res.JobsCompleted) / res.Seconds
+	res.QueueWaitMs = quantiles(waits)
+	res.CPUSeconds, res.PeakRSSMiB, res.Processes = map[string]float64{}, map[string]float64{}, map[string]Process{}
+	for _, p := range s.procs {
+		cpu := cpuSeconds(p.cmd.Process.Pid) - before[p.name]
+		res.CPUSeconds[p.name], res.PeakRSSMiB[p.name] = cpu, peakRSSMiB(p.cmd.Process.Pid)
+		res.Processes[p.name] = Process{CPUSeconds: cpu, CPUSecondsPer1000: cpu * 1000 / float64(res.JobsEnqueued), PeakRSSMiB: res.PeakRSSMiB[p.name]}
+	}
+	logf("every job completed in %.1f s; waiting for the pools to settle", res.Seconds)
+	if res.RunnersLeft, err = settle(ctx, s, sc); err != nil {
+		return res, err
+	}
+	if err := githubFigures(ctx, s, &res); err != nil {
+		return res, err
+	}
+	logf("reading every workflow history")
+	if err := historyFigures(ctx, s, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// configure creates the pools, all served by the agent's sim provider.
+func configure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) error {
+	logf("configuring %d pools", sc.Pools)
+	for i := range sc.Pools {
+		cfg := map[string]any{"agent": "bench", "labels": []string{"self-hosted", "linux"}, "maxRunners": sc.MaxRunners,
+			"idleGracePeriod": "2s", "bootstrapTimeout": "1m", "ephemeral": !sc.Reusable, "provider": map[string]string{"kind": "sim"}}
+		if _, err := s.api(ctx, "PUT", "/api/v1/repositories/"+repoName(i), cfg, nil); err != nil {
+			return fmt.Errorf("configure pool %s: %w", repoName(i), err)
+		}
+	}
+	return nil
+}
+
+// enqueue puts the scenario's jobs on GitHub: all at once, or at its rate.
+func enqueue(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) {
+	post := func(repo string, n int) {
+		body := map[string]any{"repo": repo, "labels": []string{"self-hosted", "linux"}, "durationMs": sc.JobMs, "count": n}
+		if _, err := s.simCall(ctx, "POST", "/_sim/jobs", body, nil); err != nil {
+			logf("enqueue: %v", err)
+		}
+	}
+	if sc.Rate == 0 {
+		for i := range sc.Pools {
+			post(repoName(i), sc.JobsPerPool)
+		}
+		return
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / sc.Rate))
+	defer tick.Stop()
+	for n := range sc.Pools * sc.JobsPerPool {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			post(repoName(n%sc.Pools), 1)
+		}
+	}
+}
+
+// waitJobs waits until every job has completed, showing progress.
+func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)) ([]simJob, error) {
+	lastLog, lastDone, lastChange := time.Now(), -1, time.Now()
+	for {
+		var jobs []simJob
+		if _, err := s.simCall(ctx, "GET", "/_sim/jobs", nil, &jobs); err != nil {
+			return nil, err
+		}
+		done := 0
+		for _, j := range jobs {
+			if j.Status == "completed" && strings.HasPrefix(j.Repo, "bench/") {
+				done++
+			}
+		}
+		if done == want {
+			return jobs, nil
+		}
+		if done != lastDone {
+			lastDone, lastChange = done, time.Now()
+		} else if time.Since(lastChange) > 3*time.Minute {
+			return jobs, fmt.Errorf("stalled at %d of %d jobs completed", done, want)
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			logf("%d of %d jobs completed", done, want)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// settle waits until no pool has a runner and the simulator hosts none,
+// and returns how many runners are left after at most a minute.
+func settle(ctx context.Context, s *stack, sc Scenario) (int, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var instances, runners []struct{ State string }
+		if _, err := s.simCall(ctx, "GET", "/_sim/instances", nil, &instances); err != nil {
+			return 0, err
+		}
+		if _, err := s.simCall(ctx, "GET", "/_sim/runners", nil, &runners); err != nil {
+			return 0, err
+		}
+		left := len(runners)
+		for _, in := range instances {
+			if in.State == "running" {
+				left++
+			}
+		}
+		var pools struct {
+			Repositories []workflows.PoolView `json:"repositories"`
+		}
+		code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000", nil, &pools)
+		if err != nil || code != http.StatusOK {
+			return 0, fmt.Errorf("list pools: %w", err)
+		}
+		for _, p := range pools.Repositories {
+			left += p.Counts.Idle + p.Counts.Busy + p.Counts.Provisioning
+		}
+		if left == 0 || time.Now().After(deadline) {
+			return left, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// githubFigures counts the GitHub API requests made (the simulator's own
+// control and runner routes aside) and the webhook-to-create latency.
+func githubFigures(ctx context.Context, s *stack, res *Result) error {
+	var stats struct {
+		Requests map[string]int `json:"requests"`
+	}
+	if _, err := s.simCall(ctx, "GET", "/_sim/stats", nil, &stats); err != nil {
+		return err
+	}
+	res.GitHubRequestsByRoute = map[string]int{}
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(stats.Requests)) {
+		fields := strings.Fields(k)
+		if len(fields) < 2 || strings.HasPrefix(fields[1], "/_sim") {
+			continue
+		}
+		route := fields[0] + " " + fields[1]
+		res.GitHubRequestsByRoute[route] += stats.Requests[k]
+		total += stats.Requests[k]
+	}
+	res.GitHubRequestsPerJob = float64(total) / float64(res.JobsEnqueued)
+	return nil
+}
+
+// cpuSeconds is the user and system CPU time of pid so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (which may hold spaces) start after ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// peakRSSMiB is the peak resident memory of pid.
+func peakRSSMiB(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

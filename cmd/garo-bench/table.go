@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+)
+
+// printTable prints the figures for a person.
+func printTable(w io.Writer, r Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	q := func(v Quantiles) string {
+		return fmt.Sprintf("p50 %.0f  p95 %.0f  p99 %.0f  max %.0f", v.P50, v.P95, v.P99, v.Max)
+	}
+	row("scenario", "%s", r.Scenario)
+	row("jobs completed / enqueued", "%d / %d", r.JobsCompleted, r.JobsEnqueued)
+	row("runners left", "%d", r.RunnersLeft)
+	row("time", "%.1f s (%.1f jobs/s)", r.Seconds, r.JobsPerSecond)
+	row("webhook -> create started (ms)", "%s", q(r.WebhookToCreateMs))
+	row("queued -> in progress (ms)", "%s", q(r.QueueWaitMs))
+	row("GitHub requests per job", "%.2f", r.GitHubRequestsPerJob)
+	for _, k := range slices.Sorted(maps.Keys(r.GitHubRequestsByRoute)) {
+		row("  "+k, "%d", r.GitHubRequestsByRoute[k])
+	}
+	row("history per job", "%.1f events, %.0f bytes", r.HistoryEventsPerJob, r.HistoryBytesPerJob)
+	for _, k := range slices.Sorted(maps.Keys(r.Workflows)) {
+		h := r.Workflows[k]
+		row("  "+k, "%d runs, %.1f events/run (max %d), %.1f events and %.0f bytes per job", h.Runs, h.EventsPer, h.MaxEvents, h.EventsJob, h.BytesPerJb)
+	}
+	row("actions per job", "%.1f", r.ActionsPerJob)
+	for _, k := range slices.Sorted(maps.Keys(r.ActionsByKind)) {
+		row("  "+k, "%.2f per job", float64(r.ActionsByKind[k])/float64(r.JobsEnqueued))
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Processes)) {
+		p := r.Processes[k]
+		row("CPU, peak RSS: "+k, "%.1f s (%.2f s per 1000 jobs), %.0f MiB", p.CPUSeconds, p.CPUSecondsPer1000, p.PeakRSSMiB)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,45 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBenchSmoke runs make bench's harness on a small scenario, so that it
+// keeps working: every job completes, no runner is left, and the JSON has
+// the figures that results are compared by. (Performance is measured by
+// make bench, never asserted here.)
+func TestBenchSmoke(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "garo-bench"), "-scenario", "smoke", "-bin", binDir, "-out", out)
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	files, err := filepath.Glob(filepath.Join(out, "smoke-*.json"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "%s", b)
+	raw, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal(raw, &res))
+	for _, k := range []string{"scenario", "jobsEnqueued", "jobsCompleted", "runnersLeft", "jobsPerSecond", "webhookToCreateMs",
+		"queueWaitMs", "githubRequestsPerJob", "githubRequestsByRoute", "historyEventsPerJob", "historyBytesPerJob",
+		"actionsPerJob", "cpuSeconds", "peakRssMiB"} {
+		assert.Contains(t, res, k)
+	}
+	assert.Equal(t, res["jobsEnqueued"], res["jobsCompleted"])
+	assert.Equal(t, 0.0, res["runnersLeft"])
+	for _, p := range []string{"server", "agent", "temporal"} {
+		assert.Contains(t, res["cpuSeconds"], p)
+		assert.Contains(t, res["peakRssMiB"], p)
+	}
+	for _, k := range []string{"p50", "p95", "p99", "max"} {
+		assert.Contains(t, res["queueWaitMs"], k)
+	}
+}
