@@ -51,3 +51,39 @@ func awaitTimeout(ctx workflow.Context, bounded bool, d time.Duration, cond func
 	}
 	return cond(), nil
 }
+
+// alarm is a timer that outlives one wait. A loop that waits, turn after
+// turn, for the same time (its next reconciliation, say) keeps one timer,
+// instead of starting one each turn and cancelling it when a signal wakes
+// the loop first: two history events and a billable action a turn.
+type alarm struct {
+	at     time.Time
+	timer  workflow.Future
+	cancel workflow.CancelFunc
+}
+
+// await waits until cond holds or at has come (zero: no time limit). A
+// timer set for a later time is replaced; one set for an earlier time is
+// kept, and only wakes the loop once more.
+func (a *alarm) await(ctx workflow.Context, at time.Time, cond func() bool) error {
+	if a.timer != nil && a.timer.IsReady() {
+		a.timer = nil
+	}
+	if cond() {
+		return nil
+	}
+	if !at.IsZero() {
+		now := workflow.Now(ctx)
+		if !at.After(now) {
+			return nil
+		}
+		if a.timer == nil || at.Before(a.at) {
+			if a.timer != nil {
+				a.cancel()
+			}
+			timerCtx, cancel := workflow.WithCancel(ctx)
+			a.timer, a.cancel, a.at = workflow.NewTimer(timerCtx, at.Sub(now)), cancel, at
+		}
+	}
+	return workflow.Await(ctx, func() bool { return cond() || (a.timer != nil && a.timer.IsReady()) })
+}

@@ -27,6 +27,15 @@ const (
 // jobs do not count as a change of the memo.
 const severalPoolsVersion = "several-pools"
 
+// leanLoopVersion is the workflow.GetVersion change after which the loop
+// keeps one timer across its turns (alarm) rather than one a turn, and
+// publishes a memo whose counts alone changed at most every memoEvery.
+const leanLoopVersion = "lean-loop"
+
+// memoEvery is how often, at most, the memo is upserted for counts alone;
+// a change of configuration, state or error is published at once.
+const memoEvery = 5 * time.Second
+
 // RepositoryWorkflow owns the runner pools of one repository: each pool's
 // config, runners and FIFO queue of jobs waiting for a runner, and the
 // jobs no pool fits. It routes each job to one pool.
@@ -42,6 +51,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.reconciles = workflow.GetVersion(ctx, reconcileVersion, workflow.DefaultVersion, 1) >= 1
 	r.vanished = r.reconciles && workflow.GetVersion(ctx, vanishedJobsVersion, workflow.DefaultVersion, 1) >= 1
 	r.lateEvents = r.reconciles && workflow.GetVersion(ctx, lateJobEventsVersion, workflow.DefaultVersion, 1) >= 1
+	r.lean = workflow.GetVersion(ctx, leanLoopVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -111,7 +121,12 @@ type repository struct {
 	dirty     bool
 	published *RepositoryView
 	agentsSA  []string
-	polling   bool
+	// lean: a run after leanLoopVersion, waiting on alarm; memoAt is when
+	// the memo was last published, memoDue when counts held back are.
+	lean            bool
+	alarm           alarm
+	memoAt, memoDue time.Time
+	polling         bool
 	// starting counts the runner workflows started whose start is not
 	// confirmed yet: a run that continues as new waits for them, or the
 	// server might not start them once the run has closed.
@@ -302,11 +317,32 @@ func (r *repository) publish(ctx workflow.Context) {
 	}
 	v := r.summary()
 	if r.published != nil && r.samePublished(*r.published, v) {
+		r.memoDue = time.Time{}
+		return
+	}
+	now := workflow.Now(ctx)
+	if r.lean && r.published != nil && r.onlyCounts(*r.published, v) && now.Before(r.memoAt.Add(memoEvery)) {
+		r.memoDue = r.memoAt.Add(memoEvery)
 		return
 	}
 	_ = workflow.UpsertMemo(ctx, map[string]any{MemoSummary: v})
 	workflow.SetCurrentDetails(ctx, details(v))
-	r.published = &v
+	r.published, r.memoAt, r.memoDue = &v, now, time.Time{}
+}
+
+// onlyCounts reports whether a and b differ in their pools' counts alone.
+func (r *repository) onlyCounts(a, b RepositoryView) bool {
+	if len(a.Pools) != len(b.Pools) || a.UnmatchedJobs != b.UnmatchedJobs || a.UnmatchedTotal != b.UnmatchedTotal {
+		return false
+	}
+	for i := range a.Pools {
+		pa, pb := a.Pools[i], b.Pools[i]
+		pb.Counts = pa.Counts
+		if !samePublished(pa, pb) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *repository) samePublished(a, b RepositoryView) bool {
@@ -352,6 +388,9 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 			next = t
 		}
 		r.publish(ctx)
+		if !r.memoDue.IsZero() && (next.IsZero() || r.memoDue.Before(next)) {
+			next = r.memoDue
+		}
 		if r.s.Configured && len(r.pools) == 0 {
 			break
 		}
@@ -362,7 +401,11 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 		cond := func() bool {
 			return r.dirty || r.signalsWaiting(ctx) || continueAsNewDue(ctx, r.bounded)
 		}
-		if next.IsZero() {
+		if r.lean {
+			if err := r.alarm.await(ctx, next, cond); err != nil {
+				return r.view(), err
+			}
+		} else if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
 				return r.view(), err
 			}
@@ -371,6 +414,11 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 				return r.view(), err
 			}
 		}
+	}
+	if !r.memoDue.IsZero() {
+		// Counts held back: the last memo is the final one.
+		r.memoAt = time.Time{}
+		r.publish(ctx)
 	}
 	r.closing = true
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {

@@ -592,3 +592,39 @@ func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
 	assert.Empty(t, gone.Queue)
 	assert.GreaterOrEqual(t, e.pollCount(), 4, "polled every minute")
 }
+
+// TestALeanLoopKeepsOneTimerAndHoldsBackCountsInTheMemo: jobs arriving
+// one after another wake the loop each time; it keeps the timer of its
+// next reconciliation across those turns rather than starting and
+// cancelling one each, and publishes a memo for counts alone at most
+// every memoEvery, while a change of configuration is published at once.
+func TestALeanLoopKeepsOneTimerAndHoldsBackCountsInTheMemo(t *testing.T) {
+	e := newPoolEnv(t)
+	var started, canceled int
+	e.env.SetOnTimerScheduledListener(func(string, time.Duration) { started++ })
+	e.env.SetOnTimerCanceledListener(func(string) { canceled++ })
+	var memos []time.Time
+	e.env.OnUpsertMemo(mock.Anything).Run(func(mock.Arguments) { memos = append(memos, e.env.Now()) }).Return(nil)
+	var cfgErr error
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners, c.QueuePollInterval = 3, 0 }), &cfgErr)
+	for i := int64(1); i <= 20; i++ {
+		e.job(time.Minute+time.Duration(i)*100*time.Millisecond, JobQueued, i, "")
+	}
+	e.configure(2*time.Minute, poolConfig(func(c *PoolConfig) { c.MaxRunners, c.QueuePollInterval = 4, 0 }), &cfgErr)
+	e.drain(3 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	assert.LessOrEqual(t, canceled, 3, "timers cancelled (%d started) for 20 jobs", started)
+	var burst int
+	for _, at := range memos {
+		if at.After(e.env.Now().Add(-time.Hour)) && !at.Before(memos[0].Add(time.Minute)) && at.Before(memos[0].Add(time.Minute+2*time.Second)) {
+			burst++
+		}
+	}
+	assert.LessOrEqual(t, burst, 1, "20 jobs in two seconds: one memo at most, at %v", memos)
+	var atConfig bool
+	for _, at := range memos {
+		atConfig = atConfig || at.Equal(memos[0].Add(2*time.Minute))
+	}
+	assert.True(t, atConfig, "a change of configuration is published at once: %v", memos)
+}

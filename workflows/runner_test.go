@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,6 +239,7 @@ func TestRunnerThatEndedCleanlyIsRemoved(t *testing.T) {
 // before bounded histories keeps its health check every 30s.
 func TestARunnerFromBeforeBoundedHistoriesChecksItsInstance(t *testing.T) {
 	e := newRunnerEnv(t)
+	e.env.OnGetVersion(leanRunnerVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	e.env.OnGetVersion(boundedHistory, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	var lost bool
 	e.env.RegisterDelayedCallback(func() { lost = true }, 5*time.Minute)
@@ -339,4 +341,44 @@ func TestARunnerThatServedUnseenIsRemovedNotFailed(t *testing.T) {
 	e.exitAt, e.exitCode = e.env.Now(), 1
 	res = e.run(runnerInput(true))
 	assert.Equal(t, RunnerFailed, res.State)
+}
+
+// TestALeanRunnerUpsertsOnlyTheStatesItServesIn: its pool started it with
+// its search attributes, and its status tells that it completed: it
+// upserts the states in between only (a run from before it upserted on
+// start and on completion too).
+func TestALeanRunnerUpsertsOnlyTheStatesItServesIn(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		version workflow.Version
+		want    []string
+	}{
+		{"lean", 1, []string{"idle", "busy", "deleting"}},
+		{"before", workflow.DefaultVersion, []string{"agent,repository,provisioning", "idle", "busy", "deleting", "deleted"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newRunnerEnv(t)
+			e.env.OnGetVersion(leanRunnerVersion, workflow.DefaultVersion, 1).Return(c.version)
+			var upserts []string
+			e.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+				sa := args.Get(0).(temporal.SearchAttributes)
+				var vals []string
+				if v, ok := sa.GetKeyword(SearchAttributeAgent); ok && v != "" {
+					vals = append(vals, "agent")
+				}
+				if v, ok := sa.GetKeyword(SearchAttributeRepository); ok && v != "" {
+					vals = append(vals, "repository")
+				}
+				if v, ok := sa.GetKeyword(SearchAttributeRunnerState); ok {
+					vals = append(vals, v)
+				}
+				upserts = append(upserts, strings.Join(vals, ","))
+			}).Return(nil)
+			e.control(time.Minute, ControlBusy)
+			e.control(2*time.Minute, ControlJobDone)
+			res := e.run(runnerInput(true))
+			assert.Equal(t, RunnerDeleted, res.State)
+			assert.Equal(t, c.want, upserts)
+		})
+	}
 }
