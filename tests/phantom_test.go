@@ -69,8 +69,15 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	})
 	code, b = e.do("DELETE", "/api/v1/repositories/"+repo, "")
 	require.Equal(t, http.StatusAccepted, code, "%s", b)
+	var lastPool []byte
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the pool when the drain had not ended: %s", lastPool)
+		}
+	})
 	eventually(t, 60*time.Second, "the drain ended", func() bool {
-		code, _ := e.do("GET", "/api/v1/repositories/"+repo, "")
+		var code int
+		code, lastPool = e.do("GET", "/api/v1/repositories/"+repo, "")
 		return code == http.StatusNotFound
 	})
 	// A run that continued as new, and the run after it that watched

@@ -1,6 +1,7 @@
 package runners
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"os"
@@ -53,9 +54,11 @@ func newEnvRunning(t *testing.T, command ...string) *env {
 	p, err := process.New(process.Config{StateDir: dir, Command: command, StopTimeout: time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		list, _ := p.List(t.Context(), nil)
+		// Not t.Context(): it is cancelled before cleanups run, and a
+		// delete must wait for its process to stop writing into dir.
+		list, _ := p.List(context.Background(), nil)
 		for _, in := range list {
-			_ = p.Delete(t.Context(), in.Name)
+			_ = p.Delete(context.Background(), in.Name)
 		}
 	})
 	var s testsuite.WorkflowTestSuite
