@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -24,16 +27,47 @@ import (
 
 // runUpdate sends an update to the workflow id and waits for its result.
 func runUpdate(ctx context.Context, c client.Client, id, update string, arg, out any) error {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   id,
-		UpdateName:   update,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
+	updateID := newUpdateID()
+	return retryNotReady(ctx, func() error {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID:   id,
+			UpdateID:     updateID,
+			UpdateName:   update,
+			Args:         []any{arg},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, out)
 	})
-	if err != nil {
-		return mapTemporalError(err)
+}
+
+// retryNotReady calls f again, a few times, while Temporal answers that
+// the update could not run because the workflow task that carried it
+// failed (a signal came as the workflow was completing its task): a
+// transient answer, not the caller's error. The update keeps its id, so
+// one that did run is not run twice.
+func retryNotReady(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = f()
+		var notReady *serviceerror.WorkflowNotReady
+		if !errors.As(err, &notReady) || attempt == 5 {
+			return mapTemporalError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return mapTemporalError(err)
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
 	}
-	return mapTemporalError(h.Get(ctx, out))
+}
+
+func newUpdateID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // runUpdateWithStart sends an update to the workflow opts.ID, starting it
@@ -43,19 +77,23 @@ func runUpdateWithStart(ctx context.Context, c client.Client, opts client.StartW
 	update string, arg, out any) error {
 	opts.TaskQueue = workflows.ServerTaskQueue
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: c.NewWithStartWorkflowOperation(opts, workflowType, input),
-		UpdateOptions: client.UpdateWorkflowOptions{
-			WorkflowID:   opts.ID,
-			UpdateName:   update,
-			Args:         []any{arg},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
+	updateID := newUpdateID()
+	return retryNotReady(ctx, func() error {
+		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: c.NewWithStartWorkflowOperation(opts, workflowType, input),
+			UpdateOptions: client.UpdateWorkflowOptions{
+				WorkflowID:   opts.ID,
+				UpdateID:     updateID,
+				UpdateName:   update,
+				Args:         []any{arg},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			},
+		})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, out)
 	})
-	if err != nil {
-		return mapTemporalError(err)
-	}
-	return mapTemporalError(h.Get(ctx, out))
 }
 
 // queryRunning answers the state query of a running workflow into out;

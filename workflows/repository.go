@@ -33,7 +33,8 @@ const severalPoolsVersion = "several-pools"
 const leanLoopVersion = "lean-loop"
 
 // memoEvery is how often, at most, the memo is upserted for counts alone;
-// a change of configuration, state or error is published at once.
+// a change of configuration, state or error, and a pool's first runner or
+// queued job (or its last), is published at once.
 const memoEvery = 5 * time.Second
 
 // RepositoryWorkflow owns the runner pools of one repository: each pool's
@@ -330,13 +331,17 @@ func (r *repository) publish(ctx workflow.Context) {
 	r.published, r.memoAt, r.memoDue = &v, now, time.Time{}
 }
 
-// onlyCounts reports whether a and b differ in their pools' counts alone.
+// onlyCounts reports whether a and b differ in their pools' counts alone,
+// and no pool went from having runners (or queued jobs) to none or back.
 func (r *repository) onlyCounts(a, b RepositoryView) bool {
 	if len(a.Pools) != len(b.Pools) || a.UnmatchedJobs != b.UnmatchedJobs || a.UnmatchedTotal != b.UnmatchedTotal {
 		return false
 	}
 	for i := range a.Pools {
 		pa, pb := a.Pools[i], b.Pools[i]
+		if (runners(pa.Counts) == 0) != (runners(pb.Counts) == 0) || (pa.Counts.Queued == 0) != (pb.Counts.Queued == 0) {
+			return false
+		}
 		pb.Counts = pa.Counts
 		if !samePublished(pa, pb) {
 			return false
@@ -344,6 +349,8 @@ func (r *repository) onlyCounts(a, b RepositoryView) bool {
 	}
 	return true
 }
+
+func runners(c PoolCounts) int { return c.Provisioning + c.Idle + c.Busy + c.Deleting }
 
 func (r *repository) samePublished(a, b RepositoryView) bool {
 	if len(a.Pools) != len(b.Pools) {
