@@ -128,7 +128,9 @@ func (p *pool) onRunner(ctx workflow.Context, ev RunnerEvent) {
 // control signals a runner without waiting on the main loop.
 func (p *pool) control(ctx workflow.Context, name string, c RunnerControl) {
 	f := workflow.SignalExternalWorkflow(ctx, RunnerWorkflowID(p.r.owner, p.r.repo, name), "", SignalControl, c)
+	p.r.signaling++
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { p.r.signaling-- }()
 		if err := f.Get(ctx, nil); err != nil {
 			p.log.Debug("Runner did not take a control", "runner", name, "action", c.Action, "error", err)
 		}

@@ -28,8 +28,9 @@ const (
 const severalPoolsVersion = "several-pools"
 
 // leanLoopVersion is the workflow.GetVersion change after which the loop
-// keeps one timer across its turns (alarm) rather than one a turn, and
-// publishes a memo whose counts alone changed at most every memoEvery.
+// keeps one timer across its turns (alarm) rather than one a turn,
+// publishes a memo whose counts alone changed at most every memoEvery, and
+// a run continues as new only once its controls to runners are delivered.
 const leanLoopVersion = "lean-loop"
 
 // memoEvery is how often, at most, the memo is upserted for counts alone;
@@ -132,6 +133,11 @@ type repository struct {
 	// confirmed yet: a run that continues as new waits for them, or the
 	// server might not start them once the run has closed.
 	starting int
+	// signaling counts the controls sent to runners and not yet
+	// delivered: a lean run that continues as new waits for them too, or
+	// the server drops a signal whose sender has closed (a drain's delete
+	// was lost so, and the drain waited for a runner that never heard).
+	signaling int
 	// closing: every pool has ended and the run is finishing.
 	closing bool
 	log     log.Logger
@@ -472,7 +478,7 @@ func (r *repository) removeEnded() {
 // finished and every signal still buffered has been applied.
 func (r *repository) continueAsNew(ctx workflow.Context) (RepositoryView, error) {
 	if err := workflow.Await(ctx, func() bool {
-		return workflow.AllHandlersFinished(ctx) && (!r.bounded || r.starting == 0)
+		return workflow.AllHandlersFinished(ctx) && (!r.bounded || r.starting == 0) && (!r.lean || r.signaling == 0)
 	}); err != nil {
 		return r.view(), err
 	}
