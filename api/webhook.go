@@ -40,6 +40,9 @@ type Webhook struct {
 	jobs       JobSignaler
 	log        *slog.Logger
 	deliveries *prometheus.CounterVec
+	// signalSeconds is how long a delivery takes from its arrival to its
+	// signal accepted by Temporal (durable before the 2xx).
+	signalSeconds prometheus.Histogram
 	// rejected limits the log lines of rejected deliveries, which anyone
 	// can send.
 	rejected *logLimiter
@@ -58,8 +61,13 @@ func NewWebhook(secrets []string, jobs JobSignaler, log *slog.Logger, reg promet
 			w.secrets = append(w.secrets, []byte(s))
 		}
 	}
+	w.signalSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "garo_webhook_signal_seconds",
+		Help:    "Time from a workflow_job delivery's arrival to its signal accepted by Temporal.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+	})
 	if reg != nil {
-		reg.MustRegister(w.deliveries)
+		reg.MustRegister(w.deliveries, w.signalSeconds)
 	}
 	return w
 }
@@ -82,6 +90,7 @@ var signaturePattern = regexp.MustCompile(`^sha256=[0-9a-f]{64}$`)
 // anything, then turns workflow_job events into signals. It never waits on
 // a workflow: a signal is accepted by Temporal or not.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(context.WithValue(r.Context(), receivedKey{}, time.Now()))
 	event := r.Header.Get("X-GitHub-Event")
 	if len(wh.secrets) == 0 {
 		wh.count(event, "unconfigured")
@@ -125,6 +134,16 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wh.count(event, "ignored")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "event not handled"})
 	}
+}
+
+type receivedKey struct{}
+
+// received is when the delivery r arrived.
+func received(r *http.Request) time.Time {
+	if t, ok := r.Context().Value(receivedKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // reject answers a delivery without a valid signature: 401, counted, and
@@ -232,6 +251,7 @@ func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload [
 	switch {
 	case err == nil:
 		wh.count(event, "signaled")
+		wh.signalSeconds.Observe(time.Since(received(r)).Seconds())
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 	case errors.Is(err, ErrNotFound):
 		wh.count(event, "no_pool")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -121,6 +122,10 @@ func TestWebhookSignalsWorkflowJob(t *testing.T) {
 		CreatedAt: ptrTime("2026-11-29T10:00:00Z"), StartedAt: ptrTime("2026-11-29T10:00:05Z"),
 	}, ev)
 	assert.Equal(t, 2.0, testutil.ToFloat64(e.wh.deliveries.WithLabelValues("workflow_job", "signaled")))
+	assert.Equal(t, 1, testutil.CollectAndCount(e.wh.signalSeconds), "the time to signal is measured")
+	var m dto.Metric
+	require.NoError(t, e.wh.signalSeconds.Write(&m))
+	assert.Equal(t, uint64(2), m.GetHistogram().GetSampleCount(), "once per signal")
 }
 
 func ptrTime(s string) *time.Time {

@@ -69,7 +69,7 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 	// The runner activities answer even without GitHub or providers, with
 	// a non-retryable error that tells the pool what is missing.
 	ra := &runners.Activities{Agent: name, GitHub: deps.GitHub, Providers: map[string]provider.Provider{},
-		Reaped: runners.NewReapedCounter(deps.Metrics)}
+		Reaped: runners.NewReapedCounter(deps.Metrics), Failures: runners.NewFailureCounter(deps.Metrics)}
 	for _, p := range deps.Providers {
 		ra.Providers[p.Kind()] = p
 	}

@@ -40,6 +40,46 @@ type Activities struct {
 	Providers map[string]provider.Provider
 	// Reaped counts what the reaper removed (NewReapedCounter); optional.
 	Reaped *prometheus.CounterVec
+	// Failures counts the runners that could not be created
+	// (NewFailureCounter); optional.
+	Failures *prometheus.CounterVec
+}
+
+// NewFailureCounter registers garo_runner_provisioning_failures_total
+// {provider, reason} on reg, when set. Reasons: refused (the provider
+// refuses as configured), invalid (GitHub or the options refuse the
+// request), unavailable (no such provider, no GitHub credentials) and
+// error (anything that may pass on a retry).
+func NewFailureCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garo_runner_provisioning_failures_total",
+		Help: "Attempts to create a runner that failed, by provider and reason.",
+	}, []string{"provider", "reason"})
+	if reg != nil {
+		reg.MustRegister(c)
+	}
+	return c
+}
+
+// countFailure counts a failed create by its reason.
+func (a *Activities) countFailure(kind string, err error) {
+	if a.Failures == nil || err == nil {
+		return
+	}
+	reason := "error"
+	var ae *temporal.ApplicationError
+	switch {
+	case errors.Is(err, provider.ErrRefused):
+		reason = "refused"
+	case errors.As(err, &ae) && (ae.Type() == activities.ErrTypeInvalid || ae.Type() == activities.ErrTypeNameInUse):
+		reason = "invalid"
+	case errors.As(err, &ae) && (ae.Type() == activities.ErrTypeNoProvider || ae.Type() == activities.ErrTypeNoGitHub):
+		reason = "unavailable"
+	}
+	if _, ok := a.Providers[kind]; !ok {
+		kind = "unknown" // a label from a fixed set
+	}
+	a.Failures.WithLabelValues(kind, reason).Inc()
 }
 
 // Register adds the activities to r under their names.
@@ -117,6 +157,12 @@ func tags(agent, owner, repo string) map[string]string {
 // twice); one that crashed is replaced, and so is a stale registration of
 // the same name.
 func (a *Activities) CreateRunner(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
+	res, err := a.createRunner(ctx, in)
+	a.countFailure(in.Provider["kind"], err)
+	return res, err
+}
+
+func (a *Activities) createRunner(ctx context.Context, in activities.CreateRunnerInput) (activities.CreateRunnerResult, error) {
 	defer heartbeat(ctx, heartbeatEvery)()
 	p, err := a.provider(in.Provider)
 	if err != nil {

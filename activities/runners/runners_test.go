@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -258,4 +259,23 @@ func TestCreateNeverStartsARunnerTwice(t *testing.T) {
 		inst, err := e.proc.Get(t.Context(), crashed.Name)
 		return err == nil && inst.State == provider.StateExited
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestFailedCreatesAreCountedByReason: garo_runner_provisioning_failures
+// counts each failed create by provider and reason, from fixed sets.
+func TestFailedCreatesAreCountedByReason(t *testing.T) {
+	e := newEnv(t)
+	e.a.Failures = NewFailureCounter(prometheus.NewRegistry())
+	in := createInput(true)
+	in.Provider = map[string]string{"kind": "ec2"}
+	_, err := e.create(t, in)
+	require.Error(t, err)
+	in.Provider = map[string]string{"kind": "process", "image": "x"}
+	_, err = e.create(t, in)
+	require.Error(t, err)
+	_, err = e.create(t, createInput(true))
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.a.Failures.WithLabelValues("unknown", "unavailable")), "no such provider")
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.a.Failures.WithLabelValues("process", "invalid")), "an option it does not take")
+	assert.Equal(t, 2, testutil.CollectAndCount(e.a.Failures), "a success is no failure")
 }
