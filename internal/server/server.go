@@ -72,10 +72,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.WebhookSecrets) == 0 {
 		log.Warn("No webhook secret configured: POST /webhooks/github answers 503 (set --webhook-secret-file or GARO_WEBHOOK_SECRET)")
 	}
-	reg := prometheus.NewRegistry()
 	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		api.NewPoolMetrics(repos, log))
+	reg := registry(repos, log)
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors},
 		Repositories:      repos,
@@ -223,4 +221,13 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("add search attributes to namespace %s (or run deploy/temporal/search-attributes.sh): %w", namespace, err)
 	}
 	return nil
+}
+
+// registry is the server's Prometheus registry: the Go runtime, the
+// process, and the pools (the webhook registers its own).
+func registry(repos api.Repositories, log *slog.Logger) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		api.NewPoolMetrics(repos, log))
+	return reg
 }
