@@ -27,15 +27,9 @@ import (
 
 // runUpdate sends an update to the workflow id and waits for its result.
 func runUpdate(ctx context.Context, c client.Client, id, update string, arg, out any) error {
-	updateID := newUpdateID()
+	opts := updateOptions(id, update, arg)
 	return retryNotReady(ctx, func() error {
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID:   id,
-			UpdateID:     updateID,
-			UpdateName:   update,
-			Args:         []any{arg},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
+		h, err := c.UpdateWorkflow(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -64,10 +58,14 @@ func retryNotReady(ctx context.Context, f func() error) error {
 	}
 }
 
-func newUpdateID() string {
+// updateOptions sends update with arg to workflow id and waits for its
+// result. Its id is made once, so that a try again of the same update is
+// not run twice.
+func updateOptions(id, update string, arg any) client.UpdateWorkflowOptions {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return client.UpdateWorkflowOptions{WorkflowID: id, UpdateID: hex.EncodeToString(b), UpdateName: update,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted}
 }
 
 // runUpdateWithStart sends an update to the workflow opts.ID, starting it
@@ -77,17 +75,12 @@ func runUpdateWithStart(ctx context.Context, c client.Client, opts client.StartW
 	update string, arg, out any) error {
 	opts.TaskQueue = workflows.ServerTaskQueue
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-	updateID := newUpdateID()
+	uopts := updateOptions(opts.ID, update, arg)
 	return retryNotReady(ctx, func() error {
+		// A with-start operation serves one call: a new one each try.
 		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: c.NewWithStartWorkflowOperation(opts, workflowType, input),
-			UpdateOptions: client.UpdateWorkflowOptions{
-				WorkflowID:   opts.ID,
-				UpdateID:     updateID,
-				UpdateName:   update,
-				Args:         []any{arg},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			},
+			UpdateOptions:          uopts,
 		})
 		if err != nil {
 			return err

@@ -90,7 +90,7 @@ var signaturePattern = regexp.MustCompile(`^sha256=[0-9a-f]{64}$`)
 // anything, then turns workflow_job events into signals. It never waits on
 // a workflow: a signal is accepted by Temporal or not.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = r.WithContext(context.WithValue(r.Context(), receivedKey{}, time.Now()))
+	received := time.Now()
 	event := r.Header.Get("X-GitHub-Event")
 	if len(wh.secrets) == 0 {
 		wh.count(event, "unconfigured")
@@ -129,21 +129,11 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wh.count(event, "ok")
 		writeJSON(w, http.StatusOK, map[string]string{"status": "pong"})
 	case "workflow_job":
-		wh.workflowJob(w, r, payload)
+		wh.workflowJob(w, r, payload, received)
 	default:
 		wh.count(event, "ignored")
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": "event not handled"})
 	}
-}
-
-type receivedKey struct{}
-
-// received is when the delivery r arrived.
-func received(r *http.Request) time.Time {
-	if t, ok := r.Context().Value(receivedKey{}).(time.Time); ok {
-		return t
-	}
-	return time.Now()
 }
 
 // reject answers a delivery without a valid signature: 401, counted, and
@@ -218,7 +208,7 @@ func webhookPayload(contentType string, body []byte) ([]byte, error) {
 	return nil, errors.New("unsupported content type " + mt)
 }
 
-func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload []byte) {
+func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload []byte, received time.Time) {
 	const event = "workflow_job"
 	parsed, err := github.ParseWebHook(event, payload)
 	if err != nil {
@@ -251,7 +241,7 @@ func (wh *Webhook) workflowJob(w http.ResponseWriter, r *http.Request, payload [
 	switch {
 	case err == nil:
 		wh.count(event, "signaled")
-		wh.signalSeconds.Observe(time.Since(received(r)).Seconds())
+		wh.signalSeconds.Observe(time.Since(received).Seconds())
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 	case errors.Is(err, ErrNotFound):
 		wh.count(event, "no_pool")

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garo-run/garo/activities"
+	"github.com/garo-run/garo/tests/githubsim"
 )
 
 // History is what the runs of one workflow type wrote.
@@ -121,11 +122,7 @@ func history(ctx context.Context, c client.Client, id, run string) ([]*historypb
 // webhookToCreate pairs the k-th queued webhook received with the k-th
 // create activity started: a runner is made for no job in particular.
 func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.Time) error {
-	var deliveries []struct {
-		Event, Action, Repo string
-		Duration            float64
-		SentAt              time.Time
-	}
+	var deliveries []githubsim.Delivery
 	if _, err := s.simCall(ctx, "GET", "/_sim/deliveries", nil, &deliveries); err != nil {
 		return err
 	}

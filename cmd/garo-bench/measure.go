@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -60,15 +61,6 @@ type Result struct {
 	CPUSeconds            map[string]float64 `json:"cpuSeconds"`
 	PeakRSSMiB            map[string]float64 `json:"peakRssMiB"`
 	Processes             map[string]Process `json:"processes"`
-}
-
-type simJob struct {
-	Repo        string     `json:"repo"`
-	Status      string     `json:"status"`
-	Conclusion  string     `json:"conclusion"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	StartedAt   *time.Time `json:"startedAt"`
-	CompletedAt *time.Time `json:"completedAt"`
 }
 
 func repoName(i int) string { return fmt.Sprintf("bench/p%03d", i) }
@@ -166,16 +158,16 @@ func enqueue(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 }
 
 // waitJobs waits until every job has completed, showing progress.
-func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)) ([]simJob, error) {
+func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)) ([]githubsim.Job, error) {
 	lastLog, lastDone, lastChange := time.Now(), -1, time.Now()
 	for {
-		var jobs []simJob
+		var jobs []githubsim.Job
 		if _, err := s.simCall(ctx, "GET", "/_sim/jobs", nil, &jobs); err != nil {
 			return nil, err
 		}
 		done := 0
 		for _, j := range jobs {
-			if j.Status == "completed" && strings.HasPrefix(j.Repo, "bench/") {
+			if j.Status == githubsim.StatusCompleted && strings.HasPrefix(j.Repo, "bench/") {
 				done++
 			}
 		}

@@ -674,28 +674,23 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	defer p.forget()
 	found := false
 	for _, region := range p.regionsOf(name) {
+		live, err := p.describe(ctx, []string{region}, []types.Filter{
+			tagFilter(runnerTag, name), {Name: aws.String("instance-state-name"), Values: liveStates}})
+		if err != nil {
+			return err
+		}
+		if len(live) == 0 {
+			continue
+		}
+		found = true
+		ids := make([]string, 0, len(live))
+		for _, in := range live {
+			ids = append(ids, aws.ToString(in.InstanceId))
+		}
 		c, err := p.client(ctx, region)
 		if err != nil {
 			return err
 		}
-		var ids []string
-		pages := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-			tagFilter(runnerTag, name), {Name: aws.String("instance-state-name"), Values: liveStates}}})
-		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
-			if err != nil {
-				return fmt.Errorf("describe instances of %s in %s: %w", name, region, err)
-			}
-			for _, r := range page.Reservations {
-				for _, in := range r.Instances {
-					ids = append(ids, aws.ToString(in.InstanceId))
-				}
-			}
-		}
-		if len(ids) == 0 {
-			continue
-		}
-		found = true
 		if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil && apiCode(err) != "InvalidInstanceID.NotFound" {
 			return fmt.Errorf("terminate %s (%s): %w", name, strings.Join(ids, ", "), err)
 		}
