@@ -49,6 +49,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	seed := fs.Int64("seed", 1, "seed of the fault injection")
 	offline := fs.Duration("runner-offline-after", 5*time.Second, "a silent runner is offline, and its job failed, after this")
 	remove := fs.Duration("runner-remove-after", 24*time.Hour, "a runner offline this long is removed, as GitHub removes stale runners")
+	concurrency := fs.Int("webhook-concurrency", 16, "webhook deliveries in flight at once, as GitHub sends several (1: in order)")
 	if err := envflag.Parse(fs, "GITHUBSIM", args, os.Getenv); err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	sim := githubsim.New(githubsim.Options{WebhookURL: *hookURL, WebhookSecret: *hookSecret, Seed: *seed,
-		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, Logger: log})
+		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, WebhookConcurrency: *concurrency, Logger: log})
 	defer sim.Close()
 	sim.SetBaseURL("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -36,7 +36,11 @@ type Options struct {
 	// RunnerRemoveAfter removes a runner that has been offline this long,
 	// as GitHub removes stale self-hosted runners (default 24h).
 	RunnerRemoveAfter time.Duration
-	Logger            *slog.Logger
+	// WebhookConcurrency is how many deliveries are in flight at once
+	// (default 16). GitHub sends several at once, so events may arrive out
+	// of order; 1 sends them in order.
+	WebhookConcurrency int
+	Logger             *slog.Logger
 }
 
 // Sim is a running simulator. Its Handler serves both GitHub's REST API and
@@ -49,10 +53,8 @@ type Sim struct {
 	limits  *rateLimits
 	stats   *stats
 	baseURL string
-	// gh is GitHub's REST router, to name a request's route in stats.
-	gh     *chi.Mux
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	// instances are the runners it hosts for the sim provider.
 	instances instances
 }
@@ -72,13 +74,18 @@ func New(opts Options) *Sim {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.WebhookConcurrency <= 0 {
+		opts.WebhookConcurrency = 16
+	}
 	f := newFaults(opts.Seed)
-	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, f, opts.Logger),
+	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, opts.WebhookConcurrency, f, opts.Logger),
 		limits: newRateLimits(opts.RateLimit), stats: newStats()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.hooks.run(ctx) }()
+	s.wg.Add(1 + opts.WebhookConcurrency)
+	for range opts.WebhookConcurrency {
+		go func() { defer s.wg.Done(); s.hooks.run(ctx) }()
+	}
 	go func() { defer s.wg.Done(); s.watchRunners(ctx) }()
 	return s
 }
@@ -97,7 +104,7 @@ func (s *Sim) SetBaseURL(u string) { s.baseURL = strings.TrimSuffix(u, "/") }
 // protocol at /_sim/runner/, and the control API at /_sim/.
 func (s *Sim) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.logRequests)
+	r.Use(s.logRequests(r))
 	r.Route("/_sim", func(r chi.Router) {
 		r.Post("/repos", s.createRepo)
 		r.Post("/jobs", s.enqueueJobs)
@@ -134,16 +141,26 @@ func (s *Sim) Handler() http.Handler {
 	return r
 }
 
-// logRequests logs each request at debug level: method, path, status and
-// time taken; never a header (tokens travel there).
-func (s *Sim) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		began := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r)
-		s.opts.Logger.Debug("Request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
-			"duration", time.Since(began))
-	})
+// logRequests counts every request by the route of root that serves it
+// and its status, the host-root and control routes too (GitHub's under
+// /api/v3 count as the same route at /), and logs each at debug level:
+// method, path, status and time taken; never a header (tokens travel
+// there).
+func (s *Sim) logRequests(root *chi.Mux) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			began := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			route := strings.TrimPrefix(root.Find(chi.NewRouteContext(), r.Method, r.URL.Path), "/api/v3")
+			if route == "" {
+				route = "unknown"
+			}
+			s.stats.add(fmt.Sprintf("%s %s %d", r.Method, route, ww.Status()))
+			s.opts.Logger.Debug("Request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+				"duration", time.Since(began))
+		})
+	}
 }
 
 // --- control API ---

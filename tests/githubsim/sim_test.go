@@ -82,7 +82,9 @@ func newSimEnv(t *testing.T) *simEnv {
 	e := &simEnv{t: t, recv: &receiver{}}
 	hooks := httptest.NewServer(e.recv)
 	t.Cleanup(hooks.Close)
-	e.sim = New(Options{WebhookURL: hooks.URL, WebhookSecret: hookSecret, Seed: 7, RunnerOfflineAfter: time.Second})
+	// One delivery at a time, so that tests can assert the order of events.
+	e.sim = New(Options{WebhookURL: hooks.URL, WebhookSecret: hookSecret, Seed: 7, RunnerOfflineAfter: time.Second,
+		WebhookConcurrency: 1})
 	t.Cleanup(e.sim.Close)
 	e.srv = httptest.NewServer(e.sim.Handler())
 	t.Cleanup(e.srv.Close)
@@ -969,4 +971,69 @@ func TestHookDeliveriesAPI(t *testing.T) {
 	appList, _, err := app.Apps.ListHookDeliveries(ctx, &github.ListCursorOptions{PerPage: 100})
 	require.NoError(t, err)
 	assert.Len(t, appList, 3, "the app's hook got the three events")
+}
+
+func TestWebhooksAreDeliveredSeveralAtOnce(t *testing.T) {
+	const concurrency = 4
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	release := make(chan struct{})
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	t.Cleanup(hooks.Close)
+	sim := New(Options{WebhookURL: hooks.URL, WebhookSecret: hookSecret, Seed: 7, WebhookConcurrency: concurrency})
+	t.Cleanup(sim.Close)
+	t.Cleanup(func() { close(release) })
+	sim.Enqueue("octo", "app", nil, 0, 10, "x")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := most
+		mu.Unlock()
+		if n == concurrency {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "only %d deliveries in flight at once", n)
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, concurrency, most, "never more than the concurrency")
+}
+
+func TestStatsCountEveryRoute(t *testing.T) {
+	e := newSimEnv(t)
+	for _, path := range []string{"/repos/octo/app/actions/runners", "/api/v3/repos/octo/app/actions/runners", "/no/such/route"} {
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "token ghs_x")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	resp, err := http.Post(e.srv.URL+"/actions/runner-registration", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	resp, err = http.Get(e.srv.URL + "/repos/octo/app/actions/runners") // unauthenticated
+	require.NoError(t, err)
+	resp.Body.Close()
+	resp, err = http.Get(e.srv.URL + "/_sim/jobs")
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	got := e.sim.Stats().Requests
+	assert.Equal(t, 2, got["GET /repos/{owner}/{repo}/actions/runners 200"], "GHES's /api/v3 counts as the same route")
+	assert.Equal(t, 1, got["GET /repos/{owner}/{repo}/actions/runners 401"], "a request refused before routing")
+	assert.Equal(t, 1, got["POST /actions/runner-registration 404"], "the host-root route")
+	assert.Equal(t, 1, got["GET unknown 404"])
+	assert.Equal(t, 1, got["GET /_sim/jobs 200"], "the control API")
 }

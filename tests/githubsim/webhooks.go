@@ -54,8 +54,8 @@ type hookTarget struct {
 	form       bool
 }
 
-// webhooks sends deliveries in order on one goroutine, applying the
-// webhook faults, and keeps a bounded log.
+// webhooks sends deliveries from one queue on several goroutines (each
+// runs run), applying the webhook faults, and keeps a bounded log.
 type webhooks struct {
 	url, secret string
 	client      *http.Client
@@ -74,9 +74,11 @@ type webhooks struct {
 
 const maxDeliveryLog = 10000
 
-func newWebhooks(url, secret string, f *faults, log *slog.Logger) *webhooks {
+func newWebhooks(url, secret string, concurrency int, f *faults, log *slog.Logger) *webhooks {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = concurrency // one kept-alive connection per sender
 	return &webhooks{url: url, secret: secret, faults: f, queue: make(chan *Delivery, 100000),
-		client: &http.Client{Timeout: 10 * time.Second}, logger: log}
+		client: &http.Client{Timeout: 10 * time.Second, Transport: tr}, logger: log}
 }
 
 // appTarget is the app-wide webhook, if one is set.
