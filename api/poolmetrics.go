@@ -19,7 +19,7 @@ type PoolMetrics struct {
 	log    *slog.Logger
 	maxAge time.Duration
 
-	runners, queued, degraded, jobsDone *prometheus.Desc
+	runners, queued, oldest, degraded, jobsDone *prometheus.Desc
 
 	mu    sync.Mutex
 	at    time.Time
@@ -30,8 +30,10 @@ type PoolMetrics struct {
 func NewPoolMetrics(repos Repositories, log *slog.Logger) *PoolMetrics {
 	labels := []string{"repository", "pool", "agent"}
 	return &PoolMetrics{repos: repos, log: log, maxAge: 10 * time.Second,
-		runners:  prometheus.NewDesc("garo_pool_runners", "Runners of a pool by state (as its memo shows them, at most 5 s late).", append(labels, "state"), nil),
-		queued:   prometheus.NewDesc("garo_pool_queued_jobs", "Jobs waiting in a pool's queue.", labels, nil),
+		runners: prometheus.NewDesc("garo_pool_runners", "Runners of a pool by state (as its memo shows them, at most 5 s late).", append(labels, "state"), nil),
+		queued:  prometheus.NewDesc("garo_pool_queued_jobs", "Jobs waiting in a pool's queue.", labels, nil),
+		oldest: prometheus.NewDesc("garo_pool_oldest_queued_seconds",
+			"How long the job waiting longest in a pool's queue has waited (0 with none).", labels, nil),
 		degraded: prometheus.NewDesc("garo_pool_degraded", "1 while a pool is degraded (its runners fail to come up).", labels, nil),
 		jobsDone: prometheus.NewDesc("garo_pool_jobs_done", "Jobs a pool's runners have done (in its current state).", labels, nil),
 	}
@@ -39,7 +41,7 @@ func NewPoolMetrics(repos Repositories, log *slog.Logger) *PoolMetrics {
 
 // Describe sends the descriptions of the pool metrics.
 func (m *PoolMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.runners, m.queued, m.degraded, m.jobsDone} {
+	for _, d := range []*prometheus.Desc{m.runners, m.queued, m.oldest, m.degraded, m.jobsDone} {
 		ch <- d
 	}
 }
@@ -47,6 +49,7 @@ func (m *PoolMetrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect lists the pools (or reuses a recent listing) and sends their
 // figures.
 func (m *PoolMetrics) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
 	for _, p := range m.list() {
 		l := []string{p.Repository, p.Pool, p.Config.Agent}
 		c := p.Counts
@@ -54,6 +57,11 @@ func (m *PoolMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.runners, prometheus.GaugeValue, float64(n), append(l, state)...)
 		}
 		ch <- prometheus.MustNewConstMetric(m.queued, prometheus.GaugeValue, float64(c.Queued), l...)
+		age := 0.0
+		if c.Queued > 0 && !p.OldestQueuedAt.IsZero() {
+			age = max(0, now.Sub(p.OldestQueuedAt).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(m.oldest, prometheus.GaugeValue, age, l...)
 		degraded := 0.0
 		if p.Degraded {
 			degraded = 1

@@ -84,7 +84,12 @@ func TestNoSecretIsFoundInHistoriesLogsOrMetrics(t *testing.T) {
 			return len(jobs) == 3
 		})
 	}
-	metrics := get(t, e.url+"/metrics", reader.Token) + get(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/metrics", "")
+	serverMetrics := get(t, e.url+"/metrics", reader.Token)
+	agentMetrics := get(t, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/metrics", "")
+	metrics := serverMetrics + agentMetrics
+	assert.Contains(t, serverMetrics, "\ntemporal_request_total{", "the server exports the Temporal SDK's metrics")
+	assert.Contains(t, agentMetrics, "\ntemporal_activity_execution_latency_seconds_bucket{", "the agent exports the Temporal SDK's metrics")
+	assertDashboardTemporalMetrics(t, metrics)
 	for repo := range repos {
 		code, b := e.do("DELETE", "/api/v1/repositories/"+repo, "")
 		require.Equal(t, http.StatusAccepted, code, "%s", b)

@@ -299,9 +299,15 @@ func (p *pool) startRunner(ctx workflow.Context) {
 // summary is the pool's view without its runners and queue: what the memo
 // carries.
 func (p *pool) summary() PoolView {
-	return PoolView{Repository: p.r.full(), Pool: p.s.Name, Config: p.s.Config, Draining: p.s.Draining,
+	v := PoolView{Repository: p.r.full(), Pool: p.s.Name, Config: p.s.Config, Draining: p.s.Draining,
 		Degraded: p.s.Degraded, AgentOffline: p.s.AgentOffline, LastError: p.s.LastError, Counts: p.counts(),
 		ConfiguredBy: p.s.ConfiguredBy}
+	for _, j := range p.s.Queue {
+		if !j.QueuedAt.IsZero() && (v.OldestQueuedAt.IsZero() || j.QueuedAt.Before(v.OldestQueuedAt)) {
+			v.OldestQueuedAt = j.QueuedAt
+		}
+	}
+	return v
 }
 
 func (p *pool) view() PoolView {
@@ -315,7 +321,9 @@ func (p *pool) view() PoolView {
 }
 
 // samePublished reports whether the memo shows v as it is: what it
-// publishes of a pool is unchanged.
+// publishes of a pool is unchanged. OldestQueuedAt is left out: it
+// changes with the queue, whose count already publishes it (and a memo
+// upsert is a command, which running workflows must replay as before).
 func samePublished(a, b PoolView) bool {
 	return a.Pool == b.Pool && a.Counts == b.Counts && a.Degraded == b.Degraded && a.Draining == b.Draining &&
 		a.AgentOffline == b.AgentOffline && a.LastError == b.LastError && a.ConfiguredBy == b.ConfiguredBy &&

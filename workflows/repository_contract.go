@@ -216,6 +216,10 @@ type PoolView struct {
 	Runners      []RunnerView `json:"runners"`
 	Queue        []QueuedJob  `json:"queue"`
 	Counts       PoolCounts   `json:"counts"`
+	// OldestQueuedAt is when the job waiting longest was queued; zero while
+	// the queue is empty. The memo carries it as it was when the counts
+	// were last published.
+	OldestQueuedAt time.Time `json:"oldestQueuedAt,omitzero"`
 	// ConfiguredBy is the identity of the last configure.
 	ConfiguredBy string `json:"configuredBy,omitempty"`
 }

@@ -340,6 +340,8 @@ func TestPoolScalesToQueueWithinMaxRunners(t *testing.T) {
 	assert.Len(t, e.started, 3)
 	assert.Equal(t, 5, v.Counts.Queued, "jobs wait until GitHub reports them started")
 	assert.Equal(t, []int64{1, 2, 3, 4, 5}, queueIDs(v), "FIFO")
+	require.False(t, v.OldestQueuedAt.IsZero(), "the oldest queued job's time is shown")
+	assert.Equal(t, v.Queue[0].QueuedAt, v.OldestQueuedAt)
 }
 
 func queueIDs(v PoolView) []int64 {

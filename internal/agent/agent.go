@@ -70,6 +70,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Registry != nil {
+		sdkMetrics, closeMetrics := temporalclient.Metrics(cfg.Registry, log)
+		defer closeMetrics.Close()
+		copts.MetricsHandler = sdkMetrics
+	}
 	c, err := temporalclient.Dial(ctx, copts, log)
 	if err != nil {
 		return err

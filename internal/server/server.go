@@ -52,15 +52,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("no admin token: set --admin-token-file or GARO_ADMIN_TOKEN")
 	}
 	host, _ := os.Hostname()
-	copts, err := cfg.Temporal.ClientOptions(fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()), log)
+	reg := prometheus.NewRegistry()
+	c, closeClient, err := temporalClient(cfg, host, reg)
 	if err != nil {
 		return err
 	}
-	c, err := client.NewLazyClient(copts)
-	if err != nil {
-		return fmt.Errorf("temporal client: %w", err)
-	}
-	defer c.Close()
+	defer closeClient()
 
 	jobs := &api.TemporalJobs{Client: c}
 	cursors := api.NewCursors(cfg.AdminToken)
@@ -73,7 +70,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("No webhook secret configured: POST /webhooks/github answers 503 (set --webhook-secret-file or GARO_WEBHOOK_SECRET)")
 	}
 	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors}
-	reg := registry(repos, log)
+	register(reg, repos, log)
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors},
 		Repositories:      repos,
@@ -223,11 +220,26 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	return nil
 }
 
-// registry is the server's Prometheus registry: the Go runtime, the
-// process, and the pools (the webhook registers its own).
-func registry(repos api.Repositories, log *slog.Logger) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+// temporalClient is the server's Temporal client, connecting lazily, with
+// its SDK metrics on reg; stop closes both.
+func temporalClient(cfg Config, host string, reg *prometheus.Registry) (c client.Client, stop func(), err error) {
+	copts, err := cfg.Temporal.ClientOptions(fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()), cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	sdkMetrics, closeMetrics := temporalclient.Metrics(reg, cfg.Logger)
+	copts.MetricsHandler = sdkMetrics
+	if c, err = client.NewLazyClient(copts); err != nil {
+		closeMetrics.Close()
+		return nil, nil, fmt.Errorf("temporal client: %w", err)
+	}
+	return c, func() { c.Close(); closeMetrics.Close() }, nil
+}
+
+// register adds to the server's Prometheus registry the Go runtime, the
+// process, and the pools (the webhook registers its own, the Temporal
+// client too).
+func register(reg *prometheus.Registry, repos api.Repositories, log *slog.Logger) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		api.NewPoolMetrics(repos, log))
-	return reg
 }
