@@ -46,6 +46,10 @@ type Client struct {
 	app      *gh.Client
 	requests *prometheus.CounterVec
 	webURL   string
+	// budget is the rate limit left, from GitHub's latest answer.
+	budget *budget
+	// queuedRuns are the jobs of the queued runs last listed.
+	queuedRuns *runCache
 }
 
 // New returns a client for cfg.
@@ -54,23 +58,15 @@ func New(cfg Config) (*Client, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "garo_github_requests_total",
-		Help: "Requests to GitHub's REST API by route and status (0: no answer).",
-	}, []string{"route", "status"})
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(requests); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register GitHub metrics: %w", err)
-			}
-			requests = are.ExistingCollector.(*prometheus.CounterVec)
-		}
+	left := &budget{}
+	requests, err := registerMetrics(cfg.Registerer, left)
+	if err != nil {
+		return nil, err
 	}
 	// Requests are counted as they go out (a 304 is a request too, and so
 	// is each attempt of a GET tried again); above that, GETs are made
 	// conditional.
-	counted := newETagTransport(newRetryTransport(&countingTransport{base: base, requests: requests}))
+	counted := newETagTransport(newRetryTransport(&countingTransport{base: base, requests: requests, budget: left}))
 
 	apiURL := "https://api.github.com"
 	if cfg.URL != "" {
@@ -106,7 +102,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Token != "" && cfg.AppID == 0 {
 		c = c.WithAuthToken(cfg.Token)
 	}
-	client := &Client{gh: c, requests: requests, webURL: "https://github.com"}
+	client := &Client{gh: c, requests: requests, webURL: "https://github.com", budget: left,
+		queuedRuns: newRunCache()}
 	if cfg.URL != "" {
 		client.webURL = cfg.URL
 	}
@@ -116,6 +113,39 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	return client, nil
+}
+
+// registerMetrics registers garo_github_requests_total (or finds it
+// registered by another client) and garo_github_rate_limit_remaining of
+// left on reg, when set.
+func registerMetrics(reg prometheus.Registerer, left *budget) (*prometheus.CounterVec, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garo_github_requests_total",
+		Help: "Requests to GitHub's REST API by route and status (0: no answer).",
+	}, []string{"route", "status"})
+	if reg == nil {
+		return requests, nil
+	}
+	if err := reg.Register(requests); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("register GitHub metrics: %w", err)
+		}
+		requests = are.ExistingCollector.(*prometheus.CounterVec)
+	}
+	remaining := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "garo_github_rate_limit_remaining",
+		Help: "Requests left in GitHub's core rate limit, as its latest answer reported (-1: unknown).",
+	}, func() float64 {
+		if n, _, _, ok := left.state(); ok {
+			return float64(n)
+		}
+		return -1
+	})
+	if err := reg.Register(remaining); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		return nil, fmt.Errorf("register GitHub metrics: %w", err)
+	}
+	return requests, nil
 }
 
 // newGitHub is a go-github client over hc, of GitHub Enterprise Server at
@@ -143,10 +173,12 @@ func (c *Client) RequestCount(route string, status int) float64 {
 	return m.value()
 }
 
-// countingTransport counts each request by its route template and status.
+// countingTransport counts each request by its route template and status,
+// and reads the rate limit left from each answer.
 type countingTransport struct {
 	base     http.RoundTripper
 	requests *prometheus.CounterVec
+	budget   *budget
 }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -154,6 +186,7 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	status := "0"
 	if resp != nil {
 		status = strconv.Itoa(resp.StatusCode)
+		t.budget.observe(resp.Header)
 	}
 	t.requests.WithLabelValues(r.Method+" "+Route(r.URL.Path), status).Inc()
 	return resp, err

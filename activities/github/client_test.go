@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -194,8 +195,12 @@ func TestListQueuedJobs(t *testing.T) {
 	jobs, err := c.ListQueuedJobs(context.Background(), repo)
 	require.NoError(t, err)
 	require.Len(t, jobs, 3)
-	assert.Equal(t, ids[0], jobs[0].ID)
-	assert.Equal(t, []string{"self-hosted", "gpu"}, jobs[0].Labels)
+	var got []int64
+	for _, j := range jobs {
+		got = append(got, j.ID)
+		assert.Equal(t, []string{"self-hosted", "gpu"}, j.Labels)
+	}
+	assert.ElementsMatch(t, ids, got)
 }
 
 // TestListQueuedJobsOfARunInProgress: a run whose first job is done (or
@@ -278,9 +283,10 @@ func TestPollingAnUnchangedQueueCostsNoRateLimit(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, first, again, "a 304 is answered from the cache")
 	}
-	// A poll lists the runs of four statuses, then the jobs of each run.
+	// A poll lists the runs of four statuses, then the jobs of each run;
+	// the jobs of a run still queued and unchanged are known already.
 	assert.Equal(t, 3.0*4, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs", 304))
-	assert.Equal(t, 3.0*2, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304))
+	assert.Zero(t, c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304))
 	win, _, err := c.gh.RateLimit.Get(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 15000-6, win.GetCore().Remaining, "only the first poll's six requests were counted")
@@ -380,4 +386,102 @@ func TestNamesGitHubWouldRefuseNeverReachIt(t *testing.T) {
 		assert.Equal(t, activities.ErrTypeInvalid, appErr(t, err).Type(), "%+v", r)
 	}
 	assert.Empty(t, sim.Stats().Requests, "no request went out")
+}
+
+// TestReconcileLeavesTheReserveOfTheRateLimitToRunners: once GitHub's
+// rate limit left falls within ReconcileReserve, a reconciliation is
+// refused (non-retryably, whole: a partial look would read as jobs gone),
+// and runners are still created with the budget kept. The jobs of a run
+// still queued and unchanged are not asked for again.
+func TestReconcileLeavesTheReserveOfTheRateLimitToRunners(t *testing.T) {
+	sim := githubsim.New(githubsim.Options{Seed: 1, RateLimit: 100})
+	t.Cleanup(sim.Close)
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{URL: srv.URL, Token: "ghp_test", Registerer: reg})
+	require.NoError(t, err)
+	ctx := context.Background()
+	sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 5, "build") // five runs of one job
+	jobLists := func() float64 {
+		return c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 200) +
+			c.RequestCount("GET /repos/{owner}/{repo}/actions/runs/{id}/jobs", 304)
+	}
+
+	// 1 + 4 lists of runs + 5 lists of jobs: 90 left.
+	_, err = c.CreateJITConfig(ctx, repo, "r-0", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	got, err := c.Reconcile(ctx, activities.ReconcileInput{Repo: repo})
+	require.NoError(t, err)
+	assert.Len(t, got.Queued, 5)
+	assert.Equal(t, 90.0, remaining(t, reg))
+	got, err = c.Reconcile(ctx, activities.ReconcileInput{Repo: repo})
+	require.NoError(t, err)
+	assert.Len(t, got.Queued, 5)
+	assert.Equal(t, 5.0, jobLists(), "the jobs of runs still queued and unchanged are not asked for again")
+
+	// Down to 21 left, and two new runs: the next look lists the queued
+	// runs, changed (20 left; unchanged answers, 304, are free), and the
+	// jobs of the newest run (19 left), then stops.
+	for i := 1; i <= 69; i++ {
+		_, err = c.CreateJITConfig(ctx, repo, fmt.Sprintf("r-%d", i), []string{"self-hosted"}, 1)
+		require.NoError(t, err)
+	}
+	sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 2, "more")
+	_, err = c.Reconcile(ctx, activities.ReconcileInput{Repo: repo})
+	ae := appErr(t, err)
+	assert.Equal(t, activities.ErrTypeRateLimited, ae.Type())
+	assert.True(t, ae.NonRetryable(), "tried at the reconciliation's next turn, not at once")
+	assert.Contains(t, ae.Error(), "kept for creating and removing runners")
+	_, err = c.Reconcile(ctx, activities.ReconcileInput{Repo: repo})
+	require.Error(t, err, "refused before any request")
+	assert.Equal(t, 19.0, remaining(t, reg))
+
+	_, err = c.CreateJITConfig(ctx, repo, "r-kept", []string{"self-hosted"}, 1)
+	require.NoError(t, err, "runners are still created")
+}
+
+// remaining is the value of garo_github_rate_limit_remaining in reg.
+func remaining(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == "garo_github_rate_limit_remaining" {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("garo_github_rate_limit_remaining is not registered")
+	return 0
+}
+
+// TestAQueuedRunRunAgainIsListedAfresh: the jobs of a queued run are
+// known from the last look only while the run is unchanged; run again, it
+// is queued with a new attempt and new jobs, which are listed.
+func TestAQueuedRunRunAgainIsListedAfresh(t *testing.T) {
+	sim, url := newSim(t)
+	c := newClient(t, url)
+	ctx := context.Background()
+	ids := sim.Enqueue("octo", "app", []string{"self-hosted"}, 0, 1, "build")
+	jobs, err := c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+
+	jit, err := c.CreateJITConfig(ctx, repo, "r-1", []string{"self-hosted"}, 1)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, githubsim.RunRunner(runCtx, githubsim.RunnerConfig{URL: url, JITConfig: jit.EncodedConfig}))
+	jobs, err = c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Empty(t, jobs)
+	res, err := c.RerunJob(ctx, repo, ids[0])
+	require.NoError(t, err)
+	require.True(t, res.Rerun)
+
+	jobs, err = c.ListQueuedJobs(ctx, repo)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	assert.NotEqual(t, ids[0], jobs[0].ID, "the new attempt's job")
 }

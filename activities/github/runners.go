@@ -198,23 +198,42 @@ func (c *Client) ListQueuedJobs(ctx context.Context, repo Repo) ([]QueuedJob, er
 }
 
 // activeJobs returns the jobs of every run that may have a job queued or in
-// progress, each job once.
+// progress, each job once; none, with an error, once the rate limit left
+// is within ReconcileReserve.
 func (c *Client) activeJobs(ctx context.Context, repo Repo) ([]activities.JobState, error) {
 	var out []activities.JobState
 	seen := map[int64]bool{}
+	if err := c.budget.reserved("look at the runs of " + repo.String()); err != nil {
+		return nil, err
+	}
 	for _, status := range runStatusesWithQueuedJobs {
 		runs, err := c.runsWithStatus(ctx, repo, status)
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range runs {
+		for _, run := range runs {
+			id := run.GetID()
 			if seen[id] {
 				continue // its status changed between two lists
 			}
 			seen[id] = true
+			if status == "queued" {
+				if jobs, ok := c.queuedRuns.get(id, run.GetRunAttempt(), run.GetUpdatedAt().Time); ok {
+					out = append(out, jobs...)
+					continue
+				}
+			}
+			// A look at many runs stops, whole, at the reserve: a partial
+			// view would read as jobs gone.
+			if err := c.budget.reserved("look at the runs of " + repo.String()); err != nil {
+				return nil, err
+			}
 			jobs, err := c.runJobs(ctx, repo, id)
 			if err != nil {
 				return nil, err
+			}
+			if status == "queued" {
+				c.queuedRuns.put(id, run.GetRunAttempt(), run.GetUpdatedAt().Time, jobs)
 			}
 			out = append(out, jobs...)
 		}
@@ -342,21 +361,18 @@ func jobState(j *gh.WorkflowJob) activities.JobState {
 // for its concurrency group, waiting for an approval.
 var runStatusesWithQueuedJobs = []string{"queued", "in_progress", "pending", "waiting"}
 
-// runsWithStatus lists the ids of the runs of repo with a status, every
-// page.
-func (c *Client) runsWithStatus(ctx context.Context, repo Repo, status string) ([]int64, error) {
-	var ids []int64
+// runsWithStatus lists the runs of repo with a status, every page.
+func (c *Client) runsWithStatus(ctx context.Context, repo Repo, status string) ([]*gh.WorkflowRun, error) {
+	var out []*gh.WorkflowRun
 	opts := &gh.ListWorkflowRunsOptions{Status: status, ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		runs, resp, err := c.gh.Actions.ListRepositoryWorkflowRuns(ctx, repo.Owner, repo.Name, opts)
 		if err != nil {
 			return nil, classify(fmt.Sprintf("list %s runs of %s", status, repo), resp, err)
 		}
-		for _, run := range runs.WorkflowRuns {
-			ids = append(ids, run.GetID())
-		}
+		out = append(out, runs.WorkflowRuns...)
 		if resp.NextPage == 0 {
-			return ids, nil
+			return out, nil
 		}
 		opts.Page = resp.NextPage
 	}

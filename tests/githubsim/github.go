@@ -567,7 +567,7 @@ func (s *Sim) runJSON(r *run, status, conclusion string) map[string]any {
 	return map[string]any{"id": r.id, "name": "CI", "status": status, "conclusion": nullable(conclusion),
 		"run_attempt": s.st.runAttempt(r.id), "head_branch": "main", "event": "push",
 		"html_url":   s.baseURL + "/" + r.repo + "/actions/runs/" + strconv.FormatInt(r.id, 10),
-		"created_at": r.createdAt.Format(time.RFC3339), "updated_at": r.createdAt.Format(time.RFC3339)}
+		"created_at": r.createdAt.Format(time.RFC3339), "updated_at": s.st.runUpdatedAt(r).Format(time.RFC3339)}
 }
 
 func nullable(s string) any {
@@ -605,15 +605,25 @@ func (s *Sim) listRuns(w http.ResponseWriter, r *http.Request) {
 	s.st.mu.Lock()
 	repo := s.st.repo(chi.URLParam(r, "owner"), chi.URLParam(r, "repo"))
 	status := r.URL.Query().Get("status")
-	var runs []map[string]any
-	for _, run := range s.st.runsOf(repo.fullName()) {
+	type listed struct {
+		run                *run
+		status, conclusion string
+	}
+	var runs []listed
+	all := s.st.runsOf(repo.fullName())
+	slices.Reverse(all) // newest first, as GitHub lists them
+	for _, run := range all {
 		if st, conclusion := s.st.runStatus(run); status == "" || st == status {
-			runs = append(runs, s.runJSON(run, st, conclusion))
+			runs = append(runs, listed{run, st, conclusion})
 		}
 	}
-	s.st.mu.Unlock()
 	from, to := s.page(w, r, len(runs))
-	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(runs), "workflow_runs": append([]map[string]any{}, runs[from:to]...)})
+	page := []map[string]any{}
+	for _, l := range runs[from:to] {
+		page = append(page, s.runJSON(l.run, l.status, l.conclusion))
+	}
+	s.st.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(runs), "workflow_runs": page})
 }
 
 func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {

@@ -254,6 +254,23 @@ func (s *state) runStatus(r *run) (status, conclusion string) {
 	return StatusInProgress, ""
 }
 
+// runUpdatedAt is when a run last changed, as GitHub's updated_at: its
+// creation, or the latest creation, start or end of a job of it.
+func (s *state) runUpdatedAt(r *run) time.Time {
+	at := r.createdAt
+	for _, j := range s.jobs {
+		if j.RunID != r.id {
+			continue
+		}
+		for _, t := range []*time.Time{&j.CreatedAt, j.StartedAt, j.CompletedAt} {
+			if t != nil && t.After(at) {
+				at = *t
+			}
+		}
+	}
+	return at
+}
+
 // runAttempt is a run's latest attempt: its first, or the attempt a
 // re-run of one of its jobs started.
 func (s *state) runAttempt(runID int64) int64 {
