@@ -127,7 +127,13 @@ func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.
 		return err
 	}
 	var queued []time.Time
+	var accept []float64
+	sum := 0.0
 	for _, d := range deliveries {
+		if d.Event == "workflow_job" && strings.HasPrefix(d.Repo, "bench/") && d.StatusCode != 0 {
+			accept = append(accept, d.Duration*1000)
+			sum += d.Duration * 1000
+		}
 		if d.Event == "workflow_job" && d.Action == "queued" && strings.HasPrefix(d.Repo, "bench/") {
 			// Sent at is when the answer came; received is before it.
 			queued = append(queued, d.SentAt.Add(-time.Duration(d.Duration*float64(time.Second))))
@@ -140,5 +146,9 @@ func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.
 		lat = append(lat, float64(creates[i].Sub(queued[i]).Microseconds())/1000)
 	}
 	res.WebhookToCreateMs = quantiles(lat)
+	if len(accept) > 0 {
+		res.WebhookAcceptMeanMs = sum / float64(len(accept))
+	}
+	res.WebhookAcceptMs = quantiles(accept)
 	return nil
 }

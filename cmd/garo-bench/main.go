@@ -6,7 +6,7 @@
 // GitHub requests, Temporal history and actions, CPU and memory of each
 // process. It prints a table and writes JSON to bench/results.
 //
-//	garo-bench [-scenario small|burst|wide|reuse|steady|smoke] [-out DIR]
+//	garo-bench [-scenario small|burst|wide|reuse|steady|idle|smoke] [-out DIR]
 package main
 
 import (
@@ -19,8 +19,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/garo-run/garo/internal/devstack"
 )
 
 // Scenario is one load shape.
@@ -35,6 +38,11 @@ type Scenario struct {
 	// Rate, when set, enqueues jobs at this many per second in all,
 	// spread over the pools, instead of all at once.
 	Rate float64
+	// MinIdle warm runners per pool.
+	MinIdle int
+	// Idle, when set, enqueues no job: once the warm runners are idle and
+	// Settle has passed, each process is measured at rest for this long.
+	Idle, Settle time.Duration
 }
 
 // Scenarios, chosen with -scenario (or BENCH in make bench).
@@ -45,6 +53,9 @@ var Scenarios = map[string]Scenario{
 	"wide":   {Name: "wide", Pools: 500, JobsPerPool: 4, MaxRunners: 2, JobMs: 1000},
 	"reuse":  {Name: "reuse", Pools: 5, JobsPerPool: 40, MaxRunners: 5, JobMs: 500, Reusable: true},
 	"steady": {Name: "steady", Pools: 10, JobsPerPool: 600, MaxRunners: 40, JobMs: 1000, Rate: 20},
+	"idle":   {Name: "idle", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: time.Minute, Settle: 30 * time.Second},
+	// idle-smoke keeps the idle harness working, in make test.
+	"idle-smoke": {Name: "idle-smoke", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: 3 * time.Second},
 }
 
 func main() {
@@ -61,10 +72,12 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("garo-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	name := fs.String("scenario", envOr("BENCH", "small"), "scenario: smoke, small, burst, wide, reuse or steady")
+	name := fs.String("scenario", envOr("BENCH", "small"), "scenario: smoke, small, burst, wide, reuse, steady or idle")
 	out := fs.String("out", "bench/results", "directory of the JSON results")
 	bin := fs.String("bin", "bin", "directory of garo, githubsim and temporal")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, Temporal's database)")
+	pragmas := fs.String("sqlite-pragmas", strings.Join(devstack.SQLitePragmas, ","),
+		"the dev server's SQLite pragmas, comma-separated, as garo dev sets them (empty: SQLite's defaults)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,15 +96,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
 	}
 	logf("scenario %s: %d pools x %d jobs of %d ms, maxRunners %d; work dir %s", sc.Name, sc.Pools, sc.JobsPerPool, sc.JobMs, sc.MaxRunners, work)
-	st, err := startStack(ctx, *bin, work, logf)
+	var pragmaList []string
+	if *pragmas != "" {
+		pragmaList = strings.Split(*pragmas, ",")
+	}
+	logf("SQLite pragmas: %q", pragmaList)
+	res, err := runScenario(ctx, sc, *bin, work, pragmaList, logf)
 	if err != nil {
 		return err
 	}
-	defer st.stop()
-	res, err := measure(ctx, st, sc, logf)
-	if err != nil {
-		return err
-	}
+	res.SQLitePragmas = pragmaList
 	printTable(stdout, res)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -105,10 +119,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf("results in %s", path)
-	if res.JobsCompleted != res.JobsEnqueued || res.RunnersLeft != 0 {
+	if sc.Idle == 0 && (res.JobsCompleted != res.JobsEnqueued || res.RunnersLeft != 0) {
 		return fmt.Errorf("%d of %d jobs completed, %d runners left", res.JobsCompleted, res.JobsEnqueued, res.RunnersLeft)
 	}
 	return nil
+}
+
+// runScenario starts the stack the scenario measures and measures it: the
+// processes of make bench, or for an idle scenario garo dev itself.
+func runScenario(ctx context.Context, sc Scenario, bin, work string, pragmas []string, logf func(string, ...any)) (Result, error) {
+	if sc.Idle > 0 {
+		st, err := startDev(ctx, bin, work, logf)
+		if st != nil {
+			defer st.stop()
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		res := Result{Scenario: sc.Name, Version: os.Getenv("VERSION"), StartedAt: time.Now().UTC()}
+		return res, measureIdle(ctx, st, sc, &res, logf)
+	}
+	st, err := startStack(ctx, bin, work, pragmas, logf)
+	if st != nil {
+		defer st.stop()
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return measure(ctx, st, sc, logf)
 }
 
 func envOr(k, def string) string {

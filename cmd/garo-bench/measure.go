@@ -41,16 +41,21 @@ type Process struct {
 
 // Result is one run's figures; its JSON is compared across versions.
 type Result struct {
-	Scenario              string             `json:"scenario"`
-	Version               string             `json:"version,omitempty"`
-	StartedAt             time.Time          `json:"startedAt"`
-	JobsEnqueued          int                `json:"jobsEnqueued"`
-	JobsCompleted         int                `json:"jobsCompleted"`
-	RunnersLeft           int                `json:"runnersLeft"`
-	Seconds               float64            `json:"seconds"`
-	JobsPerSecond         float64            `json:"jobsPerSecond"`
-	WebhookToCreateMs     Quantiles          `json:"webhookToCreateMs"`
-	QueueWaitMs           Quantiles          `json:"queueWaitMs"`
+	Scenario          string    `json:"scenario"`
+	Version           string    `json:"version,omitempty"`
+	StartedAt         time.Time `json:"startedAt"`
+	SQLitePragmas     []string  `json:"sqlitePragmas"`
+	JobsEnqueued      int       `json:"jobsEnqueued"`
+	JobsCompleted     int       `json:"jobsCompleted"`
+	RunnersLeft       int       `json:"runnersLeft"`
+	Seconds           float64   `json:"seconds"`
+	JobsPerSecond     float64   `json:"jobsPerSecond"`
+	WebhookToCreateMs Quantiles `json:"webhookToCreateMs"`
+	QueueWaitMs       Quantiles `json:"queueWaitMs"`
+	// WebhookAcceptMs is how long the server took to answer a delivery
+	// (the simulator sends several at once, as GitHub does).
+	WebhookAcceptMs       Quantiles          `json:"webhookAcceptMs"`
+	WebhookAcceptMeanMs   float64            `json:"webhookAcceptMeanMs"`
 	GitHubRequestsPerJob  float64            `json:"githubRequestsPerJob"`
 	GitHubRequestsByRoute map[string]int     `json:"githubRequestsByRoute"`
 	HistoryEventsPerJob   float64            `json:"historyEventsPerJob"`
@@ -61,6 +66,14 @@ type Result struct {
 	CPUSeconds            map[string]float64 `json:"cpuSeconds"`
 	PeakRSSMiB            map[string]float64 `json:"peakRssMiB"`
 	Processes             map[string]Process `json:"processes"`
+	// Idle is what each process costs at rest (scenario idle).
+	Idle map[string]IdleCost `json:"idle,omitempty"`
+}
+
+// IdleCost is one process at rest: its share of a core and its memory.
+type IdleCost struct {
+	CPUPercent float64 `json:"cpuPercent"`
+	RSSMiB     float64 `json:"rssMiB"`
 }
 
 func repoName(i int) string { return fmt.Sprintf("bench/p%03d", i) }
@@ -254,6 +267,15 @@ func githubFigures(ctx context.Context, s *stack, res *Result) error {
 	return nil
 }
 
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // cpuSeconds is the user and system CPU time of pid so far.
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -271,13 +293,17 @@ func cpuSeconds(pid int) float64 {
 }
 
 // peakRSSMiB is the peak resident memory of pid.
-func peakRSSMiB(pid int) float64 {
+func peakRSSMiB(pid int) float64 { return rssMiB(pid, "VmHWM:") }
+
+// rssMiB is the field of /proc/PID/status named key (VmRSS: resident
+// memory now, VmHWM: its peak), in MiB.
+func rssMiB(pid int, key string) float64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}

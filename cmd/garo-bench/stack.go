@@ -81,9 +81,9 @@ func (s *stack) stop() {
 	}
 }
 
-// startStack starts Temporal, the simulator, the server and the agent and
-// waits until the agent is online.
-func startStack(ctx context.Context, bin, work string, logf func(string, ...any)) (*stack, error) {
+// startStack starts Temporal (with the SQLite pragmas), the simulator,
+// the server and the agent and waits until the agent is online.
+func startStack(ctx context.Context, bin, work string, pragmas []string, logf func(string, ...any)) (*stack, error) {
 	s := &stack{work: work}
 	ports := make([]int, 3)
 	for i := range ports {
@@ -102,6 +102,9 @@ func startStack(ctx context.Context, bin, work string, logf func(string, ...any)
 		"--db-filename", filepath.Join(work, "temporal.db"), "--namespace", "default", "--log-level", "error"}
 	for _, a := range workflows.SearchAttributes() {
 		args = append(args, "--search-attribute", a.Name+"="+a.TypeName())
+	}
+	for _, p := range pragmas {
+		args = append(args, "--sqlite-pragma", p)
 	}
 	var err error
 	logf("starting the Temporal dev server")

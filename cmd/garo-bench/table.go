@@ -19,7 +19,22 @@ func printTable(w io.Writer, r Result) {
 	row("jobs completed / enqueued", "%d / %d", r.JobsCompleted, r.JobsEnqueued)
 	row("runners left", "%d", r.RunnersLeft)
 	row("time", "%.1f s (%.1f jobs/s)", r.Seconds, r.JobsPerSecond)
+	if r.Idle != nil {
+		row("idle stack, measured over", "%.0f s", r.Seconds)
+		total := IdleCost{}
+		for _, k := range slices.Sorted(maps.Keys(r.Idle)) {
+			c := r.Idle[k]
+			row("  "+k, "%.2f %% of a core, %.0f MiB resident", c.CPUPercent, c.RSSMiB)
+			total.CPUPercent += c.CPUPercent
+			total.RSSMiB += c.RSSMiB
+		}
+		row("  all", "%.2f %% of a core, %.0f MiB resident", total.CPUPercent, total.RSSMiB)
+		tw.Flush()
+		return
+	}
 	row("webhook -> create started (ms)", "%s", q(r.WebhookToCreateMs))
+	a := r.WebhookAcceptMs
+	row("webhook accepted (ms)", "mean %.1f  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f", r.WebhookAcceptMeanMs, a.P50, a.P95, a.P99, a.Max)
 	row("queued -> in progress (ms)", "%s", q(r.QueueWaitMs))
 	row("GitHub requests per job", "%.2f", r.GitHubRequestsPerJob)
 	for _, k := range slices.Sorted(maps.Keys(r.GitHubRequestsByRoute)) {
