@@ -279,8 +279,13 @@ func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunne
 }
 
 // watchEvery is how often WatchRunner looks at the instance: a local
-// call, no GitHub request.
-const watchEvery = 2 * time.Second
+// call, no GitHub request. A provider that reports exits is looked at
+// every notifiedWatchEvery only, often enough to heartbeat and to see an
+// instance that vanished: fewer wake-ups of an idle agent.
+const (
+	watchEvery         = 2 * time.Second
+	notifiedWatchEvery = 20 * time.Second
+)
 
 // watchMargin is how long before its deadline WatchRunner returns, so
 // that the workflow starts the next watch rather than retrying this one.
@@ -301,12 +306,13 @@ func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatus
 	if d, ok := ctx.Deadline(); ok {
 		end = d.Add(-watchMargin)
 	}
-	t := time.NewTicker(watchEvery)
-	defer t.Stop()
+	every := watchEvery
 	var exited <-chan struct{}
 	if n, ok := p.(provider.ExitNotifier); ok {
-		exited = n.Exited(in.Name)
+		exited, every = n.Exited(in.Name), notifiedWatchEvery
 	}
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
 		inst, err := p.Get(ctx, in.Name)
 		switch {

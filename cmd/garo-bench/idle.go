@@ -43,7 +43,7 @@ func startDev(ctx context.Context, bin, work string, logf func(string, ...any)) 
 		return s, fmt.Errorf("garo dev's admin token: %w", err)
 	}
 	s.token = strings.TrimSpace(string(b))
-	return s, nil
+	return s, s.waitAgent(ctx, "local")
 }
 
 // measureIdle configures sc.Pools pools of sc.MinIdle warm runners on

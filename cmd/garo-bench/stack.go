@@ -131,14 +131,15 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, logf fu
 		"--temporal-address", s.temporalAddr, "--github-url", s.simURL, "--sim-provider", s.simURL); err != nil {
 		return s, err
 	}
-	return s, s.waitAgent(ctx)
+	return s, s.waitAgent(ctx, "bench")
 }
 
-func (s *stack) waitAgent(ctx context.Context) error {
+// waitAgent waits until the agent name is online.
+func (s *stack) waitAgent(ctx context.Context, name string) error {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		var a workflows.AgentState
-		if code, _ := s.api(ctx, "GET", "/api/v1/agents/bench", nil, &a); code == http.StatusOK && a.Status == workflows.AgentOnline {
+		if code, _ := s.api(ctx, "GET", "/api/v1/agents/"+name, nil, &a); code == http.StatusOK && a.Status == workflows.AgentOnline {
 			return nil
 		}
 		select {
@@ -147,7 +148,7 @@ func (s *stack) waitAgent(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("the agent did not come online (see %s)", filepath.Join(s.work, "agent.log"))
+	return fmt.Errorf("agent %s did not come online (see the logs in %s)", name, s.work)
 }
 
 func waitHTTP(ctx context.Context, url string, d time.Duration) error {

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/garo-run/garo/internal/devstack"
 	"github.com/garo-run/garo/internal/envflag"
+	"github.com/garo-run/garo/workflows"
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -23,8 +23,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		noDemo       = fs.Bool("no-demo", false, "with the simulator, do not seed the demo pool demo/hello and its jobs")
 		ghf          githubFlags
 		agentName    = fs.String("agent-name", "local", "name of the dev agent")
-		hbEvery      = fs.Duration("heartbeat-interval", 5*time.Second, "how often the agent sends a heartbeat")
-		offline      = fs.Duration("offline-after", 20*time.Second, "an agent without a heartbeat for this long is offline")
+		hbEvery      = fs.Duration("heartbeat-interval", workflows.DefaultHeartbeatInterval, "how often the agent sends a heartbeat")
+		offline      = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
 	)
 	var externals declarations
 	fs.Var(&externals, "external-provider", "declares a GARM external provider for the dev agent, NAME=EXECUTABLE[,config=FILE][,env=PREFIX:PREFIX] (repeatable); its instances reach the agent on loopback")

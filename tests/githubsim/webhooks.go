@@ -141,17 +141,31 @@ func (w *webhooks) run(ctx context.Context) {
 			w.mu.Lock()
 			w.pending--
 			w.mu.Unlock()
-		case <-time.After(200 * time.Millisecond):
-			// A held delivery goes out when nothing follows it soon.
-			w.mu.Lock()
-			held := w.held
-			w.held = nil
-			w.mu.Unlock()
-			if held != nil {
-				w.send(ctx, held)
-			}
 		}
 	}
+}
+
+// holdBack keeps d to send after the next delivery (a reordering fault),
+// or after 200 ms when nothing follows it; false when one is held already.
+func (w *webhooks) holdBack(ctx context.Context, d *Delivery) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.held != nil {
+		return false
+	}
+	w.held = d
+	time.AfterFunc(200*time.Millisecond, func() {
+		w.mu.Lock()
+		held := w.held == d
+		if held {
+			w.held = nil
+		}
+		w.mu.Unlock()
+		if held && ctx.Err() == nil {
+			w.send(ctx, d)
+		}
+	})
+	return true
 }
 
 func (w *webhooks) process(ctx context.Context, d *Delivery) {
@@ -168,14 +182,8 @@ func (w *webhooks) process(ctx context.Context, d *Delivery) {
 		w.record(d, 0, "")
 		return
 	}
-	if w.faults.roll(wf.ReorderRate) {
-		w.mu.Lock()
-		if w.held == nil {
-			w.held = d
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
+	if w.faults.roll(wf.ReorderRate) && w.holdBack(ctx, d) {
+		return
 	}
 	w.send(ctx, d)
 	w.mu.Lock()
