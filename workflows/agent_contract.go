@@ -21,6 +21,13 @@ func AgentWorkflowID(name string) string { return "garo/agent/" + name }
 // activities that touch its credentials and compute.
 func AgentTaskQueue(name string) string { return "garo-agent-" + name }
 
+// AgentActivityID is the id of an activity on agent name's task queue:
+// "agent/NAME/WHAT/N". Temporal's authorizer lets agent name answer only
+// activities whose ids start with "agent/NAME/".
+func AgentActivityID(name, what string, n int) string {
+	return fmt.Sprintf("agent/%s/%s/%d", name, what, n)
+}
+
 // Updates and queries of AgentWorkflow (and QueryState: the AgentState).
 const (
 	UpdateRegister    = "register"

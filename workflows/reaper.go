@@ -57,12 +57,19 @@ func reap(ctx workflow.Context, lg log.Logger, agent string) (ReaperResult, erro
 	})
 	// The agent's calls wait a minute for it; an agent that is away is
 	// reaped at a later run.
-	onAgent := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              AgentTaskQueue(agent),
-		ScheduleToStartTimeout: time.Minute,
-		StartToCloseTimeout:    2 * time.Minute,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-	})
+	ids := workflow.GetVersion(ctx, agentActivityIDsVersion, workflow.DefaultVersion, 1) >= 1
+	onAgent := func(what string, n int) workflow.Context {
+		opts := workflow.ActivityOptions{
+			TaskQueue:              AgentTaskQueue(agent),
+			ScheduleToStartTimeout: time.Minute,
+			StartToCloseTimeout:    2 * time.Minute,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+		}
+		if ids {
+			opts.ActivityID = AgentActivityID(agent, what, n)
+		}
+		return workflow.WithActivityOptions(ctx, opts)
+	}
 	var scope activities.ReaperScope
 	if err := workflow.ExecuteActivity(server, activities.ReaperScopeName, agent).Get(ctx, &scope); err != nil {
 		return res, err
@@ -73,7 +80,7 @@ func reap(ctx workflow.Context, lg log.Logger, agent string) (ReaperResult, erro
 		return res, nil
 	}
 	var inv activities.ReaperInventory
-	err := workflow.ExecuteActivity(onAgent, activities.ReaperInventoryName,
+	err := workflow.ExecuteActivity(onAgent("reap-inventory", 1), activities.ReaperInventoryName,
 		activities.ReaperInventoryInput{Agent: agent, Repositories: scope.Repositories}).Get(ctx, &inv)
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) {
@@ -110,7 +117,7 @@ func reap(ctx workflow.Context, lg log.Logger, agent string) (ReaperResult, erro
 		return res, nil
 	}
 	var removed activities.ReaperRemoved
-	if err := workflow.ExecuteActivity(onAgent, activities.ReaperRemoveName, orphans).Get(ctx, &removed); err != nil {
+	if err := workflow.ExecuteActivity(onAgent("reap-remove", 2), activities.ReaperRemoveName, orphans).Get(ctx, &removed); err != nil {
 		return res, err
 	}
 	res.Instances, res.Registrations = removed.Instances, removed.Registrations

@@ -31,13 +31,16 @@ func newReaperEnv(t *testing.T, registered bool, inv activities.ReaperInventory,
 	env.RegisterActivityWithOptions(func(context.Context, string) (activities.ReaperScope, error) {
 		return activities.ReaperScope{Registered: registered, Repositories: []activities.Repo{octo}}, nil
 	}, activity.RegisterOptions{Name: activities.ReaperScopeName})
-	env.RegisterActivityWithOptions(func(_ context.Context, in activities.ReaperInventoryInput) (activities.ReaperInventory, error) {
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.ReaperInventoryInput) (activities.ReaperInventory, error) {
 		assert.Equal(t, []activities.Repo{octo}, in.Repositories)
+		assert.Equal(t, AgentActivityID(in.Agent, "reap-inventory", 1), activity.GetInfo(ctx).ActivityID,
+			"an agent's activities are named after it, for Temporal's authorizer")
 		return inv, nil
 	}, activity.RegisterOptions{Name: activities.ReaperInventoryName})
 	env.RegisterActivityWithOptions(func(context.Context, []activities.ReaperItem) ([]string, error) { return owned, nil },
 		activity.RegisterOptions{Name: activities.ReaperOwnedName})
-	env.RegisterActivityWithOptions(func(_ context.Context, in activities.ReaperRemoveInput) (activities.ReaperRemoved, error) {
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.ReaperRemoveInput) (activities.ReaperRemoved, error) {
+		assert.Equal(t, AgentActivityID(in.Agent, "reap-remove", 2), activity.GetInfo(ctx).ActivityID)
 		*removeAsked = in
 		var out activities.ReaperRemoved
 		for _, i := range in.Instances {

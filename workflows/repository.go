@@ -33,6 +33,12 @@ const severalPoolsVersion = "several-pools"
 // a run continues as new only once its controls to runners are delivered.
 const leanLoopVersion = "lean-loop"
 
+// agentActivityIDsVersion is the workflow.GetVersion change after which
+// every activity scheduled on an agent's task queue has an id that starts
+// with "agent/NAME/" (AgentActivityID): what Temporal's authorizer checks
+// an agent's task token against (deploy/temporal).
+const agentActivityIDsVersion = "agent-activity-ids"
+
 // memoEvery is how often, at most, the memo is upserted for counts alone;
 // a change of configuration, state or error, and a pool's first runner or
 // queued job (or its last), is published at once.
@@ -54,6 +60,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.vanished = r.reconciles && workflow.GetVersion(ctx, vanishedJobsVersion, workflow.DefaultVersion, 1) >= 1
 	r.lateEvents = r.reconciles && workflow.GetVersion(ctx, lateJobEventsVersion, workflow.DefaultVersion, 1) >= 1
 	r.lean = workflow.GetVersion(ctx, leanLoopVersion, workflow.DefaultVersion, 1) >= 1
+	r.agentIDs = workflow.GetVersion(ctx, agentActivityIDsVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -125,8 +132,14 @@ type repository struct {
 	agentsSA  []string
 	// lean: a run after leanLoopVersion, waiting on alarm; memoAt is when
 	// the memo was last published, memoDue when counts held back are.
-	lean            bool
-	alarm           alarm
+	lean  bool
+	alarm alarm
+	// agentIDs: a run after agentActivityIDsVersion names the activities
+	// it schedules on an agent's queue after the agent (agentCalls counts
+	// them), so that Temporal's authorizer can tell an agent's from
+	// another's.
+	agentIDs        bool
+	agentCalls      int
 	memoAt, memoDue time.Time
 	polling         bool
 	// starting counts the runner workflows started whose start is not

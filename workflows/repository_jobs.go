@@ -271,7 +271,7 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 		r.startReconcile(ctx, p.s.Config.Agent, now)
 		return now.Add(every)
 	}
-	actx := pollOptions(ctx, p.s.Config.Agent, "look for queued jobs of "+r.full()+" whose webhook was missed")
+	actx := r.pollOptions(ctx, p.s.Config.Agent, "poll", "look for queued jobs of "+r.full()+" whose webhook was missed")
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.polling, r.dirty = false, true }()
 		var jobs []activities.QueuedJob
@@ -285,14 +285,25 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 }
 
 // pollOptions runs a look at GitHub on the agent's queue.
-func pollOptions(ctx workflow.Context, agent, summary string) workflow.Context {
+func (r *repository) pollOptions(ctx workflow.Context, agent, what, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              AgentTaskQueue(agent),
+		ActivityID:             r.agentActivityID(agent, what),
 		ScheduleToStartTimeout: time.Minute,
 		StartToCloseTimeout:    time.Minute,
 		Summary:                summary,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
 	})
+}
+
+// agentActivityID names the next activity on agent's queue, in runs after
+// agentActivityIDsVersion; empty (Temporal's numbering) before.
+func (r *repository) agentActivityID(agent, what string) string {
+	if !r.agentIDs {
+		return ""
+	}
+	r.agentCalls++
+	return AgentActivityID(agent, what, r.agentCalls)
 }
 
 // applyPolled reconciles the queues with GitHub's list of queued jobs taken

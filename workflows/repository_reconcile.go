@@ -121,7 +121,7 @@ func (r *repository) onResync(ctx workflow.Context) {
 func (r *repository) startReconcile(ctx workflow.Context, agent string, now time.Time) {
 	in := r.reconcileInput()
 	in.RedeliverSince, r.redeliverSince = r.redeliverSince, nil
-	actx := pollOptions(ctx, agent, "reconcile "+r.full()+" with GitHub")
+	actx := r.pollOptions(ctx, agent, "reconcile", "reconcile "+r.full()+" with GitHub")
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.polling, r.dirty = false, true }()
 		var got activities.Reconciliation

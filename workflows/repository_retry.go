@@ -50,6 +50,7 @@ func (r *repository) retryLost(ctx workflow.Context, ev JobEvent) {
 	agent := p.s.Config.Agent
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              AgentTaskQueue(agent),
+		ActivityID:             r.agentActivityID(agent, "rerun"),
 		ScheduleToStartTimeout: 10 * time.Minute,
 		StartToCloseTimeout:    time.Minute,
 		Summary:                "run job again after its runner was lost, in " + r.full(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ type poolEnv struct {
 	github       map[int64]activities.JobState
 	unregistered map[string]bool
 	reconciled   []activities.ReconcileInput
+	// reconcileIDs are the activity ids of the reconciliations.
+	reconcileIDs []string
 	// reruns are the jobs GitHubRerunJob was asked to run again.
 	reruns []int64
 	// ownQueue: the test sets GitHub's queue (setQueued), apart from
@@ -86,10 +89,11 @@ func (e *poolEnv) mockRunnerEnds() {
 }
 
 // fakeReconcile answers GitHubReconcile from the test's GitHub.
-func (e *poolEnv) fakeReconcile(_ context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
+func (e *poolEnv) fakeReconcile(ctx context.Context, in activities.ReconcileInput) (activities.Reconciliation, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.polls++
+	e.reconcileIDs = append(e.reconcileIDs, activity.GetInfo(ctx).ActivityID)
 	e.reconciled = append(e.reconciled, in)
 	out := activities.Reconciliation{Queued: append([]activities.QueuedJob(nil), e.queued...)}
 	ids := slices.Sorted(maps.Keys(e.github))
@@ -147,9 +151,11 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		return append([]activities.QueuedJob(nil), e.queued...), nil
 	}, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	e.env.RegisterActivityWithOptions(e.fakeReconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
-	e.env.RegisterActivityWithOptions(func(_ context.Context, in activities.RerunInput) (activities.RerunResult, error) {
+	e.env.RegisterActivityWithOptions(func(ctx context.Context, in activities.RerunInput) (activities.RerunResult, error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		assert.True(t, strings.HasPrefix(activity.GetInfo(ctx).ActivityID, "agent/"), "named after its agent: %s",
+			activity.GetInfo(ctx).ActivityID)
 		e.reruns = append(e.reruns, in.JobID)
 		return activities.RerunResult{Rerun: true}, nil
 	}, activity.RegisterOptions{Name: activities.GitHubRerunJobName})
@@ -593,6 +599,12 @@ func TestPoolFindsJobsWhoseWebhookWasMissed(t *testing.T) {
 	assert.Equal(t, []int64{77}, queueIDs(later), "a job GitHub no longer lists as queued leaves the queue")
 	assert.Empty(t, gone.Queue)
 	assert.GreaterOrEqual(t, e.pollCount(), 4, "polled every minute")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, id := range e.reconcileIDs {
+		assert.Equal(t, AgentActivityID("lab-1", "reconcile", i+1), id,
+			"an agent's activities are named after it, for Temporal's authorizer")
+	}
 }
 
 // TestALeanLoopKeepsOneTimerAndHoldsBackCountsInTheMemo: jobs arriving
