@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEMPORAL_CLI_VERSION := v1.5.1
 STATICCHECK_VERSION  := v0.8.2
 
-.PHONY: all tools build run test test-unit test-e2e fuzz record-histories lint bench bench-go clean
+.PHONY: all tools build run test test-unit test-e2e test-temporal temporal-server fuzz record-histories lint bench bench-go clean
 
 all: build
 
@@ -25,9 +25,20 @@ build:
 run: tools build
 	$(BIN)/garo dev
 
+# Garo's production Temporal server (PostgreSQL, mTLS, the per-agent
+# authorizer) and Temporal's SQL schema tool, from deploy/temporal: a Go
+# module of its own, whose dependencies stay apart from the SDK's.
+temporal-server:
+	cd deploy/temporal && $(GO) build -o $(BIN)/garo-temporal . && $(GO) build -o $(BIN)/temporal-sql go.temporal.io/server/cmd/tools/sql
+
 test: tools
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-temporal
 	$(MAKE) --no-print-directory fuzz
+
+# The authorizer of Garo's Temporal server (deploy/temporal, its own module).
+test-temporal:
+	cd deploy/temporal && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Every fuzz target (func Fuzz* in a _test.go) runs for FUZZTIME beyond its
 # seed corpus (f.Add and testdata/fuzz), which go test above ran already.

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"time"
 
+	"github.com/garo-run/garo/internal/devcerts"
 	"github.com/garo-run/garo/internal/devstack"
 	"github.com/garo-run/garo/internal/envflag"
 	"github.com/garo-run/garo/workflows"
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "certs" {
+		return runCerts(args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("dev", stderr)
 	var (
 		lf           logFlags
@@ -54,4 +60,36 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
 		Version: versionString(), Logger: log, Out: stdout,
 	})
+}
+
+// runCerts writes the certificates of a deployment on Temporal with mTLS
+// (garo dev certs): a private CA, the frontend's, garo server's, an
+// operator's and one per agent.
+func runCerts(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev certs", stderr)
+	dir := fs.String("dir", "certs", "directory to write ca.pem, frontend.pem, server.pem, admin.pem and agent-NAME.pem (each with NAME-key.pem)")
+	var agents, hosts envflag.StringList
+	fs.Var(&agents, "agent", "agents to make client certificates for (common name agent:NAME), comma-separated or repeated")
+	fs.Var(&hosts, "host", "names and addresses of the Temporal frontend (default localhost,127.0.0.1), comma-separated or repeated")
+	server := fs.String("server-subject", "garo-server", "common name of garo server's certificate")
+	admin := fs.String("admin-subject", "temporal-admin", "common name of the operator's certificate")
+	valid := fs.Duration("valid", 365*24*time.Hour, "how long the certificates last")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, a := range agents {
+		if err := workflows.ValidateAgentName(a); err != nil {
+			return err
+		}
+	}
+	if err := devcerts.Write(devcerts.Set{Dir: *dir, Hosts: hosts, Agents: agents, Server: *server, Admin: *admin,
+		Valid: *valid}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Certificates written to %s: ca.pem, frontend.pem, server.pem (%s), admin.pem (%s)", *dir, *server, *admin)
+	for _, a := range agents {
+		fmt.Fprintf(stdout, ", agent-%s.pem (agent:%s)", a, a)
+	}
+	fmt.Fprintln(stdout, "; each key in NAME-key.pem.")
+	return nil
 }

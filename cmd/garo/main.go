@@ -25,6 +25,7 @@ Usage, processes:
   garo server [flags]            the REST API, webhook and control-plane worker
   garo agent --name NAME [flags] an agent: registers, heartbeats, runs its worker
   garo dev [flags]               the whole stack on this machine (Temporal dev server, server, agent)
+  garo dev certs [flags]         a private CA and mTLS certificates for Temporal (server, agents, operator)
   garo version                   print the version
 
 Operator commands, on the REST API (--server, --token; env GARO_SERVER, GARO_TOKEN):
