@@ -139,6 +139,10 @@ func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.
 			queued = append(queued, d.SentAt.Add(-time.Duration(d.Duration*float64(time.Second))))
 		}
 	}
+	if len(queued) < res.JobsEnqueued {
+		// The simulator's log dropped the oldest: no pairing holds.
+		return fmt.Errorf("the simulator kept %d queued deliveries of %d jobs: raise its --delivery-log", len(queued), res.JobsEnqueued)
+	}
 	slices.SortFunc(queued, func(a, b time.Time) int { return a.Compare(b) })
 	slices.SortFunc(creates, func(a, b time.Time) int { return a.Compare(b) })
 	var lat []float64

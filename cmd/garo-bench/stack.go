@@ -112,7 +112,8 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, logf fu
 		return s, err
 	}
 	if s.sim, err = s.start("githubsim", filepath.Join(bin, "githubsim"), []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret},
-		"--listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--webhook-url", s.apiURL+"/webhooks/github", "--seed", "1"); err != nil {
+		"--listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--webhook-url", s.apiURL+"/webhooks/github", "--seed", "1",
+		"--delivery-log", "1000000"); err != nil { // every delivery, for webhook -> create
 		return s, err
 	}
 	if err := waitHTTP(ctx, s.simURL+"/_sim/stats", time.Minute); err != nil {

@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	offline := fs.Duration("runner-offline-after", 5*time.Second, "a silent runner is offline, and its job failed, after this")
 	remove := fs.Duration("runner-remove-after", 24*time.Hour, "a runner offline this long is removed, as GitHub removes stale runners")
 	concurrency := fs.Int("webhook-concurrency", 16, "webhook deliveries in flight at once, as GitHub sends several (1: in order)")
+	deliveryLog := fs.Int("delivery-log", githubsim.DefaultDeliveryLog, "delivery attempts kept for the deliveries APIs, the oldest dropped")
 	if err := envflag.Parse(fs, "GITHUBSIM", args, os.Getenv); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	sim := githubsim.New(githubsim.Options{WebhookURL: *hookURL, WebhookSecret: *hookSecret, Seed: *seed,
-		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, WebhookConcurrency: *concurrency, Logger: log})
+		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, WebhookConcurrency: *concurrency, DeliveryLog: *deliveryLog, Logger: log})
 	defer sim.Close()
 	sim.SetBaseURL("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -40,7 +40,10 @@ type Options struct {
 	// (default 16). GitHub sends several at once, so events may arrive out
 	// of order; 1 sends them in order.
 	WebhookConcurrency int
-	Logger             *slog.Logger
+	// DeliveryLog is how many delivery attempts the simulator keeps, the
+	// oldest dropped (default DefaultDeliveryLog).
+	DeliveryLog int
+	Logger      *slog.Logger
 }
 
 // Sim is a running simulator. Its Handler serves both GitHub's REST API and
@@ -77,8 +80,11 @@ func New(opts Options) *Sim {
 	if opts.WebhookConcurrency <= 0 {
 		opts.WebhookConcurrency = 16
 	}
+	if opts.DeliveryLog <= 0 {
+		opts.DeliveryLog = DefaultDeliveryLog
+	}
 	f := newFaults(opts.Seed)
-	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, opts.WebhookConcurrency, f, opts.Logger),
+	s := &Sim{opts: opts, st: newState(), faults: f, hooks: newWebhooks(opts.WebhookURL, opts.WebhookSecret, opts.WebhookConcurrency, opts.DeliveryLog, f, opts.Logger),
 		limits: newRateLimits(opts.RateLimit), stats: newStats()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

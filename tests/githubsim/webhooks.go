@@ -70,14 +70,16 @@ type webhooks struct {
 	held        *Delivery // a delivery held back to be reordered
 	pending     int       // deliveries enqueued and not yet processed
 	attempts    int64     // numbers the attempts
+	logSize     int       // attempts kept in log, the oldest dropped
 }
 
-const maxDeliveryLog = 10000
+// DefaultDeliveryLog is how many attempts the log keeps by default.
+const DefaultDeliveryLog = 10000
 
-func newWebhooks(url, secret string, concurrency int, f *faults, log *slog.Logger) *webhooks {
+func newWebhooks(url, secret string, concurrency, logSize int, f *faults, log *slog.Logger) *webhooks {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = concurrency // one kept-alive connection per sender
-	return &webhooks{url: url, secret: secret, faults: f, queue: make(chan *Delivery, 100000),
+	return &webhooks{url: url, secret: secret, faults: f, queue: make(chan *Delivery, 100000), logSize: logSize,
 		client: &http.Client{Timeout: 10 * time.Second, Transport: tr}, logger: log}
 }
 
@@ -249,7 +251,7 @@ func (w *webhooks) record(d *Delivery, status int, errText string) {
 		w.logger.Warn("Webhook delivery failed; redeliver it through the deliveries API", "event", d.Event,
 			"action", d.Action, "job", d.JobID, "delivery", d.ID, "status", status, "error", errText)
 	}
-	if len(w.log) >= maxDeliveryLog {
+	if len(w.log) >= w.logSize {
 		w.log = w.log[1:]
 	}
 	w.log = append(w.log, d)
