@@ -8,6 +8,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/garo-run/garo/workflows"
@@ -20,6 +21,9 @@ type TemporalAgents struct {
 	Logger    *slog.Logger
 	// Cursors seal the page tokens of the agent listing.
 	Cursors *Cursors
+	// Converter decodes the memos the listing carries: the client's
+	// (default: Temporal's, unencrypted).
+	Converter converter.DataConverter
 }
 
 // Register starts the agent's workflow if it is not running and sends it
@@ -139,7 +143,7 @@ func (t *TemporalAgents) List(ctx context.Context, limit int, cursor string) ([]
 	for _, e := range execs {
 		name := strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.AgentWorkflowID(""))
 		st := workflows.AgentState{Name: name, TaskQueue: workflows.AgentTaskQueue(name), Status: workflows.AgentOffline}
-		if _, err := memoSummary(e, &st); err != nil {
+		if _, err := memoSummary(t.Converter, e, &st); err != nil {
 			return nil, "", err
 		}
 		st.Name = name

@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/garo-run/garo/workflows"
@@ -26,6 +27,9 @@ type TemporalRepositories struct {
 	Namespace string
 	// Cursors seal the page tokens of the repository listing.
 	Cursors *Cursors
+	// Converter decodes the memos the listing carries: the client's
+	// (default: Temporal's, unencrypted).
+	Converter converter.DataConverter
 }
 
 // closingRetry bounds how long ConfigurePool waits for the workflow of a
@@ -86,7 +90,7 @@ func (t *TemporalRepositories) List(ctx context.Context, limit int, cursor, agen
 	}
 	repos := make([]workflows.RepositoryView, 0, len(execs))
 	for _, e := range execs {
-		v, err := repositoryMemo(e)
+		v, err := repositoryMemo(t.Converter, e)
 		if err != nil {
 			return nil, "", err
 		}
@@ -98,20 +102,20 @@ func (t *TemporalRepositories) List(ctx context.Context, limit int, cursor, agen
 // repositoryMemo decodes a repository's memo. A run from before several
 // pools carries its one pool's view, which is the default pool; a run that
 // has not published yet carries none.
-func repositoryMemo(e *workflowpb.WorkflowExecutionInfo) (workflows.RepositoryView, error) {
+func repositoryMemo(dc converter.DataConverter, e *workflowpb.WorkflowExecutionInfo) (workflows.RepositoryView, error) {
 	id := e.GetExecution().GetWorkflowId()
 	v := workflows.RepositoryView{Repository: strings.TrimPrefix(id, "garo/repo/"), Pools: []workflows.PoolView{}}
 	var raw map[string]json.RawMessage
-	found, err := memoSummary(e, &raw)
+	found, err := memoSummary(dc, e, &raw)
 	if err != nil || !found {
 		return v, err
 	}
 	if _, several := raw["pools"]; several {
-		_, err = memoSummary(e, &v)
+		_, err = memoSummary(dc, e, &v)
 		return v, err
 	}
 	var p workflows.PoolView
-	if _, err := memoSummary(e, &p); err != nil {
+	if _, err := memoSummary(dc, e, &p); err != nil {
 		return v, err
 	}
 	if p.Repository != "" {

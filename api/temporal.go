@@ -130,14 +130,17 @@ func listRunning(ctx context.Context, c client.Client, cursors *Cursors, namespa
 	return resp.Executions, cursors.Seal(scope, resp.NextPageToken), nil
 }
 
-// memoSummary decodes the summary memo of e into out; false when it has
-// none yet.
-func memoSummary(e *workflowpb.WorkflowExecutionInfo, out any) (bool, error) {
+// memoSummary decodes the summary memo of e into out with dc (Temporal's
+// default when nil); false when it has none yet.
+func memoSummary(dc converter.DataConverter, e *workflowpb.WorkflowExecutionInfo, out any) (bool, error) {
 	p, ok := e.GetMemo().GetFields()[workflows.MemoSummary]
 	if !ok {
 		return false, nil
 	}
-	if err := converter.GetDefaultDataConverter().FromPayload(p, out); err != nil {
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	if err := dc.FromPayload(p, out); err != nil {
 		return false, fmt.Errorf("decode memo of %s: %w", e.GetExecution().GetWorkflowId(), err)
 	}
 	return true, nil

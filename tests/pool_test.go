@@ -42,8 +42,8 @@ type poolEnv struct {
 	server *proc
 	port   int
 	// agentArgs and agentEnv are given to every agent it starts, beyond
-	// GitHub and the process provider.
-	agentArgs, agentEnv []string
+	// GitHub and the process provider; serverArgs to every server.
+	agentArgs, agentEnv, serverArgs []string
 }
 
 // startAgent runs the agent with GitHub and the process provider; its
@@ -69,7 +69,8 @@ func (e *poolEnv) waitOnline(name string) {
 // startServer runs the server on e.port (the same on every restart, where
 // the simulator sends its webhooks) and waits until it is ready.
 func (e *poolEnv) startServer() {
-	e.url, e.server = runServer(e.t, e.addr, e.ns, e.port, "--heartbeat-interval", "1s", "--offline-after", "5s")
+	e.url, e.server = runServer(e.t, e.addr, e.ns, e.port, append([]string{"--heartbeat-interval", "1s", "--offline-after", "5s"},
+		e.serverArgs...)...)
 }
 
 func newPoolEnv(t *testing.T, ns, agent string) *poolEnv {

@@ -26,6 +26,7 @@ Usage, processes:
   garo agent --name NAME [flags] an agent: registers, heartbeats, runs its worker
   garo dev [flags]               the whole stack on this machine (Temporal dev server, server, agent)
   garo dev certs [flags]         a private CA and mTLS certificates for Temporal (server, agents, operator)
+  garo codec-server [flags]      decrypts encrypted payloads for the Web UI and the temporal CLI
   garo version                   print the version
 
 Operator commands, on the REST API (--server, --token; env GARO_SERVER, GARO_TOKEN):
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		err = runAgent(ctx, args[1:], stderr, getenv)
 	case name == "dev":
 		err = runDev(ctx, args[1:], stdout, stderr, getenv)
+	case name == "codec-server":
+		err = runCodecServer(ctx, args[1:], stderr, getenv)
 	case name == "version" || name == "--version" || name == "-version":
 		fmt.Fprintln(stdout, "garo", versionString())
 		return 0

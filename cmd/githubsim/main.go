@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/garo-run/garo/internal/envflag"
+	"github.com/garo-run/garo/internal/httpserve"
 	"github.com/garo-run/garo/tests/githubsim"
 )
 
@@ -64,16 +65,7 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	sim.SetBaseURL("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("GitHub simulator listening", "addr", ln.Addr().String(), "webhookURL", *hookURL)
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shut)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return httpserve.Serve(ctx, srv, ln, 5*time.Second)
 }
 
 func runRunner(ctx context.Context, args []string, stdin io.Reader, log *slog.Logger) error {

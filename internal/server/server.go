@@ -17,6 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,7 +54,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	host, _ := os.Hostname()
 	reg := prometheus.NewRegistry()
-	c, closeClient, err := temporalClient(cfg, host, reg)
+	c, dc, closeClient, err := temporalClient(cfg, host, reg)
 	if err != nil {
 		return err
 	}
@@ -69,10 +70,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.WebhookSecrets) == 0 {
 		log.Warn("No webhook secret configured: POST /webhooks/github answers 503 (set --webhook-secret-file or GARO_WEBHOOK_SECRET)")
 	}
-	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors}
+	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors, Converter: dc}
 	register(reg, repos, log)
 	handler := api.NewRouter(api.Config{
-		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors},
+		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors, Converter: dc},
 		Repositories:      repos,
 		Webhook:           api.NewWebhook(cfg.WebhookSecrets, jobs, log, reg),
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
@@ -221,19 +222,20 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // temporalClient is the server's Temporal client, connecting lazily, with
-// its SDK metrics on reg; stop closes both.
-func temporalClient(cfg Config, host string, reg *prometheus.Registry) (c client.Client, stop func(), err error) {
+// its SDK metrics on reg, and its data converter (nil: Temporal's
+// default); stop closes both.
+func temporalClient(cfg Config, host string, reg *prometheus.Registry) (c client.Client, dc converter.DataConverter, stop func(), err error) {
 	copts, err := cfg.Temporal.ClientOptions(fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()), cfg.Logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sdkMetrics, closeMetrics := temporalclient.Metrics(reg, cfg.Logger)
 	copts.MetricsHandler = sdkMetrics
 	if c, err = client.NewLazyClient(copts); err != nil {
 		closeMetrics.Close()
-		return nil, nil, fmt.Errorf("temporal client: %w", err)
+		return nil, nil, nil, fmt.Errorf("temporal client: %w", err)
 	}
-	return c, func() { c.Close(); closeMetrics.Close() }, nil
+	return c, copts.DataConverter, func() { c.Close(); closeMetrics.Close() }, nil
 }
 
 // register adds to the server's Prometheus registry the Go runtime, the

@@ -19,6 +19,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/garo-run/garo/internal/backoff"
+	"github.com/garo-run/garo/internal/payloadcrypt"
 )
 
 // Options selects and authenticates a Temporal frontend.
@@ -34,6 +35,9 @@ type Options struct {
 	// APIKey is read from the environment (GARO_TEMPORAL_API_KEY), never
 	// from a flag, so that it does not show in process listings.
 	APIKey string
+	// PayloadKeysFile, when set, encrypts every payload (package
+	// payloadcrypt); every process of a deployment needs the same keys.
+	PayloadKeysFile string
 }
 
 // Register adds the Temporal flags to fs.
@@ -46,6 +50,7 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.TLSCA, "temporal-tls-ca", "", "CA bundle PEM file that signed the frontend's certificate (default: system roots)")
 	fs.StringVar(&o.TLSServerName, "temporal-tls-server-name", "", "server name to verify in the frontend's certificate")
 	fs.StringVar(&o.APIKeyFile, "temporal-api-key-file", "", "file holding a Temporal API key (or set GARO_TEMPORAL_API_KEY)")
+	fs.StringVar(&o.PayloadKeysFile, "payload-keys-file", "", "encrypt Temporal payloads (AES-256-GCM) with the keys of this file, ID=BASE64 a line, the first encrypting; the server, agents and garo codec-server need the same file")
 }
 
 // ClientOptions turns o into client options for a process called identity.
@@ -72,6 +77,13 @@ func (o Options) ClientOptions(identity string, logger *slog.Logger) (client.Opt
 		return opts, err
 	}
 	opts.ConnectionOptions.TLS = tlsCfg
+	if o.PayloadKeysFile != "" {
+		codec, err := payloadcrypt.Load(o.PayloadKeysFile)
+		if err != nil {
+			return opts, err
+		}
+		opts.DataConverter, opts.FailureConverter = codec.DataConverter(), codec.Failures()
+	}
 	return opts, nil
 }
 
