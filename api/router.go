@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
 
 	"github.com/garo-run/garo/workflows"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	// agents when they register.
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
+	// CORSOrigins may call the API from a browser (a portal served
+	// elsewhere); none by default.
+	CORSOrigins []string
 }
 
 // NewRouter returns the HTTP handler of the whole API.
@@ -63,6 +67,9 @@ func NewRouter(cfg Config) http.Handler {
 	h := &handlers{cfg: cfg, log: cfg.Logger}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, h.logRequests, middleware.Recoverer)
+	if len(cfg.CORSOrigins) > 0 {
+		r.Use(corsHandler(cfg.CORSOrigins))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "no such route")
 	})
@@ -150,6 +157,15 @@ func (h *handlers) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// corsHandler lets origins call the API from a browser. The token travels
+// in Authorization, never in a cookie: no credentials mode.
+func corsHandler(origins []string) func(http.Handler) http.Handler {
+	return cors.Handler(cors.Options{AllowedOrigins: origins,
+		AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		ExposedHeaders: []string{"Link", "Retry-After", "X-Request-Id"}, MaxAge: 600})
 }
 
 // ServerStatus is what GET /api/v1/status answers.

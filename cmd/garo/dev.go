@@ -33,6 +33,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		offline      = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
 	)
 	var externals declarations
+	var origins envflag.StringList
+	fs.Var(&origins, "cors-origin", "an origin allowed to call the API from a browser (comma-separated or repeated; none by default)")
 	fs.Var(&externals, "external-provider", "declares a GARM external provider for the dev agent, NAME=EXECUTABLE[,config=FILE][,env=PREFIX:PREFIX] (repeatable); its instances reach the agent on loopback")
 	externalsFile := fs.String("external-providers-file", "", "a file of external provider declarations, one per line (# comments)")
 	ghf.register(fs)
@@ -57,7 +59,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo, ExternalProviders: externals,
 		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
 		TemporalBin: *temporalBin, AgentName: *agentName,
-		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
+		HeartbeatInterval: *hbEvery, OfflineAfter: *offline, CORSOrigins: origins,
 		Version: versionString(), Logger: log, Out: stdout,
 	})
 }

@@ -21,6 +21,8 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 		hbEvery   = fs.Duration("heartbeat-interval", workflows.DefaultHeartbeatInterval, "how often agents send a heartbeat")
 		offline   = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
 	)
+	var origins envflag.StringList
+	fs.Var(&origins, "cors-origin", "an origin allowed to call the API from a browser, such as a portal's https://portal.example.com (comma-separated or repeated; none by default)")
 	lf.register(fs)
 	topts.Register(fs)
 	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
@@ -41,7 +43,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 	}
 	return server.Run(ctx, server.Config{
 		Listen: *listen, Temporal: topts, AdminToken: token, WebhookSecrets: lines(whSecrets),
-		HeartbeatInterval: *hbEvery, OfflineAfter: *offline,
+		HeartbeatInterval: *hbEvery, OfflineAfter: *offline, CORSOrigins: origins,
 		Version: versionString(), Logger: log,
 	})
 }

@@ -58,6 +58,8 @@ type Config struct {
 	// agent's instance listener on loopback.
 	ExternalProviders []string
 	AgentName         string
+	// CORSOrigins may call the API from a browser.
+	CORSOrigins       []string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
 	Version           string
@@ -305,6 +307,7 @@ func (s *stack) startServer(ctx context.Context) error {
 			WebhookSecrets:    s.webhookSecrets,
 			HeartbeatInterval: s.cfg.HeartbeatInterval,
 			OfflineAfter:      s.cfg.OfflineAfter,
+			CORSOrigins:       s.cfg.CORSOrigins,
 			Version:           s.cfg.Version,
 			Logger:            s.log.With("component", "server"),
 			Listening:         func(addr string) { listening <- addr },

@@ -39,8 +39,10 @@ type Config struct {
 	WebhookSecrets    []string
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
-	Version           string
-	Logger            *slog.Logger
+	// CORSOrigins may call the API from a browser; none by default.
+	CORSOrigins []string
+	Version     string
+	Logger      *slog.Logger
 	// Listening, when set, is called with the bound address once the API
 	// listens.
 	Listening func(addr string)
@@ -82,6 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Ready:             s.ready,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		OfflineAfter:      cfg.OfflineAfter,
+		CORSOrigins:       cfg.CORSOrigins,
 	})
 	srv := &http.Server{
 		Handler:           handler,
