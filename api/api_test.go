@@ -418,7 +418,8 @@ func TestReadiness(t *testing.T) {
 	assert.NotContains(t, p.Detail, "10.0.0.7", "no detail for anyone")
 	resp, body = e.do("GET", "/api/v1/status", adminToken, "", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.JSONEq(t, `{"ready":false,"detail":"temporal: connecting to 10.0.0.7:7233"}`, string(body), "the details, with a token")
+	assert.JSONEq(t, `{"ready":false,"detail":"temporal: connecting to 10.0.0.7:7233","role":"admin"}`, string(body),
+		"the details, with a token, and who asks")
 }
 
 // TestOpenAPIMatchesRoutes fails when a route is served that the spec does

@@ -54,6 +54,9 @@ type Config struct {
 	// CORSOrigins may call the API from a browser (a portal served
 	// elsewhere); none by default.
 	CORSOrigins []string
+	// TemporalUI is the Temporal Web UI's address and Namespace Garo's
+	// namespace, for links from the portal to each workflow.
+	TemporalUI, Namespace string
 }
 
 // NewRouter returns the HTTP handler of the whole API.
@@ -81,6 +84,9 @@ func NewRouter(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", h.readyz)
+	r.Get("/portal", servePortal)
+	r.Get("/portal/", servePortal)
+	r.Get("/portal/{file}", servePortal)
 	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPISpec)
@@ -172,9 +178,15 @@ func corsHandler(origins []string) func(http.Handler) http.Handler {
 type ServerStatus struct {
 	Ready  bool   `json:"ready"`
 	Detail string `json:"detail,omitempty"`
+	// Role is the caller's: what a portal shows it.
+	Role string `json:"role"`
+	// TemporalUI and Namespace make links to workflows in the Web UI.
+	TemporalUI string `json:"temporalUI,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
 }
 
-// status tells a reader whether the server is ready, and why not.
+// status tells a reader whether the server is ready, and why not, and
+// who the caller is.
 func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
 	st := ServerStatus{Ready: true}
 	if h.cfg.Ready != nil {
@@ -182,6 +194,7 @@ func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
 			st = ServerStatus{Detail: err.Error()}
 		}
 	}
+	st.Role, st.TemporalUI, st.Namespace = IdentityFrom(r.Context()).Role, h.cfg.TemporalUI, h.cfg.Namespace
 	writeJSON(w, http.StatusOK, st)
 }
 

@@ -21,6 +21,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 		hbEvery   = fs.Duration("heartbeat-interval", workflows.DefaultHeartbeatInterval, "how often agents send a heartbeat")
 		offline   = fs.Duration("offline-after", workflows.DefaultOfflineAfter, "an agent without a heartbeat for this long is offline")
 	)
+	ui := fs.String("temporal-ui-url", "", "the Temporal Web UI's address, such as https://temporal.example.com, for the portal's links to workflows")
 	var origins envflag.StringList
 	fs.Var(&origins, "cors-origin", "an origin allowed to call the API from a browser, such as a portal's https://portal.example.com (comma-separated or repeated; none by default)")
 	lf.register(fs)
@@ -44,6 +45,6 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 	return server.Run(ctx, server.Config{
 		Listen: *listen, Temporal: topts, AdminToken: token, WebhookSecrets: lines(whSecrets),
 		HeartbeatInterval: *hbEvery, OfflineAfter: *offline, CORSOrigins: origins,
-		Version: versionString(), Logger: log,
+		TemporalUI: *ui, Version: versionString(), Logger: log,
 	})
 }

@@ -308,6 +308,7 @@ func (s *stack) startServer(ctx context.Context) error {
 			HeartbeatInterval: s.cfg.HeartbeatInterval,
 			OfflineAfter:      s.cfg.OfflineAfter,
 			CORSOrigins:       s.cfg.CORSOrigins,
+			TemporalUI:        "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.UIPort)),
 			Version:           s.cfg.Version,
 			Logger:            s.log.With("component", "server"),
 			Listening:         func(addr string) { listening <- addr },

@@ -41,8 +41,10 @@ type Config struct {
 	OfflineAfter      time.Duration
 	// CORSOrigins may call the API from a browser; none by default.
 	CORSOrigins []string
-	Version     string
-	Logger      *slog.Logger
+	// TemporalUI is the Web UI's address, for the portal's links.
+	TemporalUI string
+	Version    string
+	Logger     *slog.Logger
 	// Listening, when set, is called with the bound address once the API
 	// listens.
 	Listening func(addr string)
@@ -85,6 +87,8 @@ func Run(ctx context.Context, cfg Config) error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		OfflineAfter:      cfg.OfflineAfter,
 		CORSOrigins:       cfg.CORSOrigins,
+		TemporalUI:        cfg.TemporalUI,
+		Namespace:         cfg.Temporal.Namespace,
 	})
 	srv := &http.Server{
 		Handler:           handler,

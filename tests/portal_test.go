@@ -1,0 +1,159 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/api/apiclient"
+)
+
+// chromiumPath finds Debian's chromium; without it the test is skipped,
+// and fails under CI=true, where .ci/run installs it.
+func chromiumPath(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (apt-get install chromium): .ci/run installs it")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// TestPortalInARealBrowser drives the portal (/portal/) in headless
+// Chromium against garo dev: an admin signs in, sees the API's validation
+// message beside the field of a bad value, creates a pool, watches runners
+// appear and the queue drain as jobs run, without reloading; a reader sees
+// the pools but no admin control. With GARO_RECORD_SCREENSHOTS=1 each page
+// is saved to docs/images.
+func TestPortalInARealBrowser(t *testing.T) {
+	t.Parallel()
+	chrome := chromiumPath(t)
+	dir := t.TempDir()
+	_, info := startDev(t, dir, "--no-demo")
+	ctx := context.Background()
+	reader, err := apiclient.New(info.API, info.AdminToken).CreateToken(ctx, "portal-reader", "reader")
+	require.NoError(t, err)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1200, 1100))...)
+	defer cancelAlloc()
+	b := newBrowser(t, alloc)
+	shots := screenshots(t)
+
+	b.do(chromedp.Navigate(info.API+"/portal/"), chromedp.WaitVisible(chromedp.ID("token")))
+	shots.take(b, "portal-sign-in")
+	b.do(chromedp.SendKeys(chromedp.ID("token"), info.AdminToken), chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("editor")))
+	assert.Equal(t, "Signed in as admin", b.text(chromedp.Text(chromedp.ID("who"))))
+
+	b.do(chromedp.SetValue(chromedp.ID("f-repository"), "e2e/portal"), chromedp.SetValue(chromedp.ID("f-agent"), info.Agent),
+		chromedp.SetValue(chromedp.ID("f-maxRunners"), "0"), chromedp.Click(chromedp.ID("save")),
+		chromedp.WaitVisible(`//span[@id="e-maxRunners"][normalize-space()!=""]`))
+	shots.take(b, "portal-validation")
+	assert.Contains(t, b.text(chromedp.Text(chromedp.ID("e-maxRunners"))), "maxRunners must be at least 1", "the API's message, beside its field")
+
+	b.do(chromedp.SetValue(chromedp.ID("f-maxRunners"), "2"), chromedp.Click(chromedp.ID("save")),
+		chromedp.WaitVisible(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`)))
+	jobs := `{"repo":"e2e/portal","labels":["self-hosted","linux"],"durationMs":4000,"count":4,"name":"build"}`
+	resp, err := http.Post(info.GitHubSim+"/_sim/jobs", "application/json", strings.NewReader(jobs))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	// Without reloading: the page refreshes itself.
+	b.do(chromedp.WaitVisible(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"] tr.runner`)))
+	shots.take(b, "portal-runners")
+	b.do(chromedp.WaitVisible(`//div[@data-pool="e2e/portal/default"]/p[contains(., "Jobs done: 4.")]`),
+		chromedp.WaitVisible(chromedp.CSS("tr.agent")))
+	shots.take(b, "portal-drained")
+	assert.Contains(t, b.text(chromedp.Text(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`))), "Queued: 0.", "the queue drained")
+
+	// Signed out, then in again with a reader's token.
+	r := b
+	r.do(chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), reader.Token), chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`)))
+	shots.take(r, "portal-reader")
+	assert.Equal(t, "Signed in as reader", r.text(chromedp.Text(chromedp.ID("who"))))
+	hidden, err := chromedp.Run(r.ctx, chromedp.Evaluate[bool](`document.getElementById("editor").hidden`))
+	require.NoError(t, err)
+	assert.True(t, hidden, "a reader gets no pool form")
+	deletes, err := chromedp.Run(r.ctx, chromedp.Evaluate[int](
+		`[...document.querySelectorAll("button")].filter(b => b.textContent.startsWith("Delete")).length`))
+	require.NoError(t, err)
+	assert.Zero(t, deletes, "nor a delete button")
+
+	r.do(chromedp.Click(chromedp.ID("signout")), chromedp.SendKeys(chromedp.ID("token"), "garo_not_a_token"),
+		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("alert")))
+	assert.Contains(t, r.text(chromedp.Text(chromedp.ID("alert"))), "token was refused", "a 401 reads as a message, not a blank page")
+}
+
+// browser is one tab; each step has a minute at most.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newBrowser(t *testing.T, alloc context.Context) *browser {
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	// The first call starts the browser, on a context without a deadline.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	return &browser{t: t, ctx: ctx}
+}
+
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		page, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("%v; the page shows:\n%s", err, page)
+	}
+}
+
+func (b *browser) text(sel chromedp.Action[string]) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(ctx, sel)
+	require.NoError(b.t, err)
+	return v
+}
+
+// shooter saves screenshots to docs/images when GARO_RECORD_SCREENSHOTS is
+// set, and to a temporary directory otherwise (they are taken either way).
+type shooter struct {
+	t   *testing.T
+	dir string
+}
+
+func screenshots(t *testing.T) shooter {
+	if os.Getenv("GARO_RECORD_SCREENSHOTS") != "" {
+		return shooter{t: t, dir: filepath.Join("..", "docs", "images")}
+	}
+	return shooter{t: t, dir: t.TempDir()}
+}
+
+func (s shooter) take(b *browser, name string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	require.NoError(s.t, err)
+	require.NoError(s.t, os.MkdirAll(s.dir, 0o755))
+	require.NoError(s.t, os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644))
+}
