@@ -79,18 +79,7 @@ func NewRouter(cfg Config) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusMethodNotAllowed, ProblemMethodNotAllowed, r.Method+" is not allowed here")
 	})
-
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", h.readyz)
-	r.Get("/portal", servePortal)
-	r.Get("/portal/", servePortal)
-	r.Get("/portal/{file}", servePortal)
-	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(openAPISpec)
-	})
+	h.publicRoutes(r)
 
 	webhook := cfg.Webhook
 	if webhook == nil {
@@ -172,6 +161,22 @@ func corsHandler(origins []string) func(http.Handler) http.Handler {
 		AllowedMethods: []string{"GET", "POST", "PUT", "PATCH", "DELETE"},
 		AllowedHeaders: []string{"Authorization", "Content-Type"},
 		ExposedHeaders: []string{"Link", "Retry-After", "X-Request-Id"}, MaxAge: 600})
+}
+
+// publicRoutes are those that need no token: health, readiness, the
+// OpenAPI document and the portal's files.
+func (h *handlers) publicRoutes(r chi.Router) {
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", h.readyz)
+	r.Get("/portal", servePortal)
+	r.Get("/portal/", servePortal)
+	r.Get("/portal/{file}", servePortal)
+	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPISpec)
+	})
 }
 
 // ServerStatus is what GET /api/v1/status answers.
