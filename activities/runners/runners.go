@@ -331,9 +331,11 @@ func (a *Activities) WatchRunner(ctx context.Context, in activities.RunnerStatus
 		case <-ctx.Done():
 			return activities.RunnerStatus{}, ctx.Err()
 		case <-activity.GetWorkerStopChannel(ctx):
-			// The agent stops: the watch is tried again, on this agent
-			// when it is back, without holding up its shutdown.
-			return activities.RunnerStatus{}, errors.New("the agent is stopping; the watch goes on when it is back")
+			// The agent stops: the runner is still running, so the
+			// workflow starts the next watch, which this agent takes when
+			// it is back. Not an error: an agent's stop is routine.
+			activity.GetLogger(ctx).Info("Agent stopping; the runner's watch goes on when it is back", "runner", in.Name)
+			return activities.RunnerStatus{Instance: provider.StateRunning}, nil
 		case <-exited:
 			exited = nil // it has exited: the next look reports how
 		case <-t.C:

@@ -222,6 +222,28 @@ func TestWatchReportsAnExitAtOnceAndAsksNothingOfGitHub(t *testing.T) {
 	assert.Equal(t, "absent", st.Instance)
 }
 
+// TestAWatchEndsQuietlyWhenTheAgentStops: an agent that stops ends its
+// watches with the runner still running, not with an error, so that the
+// workflow watches on once the agent is back and no error is logged.
+func TestAWatchEndsQuietlyWhenTheAgentStops(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	e.act.SetWorkerStopChannel(stop)
+	e.act.SetTestTimeout(time.Minute)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+	}()
+	v, err := e.act.ExecuteActivity(activities.WatchRunnerName, activities.RunnerStatusInput{Owner: "octo", Repo: "app",
+		Name: "garo-x-1", Provider: map[string]string{"kind": "process"}})
+	require.NoError(t, err)
+	var st activities.RunnerStatus
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, "running", st.Instance)
+}
+
 // TestCreateNeverStartsARunnerTwice: an attempt of CreateRunner started
 // the instance, which ran and ended cleanly (an ephemeral runner after its
 // job) before the attempt could answer; the retry keeps it rather than
