@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func chromiumPath(t *testing.T) string {
 }
 
 // TestPortalInARealBrowser drives the portal (/portal/) in headless
-// Chromium against garo dev: an admin signs in, sees the API's validation
+// Chromium against garo dev: an admin signs in by keyboard (every field
+// labelled, text of WCAG AA contrast), sees the API's validation
 // message beside the field of a bad value, creates a pool, watches runners
 // appear and the queue drain as jobs run, without reloading; a reader sees
 // the pools but no admin control. With GARO_RECORD_SCREENSHOTS=1 each page
@@ -55,9 +57,13 @@ func TestPortalInARealBrowser(t *testing.T) {
 
 	b.do(chromedp.Navigate(info.API+"/portal/"), chromedp.WaitVisible(chromedp.ID("token")))
 	shots.take(b, "portal-sign-in")
-	b.do(chromedp.SendKeys(chromedp.ID("token"), info.AdminToken), chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("editor")))
+	// By keyboard: the page puts the focus in the token field, Enter signs in.
+	b.do(chromedp.SendKeys(chromedp.ID("token"), info.AdminToken+"\r"), chromedp.WaitVisible(chromedp.ID("editor")))
 	assert.Equal(t, "Signed in as admin", b.text(chromedp.Text(chromedp.ID("who"))))
+	unlabelled, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](
+		`[...document.querySelectorAll("input")].filter(i => i.labels.length === 0).length`))
+	require.NoError(t, err)
+	assert.Zero(t, unlabelled, "every field has its label")
 
 	b.do(chromedp.SetValue(chromedp.ID("f-repository"), "e2e/portal"), chromedp.SetValue(chromedp.ID("f-agent"), info.Agent),
 		chromedp.SetValue(chromedp.ID("f-maxRunners"), "0"), chromedp.Click(chromedp.ID("save")),
@@ -76,6 +82,12 @@ func TestPortalInARealBrowser(t *testing.T) {
 	// Without reloading: the page refreshes itself.
 	b.do(chromedp.WaitVisible(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"] tr.runner`)))
 	shots.take(b, "portal-runners")
+	worst, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](contrastScript))
+	require.NoError(t, err)
+	ratio, what, _ := strings.Cut(worst, "|")
+	lowest, err := strconv.ParseFloat(ratio, 64)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, lowest, 4.5, "text contrast of at least WCAG AA's 4.5:1; the lowest is %s", what)
 	b.do(chromedp.WaitVisible(`//div[@data-pool="e2e/portal/default"]/p[contains(., "Jobs done: 4.")]`),
 		chromedp.WaitVisible(chromedp.CSS("tr.agent")))
 	shots.take(b, "portal-drained")
@@ -100,6 +112,30 @@ func TestPortalInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("alert")))
 	assert.Contains(t, r.text(chromedp.Text(chromedp.ID("alert"))), "token was refused", "a 401 reads as a message, not a blank page")
 }
+
+// contrastScript finds the visible text of the lowest contrast with its
+// background (WCAG's ratio) and answers "RATIO|ELEMENT: TEXT".
+const contrastScript = `(() => {
+  const lum = (c) => c.match(/[\d.]+/g).slice(0, 3).map(Number).map((v) => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  }).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const bg = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const m = getComputedStyle(e).backgroundColor.match(/[\d.]+/g);
+      if (m && (m.length < 4 || Number(m[3]) > 0)) return getComputedStyle(e).backgroundColor;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  let worst = 21, what = "";
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.offsetParent === null) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+    const r = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (r < worst) { worst = r; what = el.tagName + ": " + el.textContent.trim().slice(0, 40); }
+  }
+  return worst.toFixed(2) + "|" + what;
+})()`
 
 // browser is one tab; each step has a minute at most.
 type browser struct {
