@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/garo-run/garo/workflows"
 )
 
 // startDev starts garo dev itself, as make run does (no demo), with every
@@ -62,14 +59,12 @@ func measureIdle(ctx context.Context, s *stack, sc Scenario, res *Result, logf f
 	logf("waiting for %d warm runners", sc.Pools*sc.MinIdle)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var pools struct {
-			Repositories []workflows.PoolView `json:"repositories"`
-		}
-		if code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000", nil, &pools); err != nil || code != http.StatusOK {
-			return fmt.Errorf("list pools: %d %w", code, err)
+		pools, err := s.pools(ctx)
+		if err != nil {
+			return err
 		}
 		idle := 0
-		for _, p := range pools.Repositories {
+		for _, p := range pools {
 			idle += p.Counts.Idle
 		}
 		if idle == sc.Pools*sc.MinIdle {

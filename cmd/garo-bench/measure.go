@@ -196,10 +196,8 @@ func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)
 			logf("%d of %d jobs completed", done, want)
 			lastLog = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -222,25 +220,31 @@ func settle(ctx context.Context, s *stack, sc Scenario) (int, error) {
 				left++
 			}
 		}
-		var pools struct {
-			Repositories []workflows.PoolView `json:"repositories"`
+		pools, err := s.pools(ctx)
+		if err != nil {
+			return 0, err
 		}
-		code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000", nil, &pools)
-		if err != nil || code != http.StatusOK {
-			return 0, fmt.Errorf("list pools: %w", err)
-		}
-		for _, p := range pools.Repositories {
+		for _, p := range pools {
 			left += p.Counts.Idle + p.Counts.Busy + p.Counts.Provisioning
 		}
 		if left == 0 || time.Now().After(deadline) {
 			return left, nil
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return 0, err
 		}
 	}
+}
+
+// pools lists every pool, as the memos show them.
+func (s *stack) pools(ctx context.Context) ([]workflows.PoolView, error) {
+	var pools struct {
+		Repositories []workflows.PoolView `json:"repositories"`
+	}
+	if code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000", nil, &pools); err != nil || code != http.StatusOK {
+		return nil, fmt.Errorf("list pools: %d %w", code, err)
+	}
+	return pools.Repositories, nil
 }
 
 // githubFigures counts the GitHub API requests made (the simulator's own

@@ -143,10 +143,8 @@ func (s *stack) waitAgent(ctx context.Context, name string) error {
 		if code, _ := s.api(ctx, "GET", "/api/v1/agents/"+name, nil, &a); code == http.StatusOK && a.Status == workflows.AgentOnline {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	return fmt.Errorf("agent %s did not come online (see the logs in %s)", name, s.work)
@@ -166,10 +164,8 @@ func waitHTTP(ctx context.Context, url string, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: %w", url, err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }
