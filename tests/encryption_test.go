@@ -111,7 +111,9 @@ func TestPayloadsAreEncryptedAndTheCodecServerReadsThem(t *testing.T) {
 		return true
 	})
 	req, _ := http.NewRequest(http.MethodOptions, codec+"/decode", nil)
-	req.Header.Set("Origin", "http://localhost:8233")
+	req.Header.Set("Origin", "http://localhost:8233") // the Web UI's preflight
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "Content-Type, X-Namespace")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

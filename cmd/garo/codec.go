@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/garo-run/garo/internal/envflag"
 	"github.com/garo-run/garo/internal/httpserve"
 	"github.com/garo-run/garo/internal/payloadcrypt"
+	"github.com/go-chi/cors"
 )
 
 // runCodecServer serves Temporal's codec endpoints (POST /decode and
@@ -63,17 +63,9 @@ func runCodecServer(ctx context.Context, args []string, stderr io.Writer, getenv
 // token when one is set, bounds bodies to 4 MiB, and decodes or encodes.
 func codecHandler(codec *payloadcrypt.Codec, token string, origins []string, log *slog.Logger) http.Handler {
 	inner := converter.NewPayloadCodecHTTPHandler(codec)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && slices.Contains(origins, o) {
-			w.Header().Set("Access-Control-Allow-Origin", o)
-			w.Header().Set("Access-Control-Allow-Headers", "Content-Type, X-Namespace, Authorization")
-			w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			w.Header().Set("Vary", "Origin")
-		}
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
+	allowed := cors.Handler(cors.Options{AllowedOrigins: origins, AllowedMethods: []string{http.MethodPost},
+		AllowedHeaders: []string{"Content-Type", "X-Namespace", "Authorization"}})
+	return allowed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token != "" {
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
@@ -84,5 +76,5 @@ func codecHandler(codec *payloadcrypt.Codec, token string, origins []string, log
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
 		log.Debug("Codec request", "path", r.URL.Path, "namespace", r.Header.Get("X-Namespace"))
 		inner.ServeHTTP(w, r)
-	})
+	}))
 }
