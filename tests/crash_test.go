@@ -38,9 +38,9 @@ const (
 )
 
 // completed counts the jobs of repo that completed successfully.
-func (e *poolEnv) completed(repo string) int {
+func completed(sim *githubsim.Sim, repo string) int {
 	n := 0
-	for _, j := range e.sim.Jobs(repo) {
+	for _, j := range sim.Jobs(repo) {
 		if j.Status == githubsim.StatusCompleted && j.Conclusion == "success" {
 			n++
 		}
@@ -109,7 +109,7 @@ func (e *poolEnv) enqueue(repo string, n int) []int64 {
 func (e *poolEnv) settled(repo string, began time.Time, peak *atomic.Int64) {
 	t := e.t
 	t.Helper()
-	eventually(t, 4*time.Minute, "every job served", func() bool { return e.completed(repo) == crashJobs })
+	eventually(t, 4*time.Minute, "every job served", func() bool { return completed(e.sim, repo) == crashJobs })
 	t.Logf("%d jobs of %s on %d runners took %.1fs", crashJobs, crashJobTime, crashMaxRunners, time.Since(began).Seconds())
 	eventually(t, 90*time.Second, "every job counted, no runner left on GitHub or on the agent", func() bool {
 		v := e.pool(repo)

@@ -47,7 +47,7 @@ func TestPayloadsAreEncryptedAndTheCodecServerReadsThem(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	owner, name, _ := strings.Cut(repo, "/")
 	e.sim.Enqueue(owner, name, []string{"self-hosted", "linux"}, 200*time.Millisecond, 3, "build")
-	eventually(t, 2*time.Minute, "every job served", func() bool { return done(e.sim, repo) == 3 })
+	eventually(t, 2*time.Minute, "every job served", func() bool { return completed(e.sim, repo) == 3 })
 	eventually(t, 30*time.Second, "the API reads the encrypted memo", func() bool {
 		code, b := e.do("GET", "/api/v1/repositories?limit=10", "")
 		return code == http.StatusOK && strings.Contains(string(b), `"jobsDone":3`)

@@ -32,7 +32,7 @@ func TestEveryJobCompletesUnderEveryFaultAtOnce(t *testing.T) {
 	peak := e.watchPeak(repo)
 	began := time.Now()
 	e.sim.Enqueue("e2e", "faults", []string{"self-hosted", "linux"}, time.Second, jobs, "build")
-	eventually(t, 5*time.Minute, "every job served", func() bool { return e.completed(repo) == jobs })
+	eventually(t, 5*time.Minute, "every job served", func() bool { return completed(e.sim, repo) == jobs })
 	took := time.Since(began)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -142,15 +142,7 @@ func (e *poolEnv) serveAndDrain(repo string, jobs int) {
 	t.Helper()
 	owner, name, _ := strings.Cut(repo, "/")
 	e.sim.Enqueue(owner, name, []string{"self-hosted", "linux"}, 300*time.Millisecond, jobs, "build")
-	eventually(t, 3*time.Minute, "every job served", func() bool {
-		done := 0
-		for _, j := range e.sim.Jobs(repo) {
-			if j.Conclusion == "success" {
-				done++
-			}
-		}
-		return done == jobs
-	})
+	eventually(t, 3*time.Minute, "every job served", func() bool { return completed(e.sim, repo) == jobs })
 	code, b := e.do("DELETE", "/api/v1/repositories/"+repo, "")
 	require.Equal(t, http.StatusAccepted, code, "%s", b)
 	eventually(t, time.Minute, "the pool drained", func() bool {
@@ -346,13 +338,7 @@ func TestJobsAreServedWhenEveryWebhookIsLost(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	ids := e.sim.Enqueue("e2e", "deaf", []string{"self-hosted", "linux"}, 200*time.Millisecond, 3, "build")
 	eventually(t, 90*time.Second, "all jobs served without a single webhook", func() bool {
-		done := 0
-		for _, j := range e.sim.Jobs(repo) {
-			if j.Status == githubsim.StatusCompleted && j.Conclusion == "success" {
-				done++
-			}
-		}
-		return done == len(ids)
+		return completed(e.sim, repo) == len(ids)
 	})
 	st := e.sim.Stats()
 	assert.Zero(t, st.WebhooksSent, "no webhook reached the server")
@@ -396,13 +382,7 @@ func TestJobsOfARunInProgressAreFoundWhenTheirWebhookIsLost(t *testing.T) {
 	assert.Zero(t, runs.TotalCount, "no run is queued while its second job waits")
 
 	eventually(t, 90*time.Second, "every job of the run served", func() bool {
-		done := 0
-		for _, j := range e.sim.Jobs(repo) {
-			if j.Status == githubsim.StatusCompleted && j.Conclusion == "success" {
-				done++
-			}
-		}
-		return done == len(ids)
+		return completed(e.sim, repo) == len(ids)
 	})
 	assert.Positive(t, e.sim.Stats().WebhooksDropped)
 }
