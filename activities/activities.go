@@ -156,6 +156,8 @@ type JobState struct {
 	Status     string `json:"status"`
 	Conclusion string `json:"conclusion,omitempty"`
 	RunnerName string `json:"runnerName,omitempty"`
+	// StartedAt is when it began on a runner: the end of its queue wait.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
 }
 
 // RunnerState is a runner as GitHub lists it.

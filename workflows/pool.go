@@ -57,17 +57,24 @@ func (p *pool) removeRunner(name string) {
 
 // dequeue removes job id from the queue; it reports whether it was there.
 func (p *pool) dequeue(id int64) bool {
+	_, ok := p.take(id)
+	return ok
+}
+
+// take removes job id from the queue and returns it, if it was there.
+func (p *pool) take(id int64) (QueuedJob, bool) {
 	for i, q := range p.s.Queue {
 		if q.JobID == id {
 			p.s.Queue = append(p.s.Queue[:i], p.s.Queue[i+1:]...)
-			return true
+			return q, true
 		}
 	}
-	return false
+	return QueuedJob{}, false
 }
 
 // jobStarted binds a job GitHub reports in progress to the pool's runner.
 func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, jobID int64) {
+	p.accrue(r, workflow.Now(ctx))
 	if r.State == RunnerDeleting {
 		return
 	}
@@ -75,11 +82,15 @@ func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, jobID int64) {
 	p.control(ctx, r.Name, RunnerControl{Action: ControlBusy, JobID: jobID})
 }
 
-// jobDone counts a job the pool's runner finished: an ephemeral runner then
-// deletes itself, a reusable one is idle again.
-func (p *pool) jobDone(ctx workflow.Context, r *RunnerRecord, jobID int64) {
+// jobDone counts a job the pool's runner finished (ev is its completed
+// event): an ephemeral runner then deletes itself, a reusable one is idle
+// again.
+func (p *pool) jobDone(ctx workflow.Context, r *RunnerRecord, ev JobEvent) {
+	now := workflow.Now(ctx)
 	p.s.JobsDone++
-	p.control(ctx, r.Name, RunnerControl{Action: ControlJobDone, JobID: jobID})
+	p.countEnd(now, ev.JobID, ev.Conclusion)
+	p.accrue(r, now)
+	p.control(ctx, r.Name, RunnerControl{Action: ControlJobDone, JobID: ev.JobID})
 	if r.State == RunnerDeleting {
 		return
 	}
@@ -87,7 +98,6 @@ func (p *pool) jobDone(ctx workflow.Context, r *RunnerRecord, jobID int64) {
 		r.State, r.DeleteSent = RunnerDeleting, true
 		return
 	}
-	now := workflow.Now(ctx)
 	r.State, r.JobID, r.IdleSince = RunnerIdle, 0, &now
 }
 
@@ -99,6 +109,7 @@ func (p *pool) onRunner(ctx workflow.Context, ev RunnerEvent) {
 	}
 	p.r.dirty = true
 	now := workflow.Now(ctx)
+	p.accrue(r, now)
 	switch ev.State {
 	case RunnerIdle:
 		r.RunnerID = ev.RunnerID
@@ -112,9 +123,13 @@ func (p *pool) onRunner(ctx workflow.Context, ev RunnerEvent) {
 	case RunnerDeleted:
 		p.removeRunner(ev.Name)
 	case RunnerFailed:
-		if r.State == RunnerBusy {
+		switch r.State {
+		case RunnerBusy:
 			p.r.recheck(r.JobID)
 			p.r.lost(p, r.Name, r.JobID)
+			p.countLost(now, r.JobID)
+		case RunnerProvisioning:
+			p.countBootstrapFailure(now)
 		}
 		p.removeRunner(ev.Name)
 		p.s.Failures++
@@ -240,6 +255,7 @@ func (p *pool) idleRunners() []*RunnerRecord {
 }
 
 func (p *pool) deleteRunner(ctx workflow.Context, r *RunnerRecord) {
+	p.accrue(r, workflow.Now(ctx))
 	r.DeleteSent = true
 	r.State = RunnerDeleting
 	p.control(ctx, r.Name, RunnerControl{Action: ControlDelete})
@@ -265,7 +281,8 @@ func (p *pool) runnerName() string {
 func (p *pool) startRunner(ctx workflow.Context) {
 	name, cfg, full := p.runnerName(), p.s.Config, p.r.full()
 	group, _ := RunnerGroupID(cfg.RunnerGroup)
-	p.s.Runners = append(p.s.Runners, RunnerRecord{Name: name, State: RunnerProvisioning, CreatedAt: workflow.Now(ctx)})
+	now := workflow.Now(ctx)
+	p.s.Runners = append(p.s.Runners, RunnerRecord{Name: name, State: RunnerProvisioning, CreatedAt: now, Since: now})
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:        RunnerWorkflowID(p.r.owner, p.r.repo, name),
 		TaskQueue:         ServerTaskQueue,
@@ -302,6 +319,10 @@ func (p *pool) summary() PoolView {
 	v := PoolView{Repository: p.r.full(), Pool: p.s.Name, Config: p.s.Config, Draining: p.s.Draining,
 		Degraded: p.s.Degraded, AgentOffline: p.s.AgentOffline, LastError: p.s.LastError, Counts: p.counts(),
 		ConfiguredBy: p.s.ConfiguredBy}
+	if !p.r.now.IsZero() {
+		t := p.totals(p.r.now)
+		v.Usage = &t
+	}
 	for _, j := range p.s.Queue {
 		if !j.QueuedAt.IsZero() && (v.OldestQueuedAt.IsZero() || j.QueuedAt.Before(v.OldestQueuedAt)) {
 			v.OldestQueuedAt = j.QueuedAt

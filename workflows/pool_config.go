@@ -47,12 +47,17 @@ type PoolConfig struct {
 	// RetryLostJobs runs a job again, once, through GitHub's re-run API
 	// when it failed because its runner was lost.
 	RetryLostJobs bool `json:"retryLostJobs,omitempty" default:"false" flag:"retry-lost-jobs" usage:"run a job whose runner was lost mid-job again, once (GitHub's re-run)"`
+	// HourlyPrice is what one runner of the pool costs an hour (say, its
+	// instance type's price): the usage figures' estimated cost.
+	HourlyPrice float64 `json:"hourlyPrice,omitempty" default:"0" flag:"hourly-price" usage:"price of one runner-hour, for the estimated cost in the usage figures (0: none)"`
 }
 
 // Limits of a pool's configuration.
 const (
 	MaxRunnersLimit = 1000
 	MaxPoolLabels   = 64
+	// MaxHourlyPrice bounds a runner-hour's price.
+	MaxHourlyPrice = 10000
 )
 
 // ProviderConfig selects the provider of a pool's runners: "kind" and the
@@ -108,6 +113,8 @@ func (f PoolField) JSON(text string) (json.RawMessage, error) {
 		v = list
 	case f.Type.Kind() == reflect.Int:
 		v, err = strconv.Atoi(text)
+	case f.Type.Kind() == reflect.Float64:
+		v, err = strconv.ParseFloat(text, 64)
 	case f.Type.Kind() == reflect.Bool:
 		v, err = strconv.ParseBool(text)
 	default:
@@ -242,6 +249,9 @@ func (c PoolConfig) Validate() error {
 	}
 	if d := c.QueuePollInterval.D(); d != 0 && (d < 10*time.Second || d > time.Hour) {
 		errs = append(errs, fmt.Errorf("queuePollInterval %s out of range [10s, 1h]", c.QueuePollInterval))
+	}
+	if !(c.HourlyPrice >= 0 && c.HourlyPrice <= MaxHourlyPrice) {
+		errs = append(errs, fmt.Errorf("hourlyPrice %g out of range [0, %d]", c.HourlyPrice, MaxHourlyPrice))
 	}
 	if len(c.Labels) == 0 || len(c.Labels) > MaxPoolLabels {
 		errs = append(errs, fmt.Errorf("labels: want 1 to %d", MaxPoolLabels))

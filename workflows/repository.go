@@ -153,7 +153,9 @@ type repository struct {
 	signaling int
 	// closing: every pool has ended and the run is finishing.
 	closing bool
-	log     log.Logger
+	// now is the time of the loop's turn: the memo's usage is as at then.
+	now time.Time
+	log log.Logger
 }
 
 func (r *repository) full() string { return r.owner + "/" + r.repo }
@@ -188,6 +190,11 @@ func (r *repository) runner(name string) (*pool, *RunnerRecord) {
 func (r *repository) setHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RepositoryView, error) { return r.view(), nil }); err != nil {
 		return fmt.Errorf("set state query handler: %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryUsage, func(req UsageRequest) (RepositoryUsage, error) {
+		return r.usage(ctx, req)
+	}); err != nil {
+		return fmt.Errorf("set usage query handler: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateConfigure, r.configure,
 		workflow.UpdateHandlerOptions{Validator: r.validateConfigure}); err != nil {
@@ -245,6 +252,7 @@ func (r *repository) configure(ctx workflow.Context, req ConfigureRequest) (Pool
 	if p == nil {
 		p = r.addPool(name)
 	}
+	p.accrueAll(workflow.Now(ctx)) // at the old agent's and price's account
 	if cfg.Agent != p.s.Config.Agent {
 		p.s.AgentOffline = false
 		p.s.AgentUnchecked = r.targets
@@ -403,6 +411,8 @@ func details(v RepositoryView) string {
 
 func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 	for {
+		r.now = workflow.Now(ctx)
+		r.pruneUsage(r.now)
 		r.takeSignals(ctx)
 		r.removeEnded()
 		r.askAgents(ctx)

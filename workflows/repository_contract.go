@@ -222,6 +222,10 @@ type PoolView struct {
 	OldestQueuedAt time.Time `json:"oldestQueuedAt,omitzero"`
 	// ConfiguredBy is the identity of the last configure.
 	ConfiguredBy string `json:"configuredBy,omitempty"`
+	// Usage are the pool's usage figures since it was configured, as at
+	// Usage.At (the memo carries them as they were when it was last
+	// published).
+	Usage *UsageTotals `json:"usage,omitempty"`
 }
 
 // PoolCounts sums a pool's runners by state and its queue.

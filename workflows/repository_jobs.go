@@ -94,30 +94,33 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 		}
 		r.enqueue(QueuedJob{JobID: ev.JobID, RunID: ev.RunID, Name: ev.Name, Labels: ev.Labels, QueuedAt: at}, true)
 	case JobInProgress:
-		r.dequeue(ev.JobID)
+		q := r.dequeue(ev.JobID)
 		if r.seen[jobKey(ev.JobID, JobCompleted)] {
 			return
 		}
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			p.jobStarted(ctx, rec, ev.JobID)
+			p.countWait(workflow.Now(ctx), q.QueuedAt, ev)
 			r.track(ev.JobID, p, ev.RunnerName)
 		} else if p := r.poolOfRunner(ev.RunnerName); p != nil && r.lateEvents {
 			// Its runner ended before this event came: the job is still
 			// counted when its end comes.
+			p.countWait(workflow.Now(ctx), q.QueuedAt, ev)
 			r.track(ev.JobID, p, ev.RunnerName)
 		}
 	case JobCompleted:
 		r.dequeue(ev.JobID)
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			r.untrack(ev.JobID)
-			p.jobDone(ctx, rec, ev.JobID)
+			p.jobDone(ctx, rec, ev)
 		} else if _, tracked := r.running(ev.JobID); tracked || !r.lateEvents {
 			// Its runner is gone already (its end came first, or this
 			// event was late): it is counted where it ran.
-			r.countEnded(ev.JobID)
+			r.countEnded(workflow.Now(ctx), ev)
 		} else if p := r.poolOfRunner(ev.RunnerName); p != nil {
 			// Neither its runner nor its start was seen here in time.
 			p.s.JobsDone++
+			p.countEnd(workflow.Now(ctx), ev.JobID, ev.Conclusion)
 		}
 		r.retryLost(ctx, ev)
 	}
@@ -174,19 +177,21 @@ func insertByAge(q []QueuedJob, j QueuedJob) []QueuedJob {
 	return q
 }
 
-// dequeue removes a job from whichever queue holds it.
-func (r *repository) dequeue(id int64) {
+// dequeue removes a job from whichever queue holds it, and returns it
+// (zero when none did).
+func (r *repository) dequeue(id int64) QueuedJob {
 	for _, p := range r.pools {
-		if p.dequeue(id) {
-			return
+		if j, ok := p.take(id); ok {
+			return j
 		}
 	}
 	for i, j := range r.s.Unmatched {
 		if j.JobID == id {
 			r.s.Unmatched = append(r.s.Unmatched[:i], r.s.Unmatched[i+1:]...)
-			return
+			return j
 		}
 	}
+	return QueuedJob{}
 }
 
 // reroute routes every waiting job again, after the pools changed: a job

@@ -190,7 +190,8 @@ func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, a
 			continue // not on one of ours
 		}
 		r.log.Info("Job found in progress by reconciling: its webhook was missed", "job", j.ID, "runner", j.RunnerName)
-		r.onJob(ctx, JobEvent{Action: JobInProgress, JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels, RunnerName: j.RunnerName})
+		r.onJob(ctx, JobEvent{Action: JobInProgress, JobID: j.ID, RunID: j.RunID, Name: j.Name, Labels: j.Labels,
+			RunnerName: j.RunnerName, CreatedAt: timeOrNil(j.CreatedAt), StartedAt: j.StartedAt})
 	}
 	for _, j := range got.Ended {
 		run, ok := r.running(j.ID)
@@ -257,13 +258,23 @@ func (r *repository) poolOfRunner(runner string) *pool {
 	return r.pool(rest[:i])
 }
 
-// countEnded counts a job that ended on a runner the pool has forgotten.
-func (r *repository) countEnded(jobID int64) {
-	run, ok := r.untrack(jobID)
+// countEnded counts a job that ended (ev is its completed event) on a
+// runner the pool has forgotten.
+func (r *repository) countEnded(now time.Time, ev JobEvent) {
+	run, ok := r.untrack(ev.JobID)
 	if !ok {
 		return
 	}
 	if p := r.pool(run.Pool); p != nil {
 		p.s.JobsDone++
+		p.countEnd(now, ev.JobID, ev.Conclusion)
 	}
+}
+
+// timeOrNil is t, or nil when it is zero.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

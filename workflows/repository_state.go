@@ -46,6 +46,9 @@ type RepositoryState struct {
 	// the jobs run again, each once.
 	Lost    []RunningJob `json:"lost,omitempty"`
 	Retried []int64      `json:"retried,omitempty"`
+	// Usage are the rolling usage aggregates of the pools, one per pool
+	// and agent (usage.go has their limits).
+	Usage []UsageLedger `json:"usage,omitempty"`
 }
 
 // RunningJob is a job in progress on one of the repository's runners.
@@ -72,6 +75,8 @@ type PoolState struct {
 	// AgentUnchecked: the pool has not learnt yet whether its agent is
 	// online, and starts no runner until it has.
 	AgentUnchecked bool `json:"agentUnchecked,omitempty"`
+	// UsageTotals are the pool's usage since it was configured.
+	UsageTotals UsageTotals `json:"usageTotals,omitzero"`
 }
 
 // RunnerRecord is a pool's record of one of its runners.
@@ -83,6 +88,9 @@ type RunnerRecord struct {
 	CreatedAt  time.Time   `json:"createdAt"`
 	IdleSince  *time.Time  `json:"idleSince,omitempty"`
 	DeleteSent bool        `json:"deleteSent,omitempty"`
+	// Since is when the runner's time in its state was last counted in
+	// the usage; zero for a runner from before usage was kept.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // LegacyPoolState is the state a RepositoryWorkflow carried across

@@ -348,11 +348,16 @@ func (c *Client) job(ctx context.Context, repo Repo, id int64) (activities.JobSt
 }
 
 func jobState(j *gh.WorkflowJob) activities.JobState {
-	return activities.JobState{
+	s := activities.JobState{
 		QueuedJob: QueuedJob{ID: j.GetID(), RunID: j.GetRunID(), Name: j.GetName(), Labels: j.Labels,
 			CreatedAt: j.GetCreatedAt().Time},
 		Status: j.GetStatus(), Conclusion: j.GetConclusion(), RunnerName: j.GetRunnerName(),
 	}
+	if j.StartedAt != nil && j.GetStatus() != "queued" {
+		t := j.GetStartedAt().Time
+		s.StartedAt = &t
+	}
+	return s
 }
 
 // runStatusesWithQueuedJobs are the statuses of the workflow runs that

@@ -48,6 +48,9 @@ func other(f workflows.PoolField) (string, error) {
 	case f.Type.Kind() == reflect.Int:
 		n, err := strconv.Atoi(f.Default)
 		return strconv.Itoa(n + 1), err
+	case f.Type.Kind() == reflect.Float64:
+		n, err := strconv.ParseFloat(f.Default, 64)
+		return strconv.FormatFloat(n+0.25, 'f', -1, 64), err
 	case f.Type.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(f.Default)
 		return strconv.FormatBool(!b), err

@@ -1,0 +1,193 @@
+package workflows
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// The usage of a repository's pools (usage.go) is counted as things
+// happen: a runner's time when it changes state (RunnerRecord.Since), a
+// queue wait when GitHub reports its job in progress on a runner of the
+// pool, a job's end when its completed event (or a reconciliation) says
+// so. It changes no command, so running workflows replay as they did.
+
+// ledger is the usage ledger of pool p under its agent now.
+func (p *pool) ledger() *UsageLedger {
+	s := &p.r.s
+	agent := p.s.Config.Agent
+	for i := range s.Usage {
+		if s.Usage[i].Pool == p.s.Name && s.Usage[i].Agent == agent {
+			return &s.Usage[i]
+		}
+	}
+	if len(s.Usage) >= MaxUsageLedgers {
+		oldest := 0
+		for i, l := range s.Usage {
+			if l.Last < s.Usage[oldest].Last {
+				oldest = i
+			}
+		}
+		s.Usage = slices.Delete(s.Usage, oldest, oldest+1)
+	}
+	s.Usage = append(s.Usage, UsageLedger{Pool: p.s.Name, Agent: agent})
+	return &s.Usage[len(s.Usage)-1]
+}
+
+// accrue counts a runner's time in its state up to now: call it before
+// the state changes. A runner from before usage was kept starts counting
+// now.
+func (p *pool) accrue(rec *RunnerRecord, now time.Time) {
+	if !rec.Since.IsZero() && now.After(rec.Since) {
+		k, price := timeOf(rec.State), p.s.Config.HourlyPrice
+		p.ledger().addTime(rec.Since, now, k, price)
+		p.s.UsageTotals.addTime(now.Sub(rec.Since).Milliseconds(), k, price)
+	}
+	if rec.Since.IsZero() || now.After(rec.Since) {
+		rec.Since = now
+	}
+}
+
+// accrueAll counts the time of every runner up to now: before the pool's
+// agent or price changes.
+func (p *pool) accrueAll(now time.Time) {
+	for i := range p.s.Runners {
+		p.accrue(&p.s.Runners[i], now)
+	}
+}
+
+// countWait counts the queue wait of a job that started on one of the
+// pool's runners: from when it was queued to when it started (GitHub's
+// times when the event has them).
+func (p *pool) countWait(now time.Time, queuedAt time.Time, ev JobEvent) {
+	if queuedAt.IsZero() && ev.CreatedAt != nil {
+		queuedAt = *ev.CreatedAt
+	}
+	if queuedAt.IsZero() {
+		return
+	}
+	started := now
+	if ev.StartedAt != nil {
+		started = *ev.StartedAt
+	}
+	wait := max(0, started.Sub(queuedAt).Seconds())
+	p.ledger().add(now, func(b *UsageBucket) { b.Waits.Add(wait) })
+	p.s.UsageTotals.addWait(wait)
+}
+
+// countEnd counts a job that ended on one of the pool's runners, unless
+// its runner was lost while it ran (counted then).
+func (p *pool) countEnd(now time.Time, jobID int64, conclusion string) {
+	if p.r.seen[jobKey(jobID, jobLost)] {
+		return
+	}
+	failed := 0
+	if !succeeded(conclusion) {
+		failed = 1
+	}
+	p.ledger().add(now, func(b *UsageBucket) { b.Served++; b.Failed += failed })
+	p.s.UsageTotals.Served++
+	p.s.UsageTotals.Failed += failed
+}
+
+// jobLost marks, in the dedupe window, a job whose runner was lost while
+// it ran: its end is not counted as served.
+const jobLost = "lost"
+
+// countLost counts a job whose runner was lost while it ran it.
+func (p *pool) countLost(now time.Time, jobID int64) {
+	if jobID == 0 || !p.r.markSeen(jobKey(jobID, jobLost)) {
+		return
+	}
+	p.ledger().add(now, func(b *UsageBucket) { b.Lost++ })
+	p.s.UsageTotals.Lost++
+}
+
+// countBootstrapFailure counts a runner that failed before it came online.
+func (p *pool) countBootstrapFailure(now time.Time) {
+	p.ledger().add(now, func(b *UsageBucket) { b.BootstrapFailures++ })
+	p.s.UsageTotals.BootstrapFailures++
+}
+
+// succeeded: a job with this conclusion did not fail. An unknown one
+// (a reconciliation that did not learn it) counts as a success.
+func succeeded(conclusion string) bool {
+	switch conclusion {
+	case "", "success", "neutral", "skipped":
+		return true
+	}
+	return false
+}
+
+// pruneUsage drops the usage that has left every window.
+func (r *repository) pruneUsage(now time.Time) {
+	r.s.Usage = slices.DeleteFunc(r.s.Usage, func(l UsageLedger) bool {
+		return l.prune(now) && r.poolServing(l.Pool, l.Agent) == nil
+	})
+}
+
+// poolServing is the pool called name if agent serves it now.
+func (r *repository) poolServing(name, agent string) *pool {
+	if p := r.pool(name); p != nil && p.s.Config.Agent == agent {
+		return p
+	}
+	return nil
+}
+
+// usage answers QueryUsage: every ledger's buckets over the window, with
+// the time of the runners up to now counted as if it had been (on a copy:
+// a query changes nothing).
+func (r *repository) usage(ctx workflow.Context, req UsageRequest) (RepositoryUsage, error) {
+	w := windowIndex(req.Window)
+	if w < 0 {
+		_, err := ParseUsageWindow(req.Window)
+		return RepositoryUsage{}, err
+	}
+	now := workflow.Now(ctx)
+	if req.Now.After(now) {
+		now = req.Now
+	}
+	win := usageWindows[w]
+	out := RepositoryUsage{Repository: r.full(), Window: win.Name, From: now.Add(-win.Length).Truncate(win.Step), To: now,
+		Pools: []LedgerUsage{}}
+	ledgers := make([]UsageLedger, len(r.s.Usage))
+	for i, l := range r.s.Usage {
+		ledgers[i] = l.clone()
+	}
+	for _, p := range r.pools {
+		for _, rec := range p.s.Runners {
+			if rec.Since.IsZero() || !now.After(rec.Since) {
+				continue
+			}
+			i := slices.IndexFunc(ledgers, func(l UsageLedger) bool { return l.Pool == p.s.Name && l.Agent == p.s.Config.Agent })
+			if i < 0 {
+				ledgers = append(ledgers, UsageLedger{Pool: p.s.Name, Agent: p.s.Config.Agent})
+				i = len(ledgers) - 1
+			}
+			ledgers[i].addTime(rec.Since, now, timeOf(rec.State), p.s.Config.HourlyPrice)
+		}
+	}
+	for _, l := range ledgers {
+		out.Pools = append(out.Pools, LedgerUsage{Pool: l.Pool, Agent: l.Agent, Buckets: l.window(w, now)})
+	}
+	slices.SortFunc(out.Pools, func(a, b LedgerUsage) int {
+		return cmp.Or(cmp.Compare(a.Pool, b.Pool), cmp.Compare(a.Agent, b.Agent))
+	})
+	return out, nil
+}
+
+// totals are the pool's usage since it was configured, its runners'
+// time counted up to now: what its memo carries.
+func (p *pool) totals(now time.Time) UsageTotals {
+	t := p.s.UsageTotals
+	t.WaitBuckets = slices.Clone(t.WaitBuckets)
+	for _, rec := range p.s.Runners {
+		if !rec.Since.IsZero() && now.After(rec.Since) {
+			t.addTime(now.Sub(rec.Since).Milliseconds(), timeOf(rec.State), p.s.Config.HourlyPrice)
+		}
+	}
+	t.At = now
+	return t
+}
