@@ -79,20 +79,14 @@ func (m *PoolMetrics) list() []workflows.PoolView {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	repos, err := listAllRepositories(ctx, m.repos, "")
+	if err != nil {
+		m.log.Warn("Pool metrics: listing the repositories failed; serving the last listing", "error", err)
+		return m.pools
+	}
 	var pools []workflows.PoolView
-	for cursor := ""; ; {
-		repos, next, err := m.repos.List(ctx, configPageSize, cursor, "")
-		if err != nil {
-			m.log.Warn("Pool metrics: listing the repositories failed; serving the last listing", "error", err)
-			return m.pools
-		}
-		for _, r := range repos {
-			pools = append(pools, r.Pools...)
-		}
-		if next == "" || next == cursor {
-			break
-		}
-		cursor = next
+	for _, r := range repos {
+		pools = append(pools, r.Pools...)
 	}
 	m.pools, m.at = pools, time.Now()
 	return pools

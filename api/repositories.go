@@ -32,6 +32,9 @@ type Repositories interface {
 	// List returns a page of repositories, with their pools' summaries;
 	// only those with a pool of agent when agent is set.
 	List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error)
+	// Usage returns a repository's usage over req.Window; ErrNotFound
+	// when it has no pools.
+	Usage(ctx context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error)
 }
 
 // PoolList is the answer of GET /api/v1/repositories: every pool of every

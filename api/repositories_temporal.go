@@ -72,6 +72,13 @@ func (t *TemporalRepositories) Get(ctx context.Context, owner, repo string) (wor
 	return v, err
 }
 
+// Usage asks the repository's workflow for its usage (QueryUsage).
+func (t *TemporalRepositories) Usage(ctx context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
+	var u workflows.RepositoryUsage
+	err := queryRunningAs(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), workflows.QueryUsage, &u, req)
+	return u, err
+}
+
 // DrainPool starts draining a pool, or every pool of req.Agent; a pool
 // ends when its runners are gone, and the repository's workflow with its
 // last pool.

@@ -24,8 +24,10 @@ import (
 // memRepositories is an in-memory Repositories backend that records what
 // it was asked. Draining a pool removes it at once.
 type memRepositories struct {
-	mu     sync.Mutex
-	repos  map[string]*workflows.RepositoryView
+	mu    sync.Mutex
+	repos map[string]*workflows.RepositoryView
+	// usage is each repository's usage, by "owner/repo".
+	usage  map[string][]workflows.LedgerUsage
 	last   workflows.ConfigureRequest
 	drains []workflows.DrainRequest
 }
@@ -118,6 +120,17 @@ func (m *memRepositories) List(_ context.Context, limit int, cursor, agent strin
 		cursor = id
 	}
 	return out, "", nil
+}
+
+func (m *memRepositories) Usage(_ context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.repos[workflows.RepositoryWorkflowID(owner, repo)]; !ok {
+		return workflows.RepositoryUsage{}, ErrNotFound
+	}
+	u := workflows.RepositoryUsage{Repository: owner + "/" + repo, Window: req.Window, To: req.Now,
+		Pools: append([]workflows.LedgerUsage{}, m.usage[owner+"/"+repo]...)}
+	return u, nil
 }
 
 // set puts a repository's live state in place.

@@ -108,6 +108,8 @@ func NewRouter(cfg Config) http.Handler {
 		r.With(allow(true, admin)).Post("/agents/{name}/register", h.registerAgent)
 		r.With(allow(true, admin)).Post("/agents/{name}/heartbeat", h.heartbeatAgent)
 		r.With(allow(true, admin, reader)).Get("/agents/{name}/config", h.agentConfig)
+		r.With(allow(true, admin, reader)).Get("/agents/{name}/usage", h.agentUsage)
+		r.With(read).Get("/usage", h.usage)
 		r.With(read).Get("/repositories", h.listRepositories)
 		// /repositories/{owner}/{repo} is the default pool, as before
 		// several pools.
@@ -123,6 +125,7 @@ func NewRouter(cfg Config) http.Handler {
 		r.With(read).Get("/repositories/{owner}/{repo}/runners", h.getRepositoryRunners)
 		r.With(read).Get("/repositories/{owner}/{repo}/jobs", h.getRepositoryJobs)
 		r.With(read).Get("/repositories/{owner}/{repo}/unmatched", h.getUnmatched)
+		r.With(read).Get("/repositories/{owner}/{repo}/usage", h.repositoryUsage)
 		r.With(write).Get("/tokens", h.listTokens)
 		r.With(write).Post("/tokens", h.createToken)
 		r.With(write).Delete("/tokens/{id}", h.revokeToken)

@@ -95,9 +95,10 @@ func queryRunning(ctx context.Context, c client.Client, id string, out any) erro
 	return queryRunningAs(ctx, c, id, workflows.QueryState, out)
 }
 
-// queryRunningAs answers the named query of a running workflow into out.
-func queryRunningAs(ctx context.Context, c client.Client, id, query string, out any) error {
-	err := temporalclient.QueryRunning(ctx, c, id, query, out)
+// queryRunningAs answers the named query of a running workflow, with
+// args, into out.
+func queryRunningAs(ctx context.Context, c client.Client, id, query string, out any, args ...any) error {
+	err := temporalclient.QueryRunning(ctx, c, id, query, out, args...)
 	if errors.Is(err, temporalclient.ErrNotRunning) {
 		return ErrNotFound
 	}

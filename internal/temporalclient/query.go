@@ -18,7 +18,7 @@ var ErrNotRunning = errors.New("workflow is not running")
 // out. A closed run is not queried (that would replay its whole history on
 // a worker): it is ErrNotRunning. A workflow that never existed is the
 // client's *serviceerror.NotFound.
-func QueryRunning(ctx context.Context, c client.Client, id, query string, out any) error {
+func QueryRunning(ctx context.Context, c client.Client, id, query string, out any, args ...any) error {
 	d, err := c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		return err
@@ -26,7 +26,7 @@ func QueryRunning(ctx context.Context, c client.Client, id, query string, out an
 	if d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return ErrNotRunning
 	}
-	v, err := c.QueryWorkflow(ctx, id, "", query)
+	v, err := c.QueryWorkflow(ctx, id, "", query, args...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/garo-run/garo/workflows"
+)
+
+// usageBucket is a bucket starting at start with waits (seconds) and the
+// figures of c.
+func usageBucket(start int64, c workflows.UsageCounts, waits ...float64) workflows.UsageBucket {
+	b := workflows.UsageBucket{Start: start, UsageCounts: c}
+	for _, w := range waits {
+		b.Waits.Add(w)
+	}
+	return b
+}
+
+// newUsageEnv has three repositories: o/a (its default pool on local),
+// o/b (default on local, gpu on gpu-1) and o/c (on local, no usage yet).
+func newUsageEnv(t *testing.T) *apiEnv {
+	e, repos := newPoolAPIEnv(t)
+	pool := func(name, agent string) workflows.PoolView {
+		return workflows.PoolView{Pool: name, Config: workflows.PoolConfig{Agent: agent}}
+	}
+	repos.set(workflows.RepositoryView{Repository: "o/a", Pools: []workflows.PoolView{pool("default", "local")}})
+	repos.set(workflows.RepositoryView{Repository: "o/b", Pools: []workflows.PoolView{pool("default", "local"), pool("gpu", "gpu-1")}})
+	repos.set(workflows.RepositoryView{Repository: "o/c", Pools: []workflows.PoolView{pool("default", "local")}})
+	const t0, t1 = 1_799_996_400, 1_799_996_700
+	repos.usage = map[string][]workflows.LedgerUsage{
+		"o/a": {{Pool: "default", Agent: "local", Buckets: []workflows.UsageBucket{
+			usageBucket(t0, workflows.UsageCounts{Served: 2, BusyMs: 120_000, IdleMs: 60_000, UsefulCost: 2, WasteCost: 1}, 10, 20),
+			usageBucket(t1, workflows.UsageCounts{Served: 1, Failed: 1}, 40),
+		}}},
+		"o/b": {
+			{Pool: "default", Agent: "local", Buckets: []workflows.UsageBucket{
+				usageBucket(t1, workflows.UsageCounts{Lost: 1, BootstrapFailures: 2, BootingMs: 30_000, WasteCost: 0.5}, 100)}},
+			{Pool: "gpu", Agent: "gpu-1", Buckets: []workflows.UsageBucket{
+				usageBucket(t0, workflows.UsageCounts{Served: 3, BusyMs: 180_000, UsefulCost: 6}, 5, 5, 5)}},
+		},
+	}
+	return e
+}
+
+func getJSON(t *testing.T, e *apiEnv, path string, out any) {
+	t.Helper()
+	resp, body := e.do("GET", path, adminToken, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
+	require.NoError(t, json.Unmarshal(body, out))
+}
+
+func TestRepositoryUsageSumsItsPoolsAndBuckets(t *testing.T) {
+	e := newUsageEnv(t)
+	var a RepositoryUsageReport
+	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=1h", &a)
+	assert.Equal(t, "1h", a.Window)
+	assert.Equal(t, "5m0s", a.Step)
+	assert.Equal(t, JobFigures{Served: 3, Failed: 1}, a.Figures.Jobs)
+	assert.Equal(t, RunnerMinutes{Busy: 2, Idle: 1}, a.Figures.RunnerMinutes)
+	assert.Equal(t, CostFigures{Useful: 2, Waste: 1, Total: 3}, a.Figures.Cost)
+	assert.Equal(t, 3, a.Figures.QueueWait.Count)
+	assert.InEpsilon(t, 20, a.Figures.QueueWait.P50, workflows.WaitAccuracy)
+	assert.InEpsilon(t, 20, a.Figures.QueueWait.P95, workflows.WaitAccuracy, "rank 0.95·2 is the 2nd")
+	assert.Equal(t, 40.0, a.Figures.QueueWait.Max)
+	require.Len(t, a.Series, 2)
+	assert.Equal(t, JobFigures{Served: 2}, a.Series[0].Figures.Jobs)
+	assert.Equal(t, int64(1_799_996_700), a.Series[1].Start.Unix())
+
+	var b RepositoryUsageReport
+	getJSON(t, e, "/api/v1/repositories/o/b/usage", &b)
+	assert.Equal(t, "24h", b.Window, "the default window")
+	assert.Equal(t, JobFigures{Served: 3, Lost: 1}, b.Figures.Jobs)
+	assert.Equal(t, 2, b.Figures.BootstrapFailures)
+	assert.Equal(t, CostFigures{Useful: 6, Waste: 0.5, Total: 6.5}, b.Figures.Cost)
+	require.Len(t, b.Pools, 2)
+	assert.Equal(t, PoolUsage{Pool: "gpu", Agent: "gpu-1", Figures: b.Pools[1].Figures}, b.Pools[1])
+	assert.Equal(t, 3, b.Pools[1].Figures.Jobs.Served)
+	assert.Equal(t, 100.0, b.Pools[0].Figures.QueueWait.Max)
+
+	resp, body := e.do("GET", "/api/v1/repositories/o/a/usage?window=2h", adminToken, "", "")
+	p := problem(t, resp, body, http.StatusBadRequest, ProblemInvalidRequest)
+	assert.Contains(t, p.Detail, "want 1h, 24h or 7d")
+	resp, body = e.do("GET", "/api/v1/repositories/o/none/usage", adminToken, "", "")
+	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+}
+
+func TestAgentUsageCountsOnlyItsOwnPools(t *testing.T) {
+	e := newUsageEnv(t)
+	var gpu AgentUsageReport
+	getJSON(t, e, "/api/v1/agents/gpu-1/usage?window=7d", &gpu)
+	assert.Equal(t, "gpu-1", gpu.Agent)
+	assert.Equal(t, JobFigures{Served: 3}, gpu.Figures.Jobs, "not o/b's default pool, which local serves")
+	require.Len(t, gpu.Repositories, 1)
+	assert.Equal(t, "o/b", gpu.Repositories[0].Repository)
+
+	var local AgentUsageReport
+	getJSON(t, e, "/api/v1/agents/local/usage?window=7d", &local)
+	assert.Equal(t, JobFigures{Served: 3, Failed: 1, Lost: 1}, local.Figures.Jobs)
+	assert.Len(t, local.Repositories, 3)
+	assert.Equal(t, 4, local.Figures.QueueWait.Count)
+
+	resp, body := e.do("GET", "/api/v1/agents/nobody/usage", adminToken, "", "")
+	problem(t, resp, body, http.StatusNotFound, ProblemNotFound)
+}
+
+func TestUsageTotalsAndRanksTheRepositories(t *testing.T) {
+	e := newUsageEnv(t)
+	reader := e.issue("/api/v1/tokens", `{"name":"portal","role":"reader"}`)
+	resp, body := e.do("GET", "/api/v1/usage?window=7d", reader, "", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "a reader reads usage: %s", body)
+	var u UsageReport
+	require.NoError(t, json.Unmarshal(body, &u))
+	assert.Equal(t, 3, u.Repositories)
+	assert.Equal(t, JobFigures{Served: 6, Failed: 1, Lost: 1}, u.Figures.Jobs)
+	assert.Equal(t, CostFigures{Useful: 8, Waste: 1.5, Total: 9.5}, u.Figures.Cost)
+	assert.Equal(t, 7, u.Figures.QueueWait.Count)
+	assert.Equal(t, 100.0, u.Figures.QueueWait.Max)
+	require.Len(t, u.Series, 2)
+	assert.Equal(t, 5, u.Series[0].Figures.Jobs.Served, "o/a's 2 and o/b's gpu 3 in the first bucket")
+
+	names := func(rs []RepositoryUsage) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Repository)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"o/b", "o/a"}, names(u.TopByCost), "by cost; o/c has spent nothing")
+	assert.Equal(t, []string{"o/a", "o/b"}, names(u.TopByWait), "by p95: o/a 20 s, o/b 5 s (its 100 s is the max)")
+}
