@@ -20,6 +20,9 @@ type PoolMetrics struct {
 	maxAge time.Duration
 
 	runners, queued, oldest, degraded, jobsDone *prometheus.Desc
+	usage                                       usageDescs
+	// now is the clock; nil is time.Now.
+	now func() time.Time
 
 	mu    sync.Mutex
 	at    time.Time
@@ -36,6 +39,7 @@ func NewPoolMetrics(repos Repositories, log *slog.Logger) *PoolMetrics {
 			"How long the job waiting longest in a pool's queue has waited (0 with none).", labels, nil),
 		degraded: prometheus.NewDesc("garo_pool_degraded", "1 while a pool is degraded (its runners fail to come up).", labels, nil),
 		jobsDone: prometheus.NewDesc("garo_pool_jobs_done", "Jobs a pool's runners have done (in its current state).", labels, nil),
+		usage:    newUsageDescs(labels),
 	}
 }
 
@@ -44,12 +48,16 @@ func (m *PoolMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.runners, m.queued, m.oldest, m.degraded, m.jobsDone} {
 		ch <- d
 	}
+	m.usage.describe(ch)
 }
 
 // Collect lists the pools (or reuses a recent listing) and sends their
 // figures.
 func (m *PoolMetrics) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
+	if m.now != nil {
+		now = m.now()
+	}
 	for _, p := range m.list() {
 		l := []string{p.Repository, p.Pool, p.Config.Agent}
 		c := p.Counts
@@ -68,6 +76,7 @@ func (m *PoolMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.degraded, prometheus.GaugeValue, degraded, l...)
 		ch <- prometheus.MustNewConstMetric(m.jobsDone, prometheus.GaugeValue, float64(c.JobsDone), l...)
+		m.usage.collect(ch, p, now, l)
 	}
 }
 
