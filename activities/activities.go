@@ -156,8 +156,10 @@ type JobState struct {
 	Status     string `json:"status"`
 	Conclusion string `json:"conclusion,omitempty"`
 	RunnerName string `json:"runnerName,omitempty"`
-	// StartedAt is when it began on a runner: the end of its queue wait.
-	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// StartedAt is when it began on a runner: the end of its queue wait;
+	// CompletedAt when it ended.
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
 }
 
 // RunnerState is a runner as GitHub lists it.

@@ -72,14 +72,16 @@ func (p *pool) take(id int64) (QueuedJob, bool) {
 	return QueuedJob{}, false
 }
 
-// jobStarted binds a job GitHub reports in progress to the pool's runner.
-func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, jobID int64) {
-	p.accrue(r, workflow.Now(ctx))
+// jobStarted binds a job GitHub reports in progress (ev) to the pool's
+// runner. Its busy time counts from when GitHub says it started, when the
+// event comes late.
+func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, ev JobEvent) {
+	p.accrue(r, p.eventTime(ctx, r, ev.StartedAt))
 	if r.State == RunnerDeleting {
 		return
 	}
-	r.State, r.JobID, r.IdleSince = RunnerBusy, jobID, nil
-	p.control(ctx, r.Name, RunnerControl{Action: ControlBusy, JobID: jobID})
+	r.State, r.JobID, r.IdleSince = RunnerBusy, ev.JobID, nil
+	p.control(ctx, r.Name, RunnerControl{Action: ControlBusy, JobID: ev.JobID})
 }
 
 // jobDone counts a job the pool's runner finished (ev is its completed
@@ -88,8 +90,9 @@ func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, jobID int64) {
 func (p *pool) jobDone(ctx workflow.Context, r *RunnerRecord, ev JobEvent) {
 	now := workflow.Now(ctx)
 	p.s.JobsDone++
-	p.countEnd(now, ev.JobID, ev.Conclusion)
-	p.accrue(r, now)
+	p.countEnd(now, ev)
+	p.missedStart(ctx, r, ev)
+	p.accrue(r, p.eventTime(ctx, r, ev.CompletedAt))
 	p.control(ctx, r.Name, RunnerControl{Action: ControlJobDone, JobID: ev.JobID})
 	if r.State == RunnerDeleting {
 		return

@@ -99,7 +99,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 			return
 		}
 		if p, rec := r.runner(ev.RunnerName); p != nil {
-			p.jobStarted(ctx, rec, ev.JobID)
+			p.jobStarted(ctx, rec, ev)
 			p.countWait(workflow.Now(ctx), q.QueuedAt, ev)
 			r.track(ev.JobID, p, ev.RunnerName)
 		} else if p := r.poolOfRunner(ev.RunnerName); p != nil && r.lateEvents {
@@ -116,11 +116,12 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 		} else if _, tracked := r.running(ev.JobID); tracked || !r.lateEvents {
 			// Its runner is gone already (its end came first, or this
 			// event was late): it is counted where it ran.
-			r.countEnded(workflow.Now(ctx), ev)
+			r.countEnded(ctx, ev)
 		} else if p := r.poolOfRunner(ev.RunnerName); p != nil {
 			// Neither its runner nor its start was seen here in time.
 			p.s.JobsDone++
-			p.countEnd(workflow.Now(ctx), ev.JobID, ev.Conclusion)
+			p.countEnd(workflow.Now(ctx), ev)
+			p.missedStart(ctx, nil, ev)
 		}
 		r.retryLost(ctx, ev)
 	}

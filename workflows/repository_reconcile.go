@@ -215,7 +215,8 @@ func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, a
 			r.log.Info("Job ended on no runner of this repository", "job", j.ID, "runner", runner, "conclusion", j.Conclusion)
 		default:
 			r.log.Info("Job found ended by reconciling: its webhook was missed", "job", j.ID, "runner", runner, "conclusion", j.Conclusion)
-			r.onJob(ctx, JobEvent{Action: JobCompleted, JobID: j.ID, RunID: j.RunID, RunnerName: runner, Conclusion: j.Conclusion})
+			r.onJob(ctx, JobEvent{Action: JobCompleted, JobID: j.ID, RunID: j.RunID, RunnerName: runner, Conclusion: j.Conclusion,
+				CreatedAt: timeOrNil(j.CreatedAt), StartedAt: j.StartedAt, CompletedAt: j.CompletedAt})
 		}
 	}
 	r.replaceUnregistered(ctx, polledAt, asked.Runners, got.Runners)
@@ -260,14 +261,15 @@ func (r *repository) poolOfRunner(runner string) *pool {
 
 // countEnded counts a job that ended (ev is its completed event) on a
 // runner the pool has forgotten.
-func (r *repository) countEnded(now time.Time, ev JobEvent) {
+func (r *repository) countEnded(ctx workflow.Context, ev JobEvent) {
 	run, ok := r.untrack(ev.JobID)
 	if !ok {
 		return
 	}
 	if p := r.pool(run.Pool); p != nil {
 		p.s.JobsDone++
-		p.countEnd(now, ev.JobID, ev.Conclusion)
+		p.countEnd(workflow.Now(ctx), ev)
+		p.missedStart(ctx, nil, ev)
 	}
 }
 

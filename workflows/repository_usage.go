@@ -50,6 +50,25 @@ func (p *pool) accrue(rec *RunnerRecord, now time.Time) {
 	}
 }
 
+// lateEvent is how late an event must come for its runner's time to
+// count from when GitHub says it happened: GitHub's times are to the
+// second, so an event on time counts from its arrival.
+const lateEvent = 5 * time.Second
+
+// eventTime is when an event of runner rec happened: now, or when GitHub
+// says (at) if the event comes late (its webhook was missed, and a
+// reconciliation found it), within the runner's time in its state.
+func (p *pool) eventTime(ctx workflow.Context, rec *RunnerRecord, at *time.Time) time.Time {
+	now := workflow.Now(ctx)
+	if at == nil || now.Sub(*at) < lateEvent {
+		return now
+	}
+	if at.Before(rec.Since) {
+		return rec.Since
+	}
+	return *at
+}
+
 // accrueAll counts the time of every runner up to now: before the pool's
 // agent or price changes.
 func (p *pool) accrueAll(now time.Time) {
@@ -77,14 +96,18 @@ func (p *pool) countWait(now time.Time, queuedAt time.Time, ev JobEvent) {
 	p.s.UsageTotals.addWait(wait)
 }
 
-// countEnd counts a job that ended on one of the pool's runners, unless
-// its runner was lost while it ran (counted then).
-func (p *pool) countEnd(now time.Time, jobID int64, conclusion string) {
-	if p.r.seen[jobKey(jobID, jobLost)] {
+// countEnd counts a job that ended (ev is its completed event) on one of
+// the pool's runners, unless its runner was lost while it ran (counted
+// then); and its queue wait, if its start was missed.
+func (p *pool) countEnd(now time.Time, ev JobEvent) {
+	if p.r.seen[jobKey(ev.JobID, jobLost)] {
 		return
 	}
+	if !p.r.seen[jobKey(ev.JobID, JobInProgress)] && ev.StartedAt != nil {
+		p.countWait(now, time.Time{}, ev)
+	}
 	failed := 0
-	if !succeeded(conclusion) {
+	if !succeeded(ev.Conclusion) {
 		failed = 1
 	}
 	p.ledger().add(now, func(b *UsageBucket) { b.Served++; b.Failed += failed })
@@ -95,6 +118,34 @@ func (p *pool) countEnd(now time.Time, jobID int64, conclusion string) {
 // jobLost marks, in the dedupe window, a job whose runner was lost while
 // it ran: its end is not counted as served.
 const jobLost = "lost"
+
+// missedStart corrects the runner time of a job that ended on one of the
+// pool's runners while its in_progress webhook was missed: the runner,
+// counted idle (or booting), was busy from when GitHub says the job
+// started to when it ended. rec is the runner, nil when it has gone.
+func (p *pool) missedStart(ctx workflow.Context, rec *RunnerRecord, ev JobEvent) {
+	if p.r.seen[jobKey(ev.JobID, JobInProgress)] || ev.StartedAt == nil {
+		return
+	}
+	if rec != nil {
+		// Idle, or not yet known to be online: it took its job at once.
+		if rec.State == RunnerIdle || rec.State == RunnerProvisioning {
+			at := *ev.StartedAt
+			if now := workflow.Now(ctx); at.After(now) {
+				at = now
+			}
+			p.accrue(rec, at) // not before rec.Since: accrue keeps the later
+			rec.State = RunnerBusy
+		}
+		return
+	}
+	if ev.CompletedAt == nil || !ev.CompletedAt.After(*ev.StartedAt) {
+		return
+	}
+	price := p.s.Config.HourlyPrice
+	p.ledger().toBusy(*ev.StartedAt, *ev.CompletedAt, price)
+	p.s.UsageTotals.toBusy(ev.CompletedAt.Sub(*ev.StartedAt).Milliseconds(), price)
+}
 
 // countLost counts a job whose runner was lost while it ran it.
 func (p *pool) countLost(now time.Time, jobID int64) {

@@ -103,6 +103,16 @@ func (c *UsageCounts) addTime(ms int64, k runnerTime, price float64) {
 	}
 }
 
+// toBusy moves up to ms of idle time, then of booting time, to busy,
+// with its cost.
+func (c *UsageCounts) toBusy(ms int64, price float64) {
+	idle := min(ms, c.IdleMs)
+	booting := min(ms-idle, c.BootingMs)
+	c.addTime(-idle, timeIdle, price)
+	c.addTime(-booting, timeBooting, price)
+	c.addTime(idle+booting, timeBusy, price)
+}
+
 // Add adds o to c.
 func (c *UsageCounts) Add(o UsageCounts) {
 	c.Served += o.Served
@@ -187,6 +197,19 @@ func (l *UsageLedger) bucket(i int, start int64) *UsageBucket {
 // addTime counts runner time of kind k from from to to, split across
 // buckets, and its cost at price an hour.
 func (l *UsageLedger) addTime(from, to time.Time, k runnerTime, price float64) {
+	l.span(from, to, func(b *UsageBucket, ms int64) { b.addTime(ms, k, price) })
+}
+
+// toBusy counts as busy the idle (or booting) time from from to to: a
+// runner that ran a job while both its webhooks were missed was counted
+// idle.
+func (l *UsageLedger) toBusy(from, to time.Time, price float64) {
+	l.span(from, to, func(b *UsageBucket, ms int64) { b.UsageCounts.toBusy(ms, price) })
+}
+
+// span applies f to each bucket of each window that from to to overlaps,
+// with the milliseconds of the overlap.
+func (l *UsageLedger) span(from, to time.Time, f func(*UsageBucket, int64)) {
 	if !to.After(from) {
 		return
 	}
@@ -194,11 +217,9 @@ func (l *UsageLedger) addTime(from, to time.Time, k runnerTime, price float64) {
 		start := max(from.UnixMilli(), to.Add(-w.Length-w.Step).UnixMilli())
 		end, step := to.UnixMilli(), w.Step.Milliseconds()
 		for b := start - start%step; b < end; b += step {
-			ms := min(end, b+step) - max(start, b)
-			if ms <= 0 {
-				continue
+			if ms := min(end, b+step) - max(start, b); ms > 0 {
+				f(l.bucket(i, b/1000), ms)
 			}
-			l.bucket(i, b/1000).addTime(ms, k, price)
 		}
 	}
 	l.Last = max(l.Last, to.Unix())

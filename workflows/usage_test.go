@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/garo-run/garo/activities"
 )
 
 // usageStart is an hour's start, so that the stream below fills the 5-minute
@@ -225,4 +227,54 @@ func TestWaitHistogramQuantilesAreWithinTheirAccuracy(t *testing.T) {
 	assert.Equal(t, 2, z.Zero)
 	assert.Zero(t, z.Quantile(0.5))
 	assert.InEpsilon(t, 2, z.Quantile(1), WaitAccuracy)
+}
+
+// TestUsageCountsRunnerTimeFromGitHubWhenWebhooksAreMissed: job 1's
+// in_progress webhook is missed (its completed one comes), job 2's both
+// are, and its runner has ended before the reconciliation learns how the
+// job went. Each runner is busy, as GitHub says, from its job's start to
+// its end, not idle; each wait is GitHub's.
+//
+//	job  queued  started  ended   runner                 wait
+//	1       5       20      80    A 5-81 (online at 15)   15
+//	2     100      120     180    B 100-181 (online 110)  20
+//
+// Job 2, still queued as far as the pool knows when B ends, has it start
+// runner C at 181 (online at 191, idle until the query at 300): waste.
+// Idle: A 15-20 and 80-81 (deleting), B 110-181 but for the job's 60 s,
+// C 191-300.
+func TestUsageCountsRunnerTimeFromGitHubWhenWebhooksAreMissed(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetStartTime(usageStart)
+	e.env.SetDetachedChildWait(false)
+	e.slow = 10 * time.Second
+	var cfgErr error
+	e.configure(0, poolConfig(func(c *PoolConfig) { c.HourlyPrice = 3.6 }), &cfgErr)
+	s := time.Second
+	e.jobAt(5*s, JobEvent{Action: JobQueued, JobID: 1}, 5*s, 0, nil)
+	end := usageStart.Add(80 * s)
+	e.jobAt(80*s, JobEvent{Action: JobCompleted, JobID: 1, Conclusion: "success", CompletedAt: &end}, 5*s, 20*s, e.startedName(0))
+	e.jobAt(100*s, JobEvent{Action: JobQueued, JobID: 2}, 100*s, 0, nil)
+	e.at(181*s, func() {
+		st, end, created := usageStart.Add(120*s), usageStart.Add(180*s), usageStart.Add(100*s)
+		name := e.startedName(1)()
+		e.mu.Lock()
+		e.queued = nil
+		e.github[2] = activities.JobState{QueuedJob: activities.QueuedJob{ID: 2, Labels: []string{"self-hosted", "linux"}, CreatedAt: created},
+			Status: "completed", Conclusion: "success", RunnerName: name, StartedAt: &st, CompletedAt: &end}
+		e.mu.Unlock()
+		e.env.SignalWorkflow(SignalRunner, RunnerEvent{Name: name, State: RunnerDeleted})
+	})
+	var u RepositoryUsage
+	e.at(5*time.Minute, func() { u = e.usage("1h") })
+	e.drain(6 * time.Minute)
+	e.run()
+	require.NoError(t, cfgErr)
+	require.Len(t, u.Pools, 1)
+	all := sumBuckets(u.Pools[0].Buckets)
+	assert.Equal(t, UsageCounts{Served: 2, BusyMs: 120_000, IdleMs: (6 + 11 + 109) * 1000, BootingMs: 30_000,
+		UsefulCost: 0.12, WasteCost: 0.156}, roundCosts(all.UsageCounts))
+	assert.Equal(t, 2, all.Waits.Count)
+	assert.Equal(t, 20.0, all.Waits.Max)
+	assert.InEpsilon(t, 15, all.Waits.Quantile(0), WaitAccuracy)
 }

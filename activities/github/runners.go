@@ -357,6 +357,10 @@ func jobState(j *gh.WorkflowJob) activities.JobState {
 		t := j.GetStartedAt().Time
 		s.StartedAt = &t
 	}
+	if j.CompletedAt != nil && j.GetStatus() == "completed" {
+		t := j.GetCompletedAt().Time
+		s.CompletedAt = &t
+	}
 	return s
 }
 

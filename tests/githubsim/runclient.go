@@ -264,7 +264,7 @@ func (c *runnerClient) serveOne(ctx context.Context, log *slog.Logger) (exit boo
 	var done struct {
 		Exit bool `json:"exit"`
 	}
-	if _, err := c.post(ctx, "/complete", CompleteRequest{JobID: a.JobID, Conclusion: "success"}, &done); err != nil {
+	if _, err := c.post(ctx, "/complete", CompleteRequest{JobID: a.JobID, Conclusion: a.Conclusion}, &done); err != nil {
 		if ctx.Err() != nil {
 			return true, nil // stopped as it reported: the job fails, as on GitHub
 		}

@@ -36,6 +36,8 @@ type Assignment struct {
 	Repo       string   `json:"repo"`
 	Labels     []string `json:"labels"`
 	DurationMs int64    `json:"durationMs"`
+	// Conclusion is how the job ends; empty is success.
+	Conclusion string `json:"conclusion,omitempty"`
 }
 
 func (s *Sim) runnerRegister(w http.ResponseWriter, r *http.Request) {
@@ -129,7 +131,7 @@ func (s *Sim) runnerAcquire(w http.ResponseWriter, r *http.Request) {
 			t := now()
 			j.Status, j.StartedAt, j.RunnerID, j.RunnerName = StatusInProgress, &t, rn.ID, rn.Name
 			rn.Busy, rn.JobID = true, j.ID
-			a := Assignment{JobID: j.ID, Repo: j.Repo, Labels: j.Labels, DurationMs: j.DurationMs}
+			a := Assignment{JobID: j.ID, Repo: j.Repo, Labels: j.Labels, DurationMs: j.DurationMs, Conclusion: j.Outcome}
 			c := *j
 			repo := s.st.repoOf(j.Repo)
 			s.st.mu.Unlock()

@@ -308,6 +308,8 @@ type RunJob struct {
 	Name       string   `json:"name"`
 	Labels     []string `json:"labels"`
 	DurationMs int64    `json:"durationMs"`
+	// Conclusion is how the job will end; empty is success.
+	Conclusion string `json:"conclusion,omitempty"`
 }
 
 // EnqueueRun starts a workflow run of owner/name with jobs, all queued at
@@ -324,7 +326,8 @@ func (s *Sim) EnqueueRun(owner, name string, jobs []RunJob, sequential bool) (in
 		if len(labels) == 0 {
 			labels = []string{"self-hosted"}
 		}
-		j := &Job{ID: s.st.id(), Name: rj.Name, Labels: append([]string(nil), labels...), DurationMs: rj.DurationMs}
+		j := &Job{ID: s.st.id(), Name: rj.Name, Labels: append([]string(nil), labels...), DurationMs: rj.DurationMs,
+			Outcome: rj.Conclusion}
 		all = append(all, j)
 		ids = append(ids, j.ID)
 	}

@@ -31,15 +31,17 @@ const (
 
 // Job is one simulated workflow job.
 type Job struct {
-	ID          int64      `json:"id"`
-	RunID       int64      `json:"runId"`
-	RunAttempt  int64      `json:"runAttempt"`
-	Repo        string     `json:"repo"`
-	Name        string     `json:"name"`
-	Status      string     `json:"status"`
-	Conclusion  string     `json:"conclusion"`
-	Labels      []string   `json:"labels"`
-	DurationMs  int64      `json:"durationMs"`
+	ID         int64    `json:"id"`
+	RunID      int64    `json:"runId"`
+	RunAttempt int64    `json:"runAttempt"`
+	Repo       string   `json:"repo"`
+	Name       string   `json:"name"`
+	Status     string   `json:"status"`
+	Conclusion string   `json:"conclusion"`
+	Labels     []string `json:"labels"`
+	DurationMs int64    `json:"durationMs"`
+	// Outcome is the conclusion its runner will report; empty is success.
+	Outcome     string     `json:"outcome,omitempty"`
 	RunnerID    int64      `json:"runnerId"`
 	RunnerName  string     `json:"runnerName"`
 	CreatedAt   time.Time  `json:"createdAt"`
