@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,7 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/garo-run/garo/api"
 	"github.com/garo-run/garo/api/apiclient"
+	"github.com/garo-run/garo/internal/devstack"
 )
 
 // chromiumPath finds Debian's chromium; without it the test is skipped,
@@ -61,7 +65,7 @@ func TestPortalInARealBrowser(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.ID("token"), info.AdminToken+"\r"), chromedp.WaitVisible(chromedp.ID("editor")))
 	assert.Equal(t, "Signed in as admin", b.text(chromedp.Text(chromedp.ID("who"))))
 	unlabelled, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](
-		`[...document.querySelectorAll("input")].filter(i => i.labels.length === 0).length`))
+		`[...document.querySelectorAll("input, select")].filter(i => i.labels.length === 0).length`))
 	require.NoError(t, err)
 	assert.Zero(t, unlabelled, "every field has its label")
 
@@ -71,7 +75,8 @@ func TestPortalInARealBrowser(t *testing.T) {
 	shots.take(b, "portal-validation")
 	assert.Contains(t, b.text(chromedp.Text(chromedp.ID("e-maxRunners"))), "maxRunners must be at least 1", "the API's message, beside its field")
 
-	b.do(chromedp.SetValue(chromedp.ID("f-maxRunners"), "2"), chromedp.Click(chromedp.ID("save")),
+	b.do(chromedp.SetValue(chromedp.ID("f-maxRunners"), "2"), chromedp.SetValue(chromedp.ID("f-hourlyPrice"), "3.6"),
+		chromedp.Click(chromedp.ID("save")),
 		chromedp.WaitVisible(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`)))
 	jobs := `{"repo":"e2e/portal","labels":["self-hosted","linux"],"durationMs":4000,"count":4,"name":"build"}`
 	resp, err := http.Post(info.GitHubSim+"/_sim/jobs", "application/json", strings.NewReader(jobs))
@@ -92,6 +97,8 @@ func TestPortalInARealBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("tr.agent")))
 	shots.take(b, "portal-drained")
 	assert.Contains(t, b.text(chromedp.Text(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`))), "Queued: 0.", "the queue drained")
+	readUsage(t, b, info)
+	shots.take(b, "portal-usage")
 
 	// Signed out, then in again with a reader's token.
 	r := b
@@ -111,6 +118,38 @@ func TestPortalInARealBrowser(t *testing.T) {
 	r.do(chromedp.Click(chromedp.ID("signout")), chromedp.SendKeys(chromedp.ID("token"), "garo_not_a_token"),
 		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("alert")))
 	assert.Contains(t, r.text(chromedp.Text(chromedp.ID("alert"))), "token was refused", "a 401 reads as a message, not a blank page")
+}
+
+// readUsage reads the usage figures of the 4 jobs: the totals, the
+// pool's and the agent's lines and the charts agree with the API, in the
+// window the user picks.
+func readUsage(t *testing.T, b *browser, info devstack.Info) {
+	t.Helper()
+	figure := func(key string) string {
+		return b.text(chromedp.Text(chromedp.CSS(`li[data-figure="` + key + `"] b`)))
+	}
+	b.do(chromedp.WaitVisible(`//li[@data-figure="jobs.served"]/b[normalize-space()="4"]`))
+	b.do(chromedp.Evaluate[chromedp.Void](`(() => { const w = document.getElementById("window"); w.value = "1h";
+		w.dispatchEvent(new Event("change")); })()`),
+		chromedp.WaitVisible(`//p[@class="usage"][starts-with(., "Usage, 1h: 4 jobs served (0 failed), 0 lost")]`))
+	assert.Equal(t, "4", figure("jobs.served"))
+	assert.Equal(t, "0", figure("jobs.lost"))
+	var u api.UsageReport
+	req, err := http.NewRequest("GET", info.API+"/api/v1/usage?window=1h", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+info.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&u))
+	assert.Equal(t, 4, u.Figures.Jobs.Served)
+	assert.Positive(t, u.Figures.Cost.Useful, "priced at 3.6 a runner-hour")
+	assert.Equal(t, strconv.FormatFloat(math.Round(u.Figures.Cost.Useful*100)/100, 'f', 2, 64), figure("cost.useful"))
+	assert.NotEqual(t, "–", figure("queueWait.p95"), "the waits of the jobs that started")
+	bars, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.chart rect").length`))
+	require.NoError(t, err)
+	assert.Positive(t, bars, "the charts have bars")
+	assert.Contains(t, b.text(chromedp.Text(chromedp.CSS("tr.agent"))), "4 jobs", "the agent's usage")
 }
 
 // contrastScript finds the visible text of the lowest contrast with its

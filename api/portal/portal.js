@@ -1,14 +1,20 @@
 // Garo's portal: plain JavaScript on Garo's public REST API, with the
 // user's token kept in this tab's sessionStorage only. It shows the pools
-// the token may see, their runners and queues, and the agents; an admin
-// also configures and deletes pools. Everything from the API is written
-// as text, never as HTML.
+// the token may see, their runners and queues, the agents, and the usage
+// and cost of each over a window; an admin also configures and deletes
+// pools. Everything from the API is written as text, never as HTML.
 "use strict";
 
 const REFRESH_MS = 3000;
+// Usage changes slowly and costs a query per repository: it is read less
+// often, and at once when the window changes.
+const USAGE_REFRESH_MS = 15000;
+// At most this many repositories and agents get their own usage line.
+const USAGE_LINES = 20;
 let token = sessionStorage.getItem("garo-token") || "";
 let status = null;
 let timer = null;
+let usage = { window: "", at: 0, all: null, repos: {}, agents: {}, drains: {} };
 
 const $ = (id) => document.getElementById(id);
 
@@ -120,6 +126,8 @@ async function refresh() {
       const [owner, repo] = p.repository.split("/");
       return api("GET", `/api/v1/repositories/${owner}/${repo}/pools/${encodeURIComponent(p.pool)}`).catch(() => p);
     }));
+    await refreshUsage(details, agents.agents);
+    renderUsage();
     renderPools(details);
     renderAgents(agents.agents);
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + "; the page refreshes every few seconds.";
@@ -129,6 +137,122 @@ async function refresh() {
     if (e.status === 401) { signOut(); return; }
   }
   timer = setTimeout(refresh, REFRESH_MS);
+}
+
+// refreshUsage reads the usage of everything, of each repository and of
+// each agent shown, and the drain of each agent that is leaving, when the
+// last reading is old or the window changed.
+async function refreshUsage(pools, agents) {
+  const win = $("window").value;
+  if (usage.window === win && Date.now() - usage.at < USAGE_REFRESH_MS) return;
+  const q = "?window=" + encodeURIComponent(win);
+  const repos = [...new Set(pools.map((p) => p.repository))].slice(0, USAGE_LINES);
+  const names = agents.map((a) => a.name).slice(0, USAGE_LINES);
+  const leaving = agents.filter((a) => a.status === "unregistering").map((a) => a.name);
+  const [all, repoUsage, agentUsage, drains] = await Promise.all([
+    api("GET", "/api/v1/usage" + q),
+    Promise.all(repos.map((r) => api("GET", `/api/v1/repositories/${r}/usage${q}`).catch(() => null))),
+    Promise.all(names.map((n) => api("GET", `/api/v1/agents/${encodeURIComponent(n)}/usage${q}`).catch(() => null))),
+    Promise.all(leaving.map((n) => api("GET", `/api/v1/agents/${encodeURIComponent(n)}`).catch(() => null))),
+  ]);
+  usage = { window: win, at: Date.now(), all, repos: {}, agents: {}, drains: {} };
+  repos.forEach((r, i) => { if (repoUsage[i]) usage.repos[r] = repoUsage[i]; });
+  names.forEach((n, i) => { if (agentUsage[i]) usage.agents[n] = agentUsage[i]; });
+  leaving.forEach((n, i) => { if (drains[i] && drains[i].drain) usage.drains[n] = drains[i].drain; });
+}
+
+function seconds(s) {
+  if (s < 120) return (Math.round(s * 10) / 10) + " s";
+  if (s < 7200) return (Math.round(s / 6) / 10) + " min";
+  return (Math.round(s / 360) / 10) + " h";
+}
+
+function money(x) { return (Math.round(x * 100) / 100).toFixed(2); }
+
+function minutes(m) { return m < 1 ? seconds(m * 60) : m < 120 ? (Math.round(m * 10) / 10) + " min" : (Math.round(m / 6) / 10) + " h"; }
+
+// summary is one line of a span's figures.
+function summary(f) {
+  const w = f.queueWait, rm = f.runnerMinutes, j = f.jobs;
+  return `${j.served} jobs served (${j.failed} failed), ${j.lost} lost; ` +
+    (w.count ? `queue wait p50 ${seconds(w.p50Seconds)}, p95 ${seconds(w.p95Seconds)}, max ${seconds(w.maxSeconds)}; ` : "no job started; ") +
+    `runners busy ${minutes(rm.busy)}, idle ${minutes(rm.idle)}, booting ${minutes(rm.booting)}; ` +
+    `${f.bootstrapFailures} bootstrap failures; cost ${money(f.cost.total)} (${money(f.cost.waste)} waste).`;
+}
+
+// chart draws a small bar chart of points, one bar a bucket, the series
+// stacked; its label says what it shows and its largest value.
+function chart(caption, points, series) {
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 240, H = 60, n = Math.max(points.length, 1), bw = W / n;
+  const totals = points.map((p) => series.reduce((s, x) => s + x.value(p), 0));
+  const top = Math.max(...totals, 0);
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${caption}: ${points.length} bars, the largest ${series[0].format(top)}`);
+  points.forEach((p, i) => {
+    let y = H;
+    for (const s of series) {
+      const h = top > 0 ? (s.value(p) / top) * (H - 2) : 0;
+      if (h <= 0) continue;
+      const r = document.createElementNS(NS, "rect");
+      r.setAttribute("x", String(i * bw + bw * 0.1));
+      r.setAttribute("width", String(bw * 0.8));
+      r.setAttribute("y", String(y - h));
+      r.setAttribute("height", String(h));
+      r.setAttribute("class", s.cls);
+      const t = document.createElementNS(NS, "title");
+      t.textContent = new Date(p.start).toLocaleString() + ": " + s.name + " " + s.format(s.value(p));
+      r.append(t);
+      svg.append(r);
+      y -= h;
+    }
+  });
+  return el("figure", {}, svg, el("figcaption", { text: caption + " (largest " + series[0].format(top) + ")" }));
+}
+
+function renderUsage() {
+  const box = $("usage");
+  box.replaceChildren();
+  const u = usage.all;
+  if (!u) return;
+  const f = u.figures, w = f.queueWait, rm = f.runnerMinutes;
+  const item = (key, label, value) => el("li", { "data-figure": key }, el("b", { text: value }), label);
+  box.append(el("ul", { class: "figures", "aria-label": "usage of all repositories" },
+    item("jobs.served", "jobs served", String(f.jobs.served)),
+    item("jobs.failed", "of them failed", String(f.jobs.failed)),
+    item("jobs.lost", "lost with their runner", String(f.jobs.lost)),
+    item("queueWait.p50", "queue wait, median", w.count ? seconds(w.p50Seconds) : "–"),
+    item("queueWait.p95", "queue wait, p95", w.count ? seconds(w.p95Seconds) : "–"),
+    item("queueWait.max", "queue wait, longest", w.count ? seconds(w.maxSeconds) : "–"),
+    item("runnerMinutes.busy", "runners busy", minutes(rm.busy)),
+    item("runnerMinutes.idle", "runners idle", minutes(rm.idle)),
+    item("runnerMinutes.booting", "runners booting", minutes(rm.booting)),
+    item("bootstrapFailures", "bootstrap failures", String(f.bootstrapFailures)),
+    item("cost.useful", "cost, useful", money(f.cost.useful)),
+    item("cost.waste", "cost, waste", money(f.cost.waste))));
+  box.append(el("div", { class: "charts" },
+    chart("Jobs served per step", u.series, [{ name: "served", cls: "served", value: (p) => p.figures.jobs.served, format: String }]),
+    chart("Cost per step", u.series, [
+      { name: "useful", cls: "useful", value: (p) => p.figures.cost.useful, format: money },
+      { name: "waste", cls: "waste", value: (p) => p.figures.cost.waste, format: money }]),
+    chart("Queue wait p95 per step", u.series, [{ name: "p95", cls: "wait", value: (p) => p.figures.queueWait.p95Seconds, format: seconds }])));
+  box.append(el("p", { class: "hint" }, "Cost: ", el("span", { class: "key-useful", text: "useful (busy)" }), " and ",
+    el("span", { class: "key-waste", text: "waste (idle and booting)" }), ", at each pool's price of a runner-hour."));
+  const top = (label, rows) => {
+    if (!rows.length) return;
+    const t = el("table", { "aria-label": label }, el("caption", { text: label }),
+      el("tr", {}, el("th", { text: "Repository" }), el("th", { text: "Jobs" }), el("th", { text: "Wait p95" }), el("th", { text: "Cost" })));
+    for (const r of rows) t.append(el("tr", {}, el("td", { text: r.repository }), el("td", { text: String(r.figures.jobs.served) }),
+      el("td", { text: r.figures.queueWait.count ? seconds(r.figures.queueWait.p95Seconds) : "–" }), el("td", { text: money(r.figures.cost.total) })));
+    box.append(t);
+  };
+  top("Costliest repositories", u.topByCost);
+  top("Longest waits", u.topByWait);
+  if (u.unavailable && u.unavailable.length) box.append(el("p", { class: "hint", text: "Usage not readable now: " + u.unavailable.join(", ") }));
 }
 
 function renderPools(pools) {
@@ -153,6 +277,9 @@ function renderPools(pools) {
     else if (p.lastError) div.append(el("p", { class: "hint", text: "Last error: " + p.lastError }));
     if (p.agentOffline) div.append(el("p", { class: "degraded", text: "Its agent is offline: provisioning waits." }));
     if (p.draining) div.append(el("p", { class: "hint", text: "Draining." }));
+    const ru = usage.repos[p.repository];
+    const pu = ru && ru.pools.find((x) => x.pool === p.pool && x.agent === cfg.agent);
+    if (pu) div.append(el("p", { class: "usage", text: "Usage, " + usage.window + ": " + summary(pu.figures) }));
     if ((p.runners || []).length) {
       const t = el("table", { "aria-label": "runners of " + p.repository + " " + p.pool },
         el("tr", {}, el("th", { text: "Runner" }), el("th", { text: "State" }), el("th", { text: "Job" }), el("th", { text: "Age" })));
@@ -192,18 +319,25 @@ function renderAgents(agents) {
     return;
   }
   const t = el("table", { "aria-label": "agents" },
-    el("tr", {}, el("th", { text: "Agent" }), el("th", { text: "Status" }), el("th", { text: "Last heartbeat" }), el("th", { text: "Version" })));
+    el("tr", {}, el("th", { text: "Agent" }), el("th", { text: "Status" }), el("th", { text: "Last heartbeat" }), el("th", { text: "Version" }),
+      el("th", { text: "Usage, " + usage.window })));
   for (const a of agents) {
-    const st = a.status === "unregistering" ? "draining its pools" : a.status;
+    let st = a.status;
+    if (a.status === "unregistering") {
+      const d = usage.drains[a.name];
+      st = d ? `draining: ${d.runners} runners left in ${d.pools} pools of ${d.repositories} repositories` : "draining its pools";
+    }
+    const au = usage.agents[a.name];
     t.append(el("tr", { class: "agent" }, el("td", {}, uiLink("garo/agent/" + a.name, a.name)),
       el("td", { class: a.status === "online" ? "online" : "offline", text: st }),
       el("td", { text: a.lastHeartbeat ? age(a.lastHeartbeat) + " ago" : "" }),
-      el("td", { text: (a.capabilities && a.capabilities.version) || "" })));
+      el("td", { text: (a.capabilities && a.capabilities.version) || "" }),
+      el("td", { text: au ? `${au.figures.jobs.served} jobs, cost ${money(au.figures.cost.total)}` : "" })));
   }
   box.append(t);
 }
 
-const FIELDS = ["repository", "pool", "agent", "labels", "minIdle", "maxRunners"];
+const FIELDS = ["repository", "pool", "agent", "labels", "minIdle", "maxRunners", "hourlyPrice"];
 
 function fillForm(p) {
   $("f-repository").value = p.repository;
@@ -212,6 +346,7 @@ function fillForm(p) {
   $("f-labels").value = ((p.config || {}).labels || []).join(",");
   $("f-minIdle").value = (p.config || {}).minIdle || 0;
   $("f-maxRunners").value = (p.config || {}).maxRunners || 1;
+  $("f-hourlyPrice").value = (p.config || {}).hourlyPrice || 0;
   $("f-repository").focus();
 }
 
@@ -230,7 +365,7 @@ async function savePool(ev) {
     return;
   }
   const body = { agent: v("agent"), labels: v("labels").split(",").map((s) => s.trim()).filter(Boolean),
-    minIdle: Number(v("minIdle")), maxRunners: Number(v("maxRunners")) };
+    minIdle: Number(v("minIdle")), maxRunners: Number(v("maxRunners")), hourlyPrice: Number(v("hourlyPrice") || 0) };
   try {
     await api("PUT", `/api/v1/repositories/${owner}/${repo}/pools/${encodeURIComponent(v("pool") || "default")}`, body);
     $("e-form").textContent = "Saved.";
@@ -238,7 +373,7 @@ async function savePool(ev) {
     refresh();
   } catch (e) {
     // The API's message names the field it refuses; it goes beside it.
-    const named = ["maxRunners", "minIdle", "labels", "agent", "repository", "pool"];
+    const named = ["maxRunners", "minIdle", "hourlyPrice", "labels", "agent", "repository", "pool"];
     const field = named.find((f) => new RegExp("\\b" + f + "\\b").test(e.detail || "")) || "form";
     $("e-" + field).textContent = e.message;
     if (field !== "form") $("f-" + field).setAttribute("aria-invalid", "true");
@@ -249,5 +384,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("token").value.trim()); });
   $("signout").addEventListener("click", signOut);
   $("pool-form").addEventListener("submit", savePool);
+  $("window").addEventListener("change", () => { usage.at = 0; refresh(); });
   if (token) signIn(token); else $("token").focus();
 });
