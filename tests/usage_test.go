@@ -95,6 +95,19 @@ func TestUsageFiguresMatchGitHubsUnderLostWebhooks(t *testing.T) {
 	require.NotEmpty(t, all.TopByWait)
 	assert.Equal(t, repo, all.TopByWait[0].Repository)
 
+	// The CLI reads the same figures.
+	code, out, errOut := garo(t, e.url, adminToken, "usage", repo, "--window", "1h", "-o", "json")
+	require.Zero(t, code, "%s", errOut)
+	var cli api.RepositoryUsageReport
+	require.NoError(t, json.Unmarshal([]byte(out), &cli))
+	assert.Equal(t, f.Jobs, cli.Figures.Jobs)
+	code, out, errOut = garo(t, e.url, adminToken, "usage", "--agent", "usage-1", "--window", "1h")
+	require.Zero(t, code, "%s", errOut)
+	assert.Regexp(t, `(?m)^e2e/usage\s+12\s+3\s+0\s`, out, "a line per repository: served, failed, lost")
+	code, _, errOut = garo(t, e.url, adminToken, "usage", "--window", "2h")
+	assert.NotZero(t, code, "a bad window fails")
+	assert.Contains(t, errOut, "want 1h, 24h or 7d")
+
 	eventually(t, time.Minute, "the counters show the usage", func() bool {
 		return strings.Contains(e.metrics(), `garo_pool_jobs_served_total{agent="usage-1",pool="default",repository="e2e/usage"} 12`)
 	})

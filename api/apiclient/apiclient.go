@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garo-run/garo/api"
 	"github.com/garo-run/garo/workflows"
 )
 
@@ -354,4 +355,25 @@ func (c *Client) GetAgentConfig(ctx context.Context, name, etag string) (cfg Age
 	e := &Error{StatusCode: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(e)
 	return cfg, etag, false, e
+}
+
+// Usage returns every repository's usage over window ("1h", "24h", "7d").
+func (c *Client) Usage(ctx context.Context, window string) (api.UsageReport, error) {
+	var out api.UsageReport
+	err := c.do(ctx, http.MethodGet, "/api/v1/usage?window="+url.QueryEscape(window), nil, &out)
+	return out, err
+}
+
+// RepositoryUsage returns the usage of owner/repo's pools over window.
+func (c *Client) RepositoryUsage(ctx context.Context, owner, repo, window string) (api.RepositoryUsageReport, error) {
+	var out api.RepositoryUsageReport
+	err := c.do(ctx, http.MethodGet, repoPath(owner, repo, "/usage?window="+url.QueryEscape(window)), nil, &out)
+	return out, err
+}
+
+// AgentUsage returns the usage of the pools agent name serves over window.
+func (c *Client) AgentUsage(ctx context.Context, name, window string) (api.AgentUsageReport, error) {
+	var out api.AgentUsageReport
+	err := c.do(ctx, http.MethodGet, agentPath(name, "/usage?window="+url.QueryEscape(window)), nil, &out)
+	return out, err
 }

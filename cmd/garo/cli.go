@@ -32,9 +32,9 @@ type command struct {
 }
 
 // commands are every operator command; each noun has a file of its own
-// (repo.go, pool.go, agents.go, runners.go).
+// (repo.go, pool.go, agents.go, runners.go, usage.go).
 func commands() []command {
-	return slices.Concat(repoCommands(), poolCommands(), agentsCommands(), runnerCommands())
+	return slices.Concat(repoCommands(), poolCommands(), agentsCommands(), runnerCommands(), usageCommands())
 }
 
 func isOperatorCommand(noun string) bool {
