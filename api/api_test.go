@@ -188,14 +188,17 @@ type apiEnv struct {
 	ready  error
 }
 
-func newAPIEnv(t testing.TB) *apiEnv {
+func newAPIEnv(t testing.TB) *apiEnv { return newAPIEnvWith(t, nil) }
+
+// newAPIEnvWith is newAPIEnv with its router's Config changed by change.
+func newAPIEnvWith(t testing.TB, change func(*Config)) *apiEnv {
 	e := &apiEnv{t: t, agents: &memAgents{agents: map[string]workflows.AgentState{}},
 		repos: &memRepositories{repos: map[string]*workflows.RepositoryView{}}, clock: time.Unix(1_800_000_000, 0)}
 	e.tokens = &memTokens{agents: e.agents, hashes: map[string]string{}}
 	e.auth = NewTokens(adminToken, e.tokens, 5*time.Second)
 	e.auth.failBurst = 1 << 20 // these tests fail on purpose, from one address
 	e.auth.now = func() time.Time { return e.clock }
-	h := NewRouter(Config{
+	cfg := Config{
 		Agents:            e.agents,
 		Repositories:      e.repos,
 		Now:               func() time.Time { return e.clock },
@@ -204,8 +207,11 @@ func newAPIEnv(t testing.TB) *apiEnv {
 		Ready:             func(context.Context) error { return e.ready },
 		HeartbeatInterval: 5 * time.Second,
 		OfflineAfter:      20 * time.Second,
-	})
-	e.srv = httptest.NewServer(h)
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	e.srv = httptest.NewServer(NewRouter(cfg))
 	t.Cleanup(e.srv.Close)
 	e.client = newSpecClient(t)
 	return e

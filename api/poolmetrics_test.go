@@ -81,7 +81,7 @@ func TestPoolMetricsCountUsage(t *testing.T) {
 		{Repository: "octo/app", Pool: "default", Config: cfg, Counts: workflows.PoolCounts{Idle: 2, Busy: 1},
 			Usage: &workflows.UsageTotals{UsageCounts: workflows.UsageCounts{Served: 5, Failed: 1, Lost: 2, BootstrapFailures: 3,
 				BusyMs: 60_000, IdleMs: 30_000, BootingMs: 10_000, UsefulCost: 0.06, WasteCost: 0.04},
-				WaitBuckets: []int{1, 0, 2, 0, 0, 0, 0, 0, 0, 1}, WaitCount: 5, WaitSeconds: 3612, At: at}}}})
+				WaitBuckets: []int{1, 0, 2, 0, 0, 0, 0, 0, 0, 1}, WaitCount: 5, WaitSeconds: 3612, At: at, Price: 3.6}}}})
 	m := NewPoolMetrics(repos, slog.New(slog.DiscardHandler))
 	m.now = func() time.Time { return at.Add(10 * time.Second) }
 	want := `

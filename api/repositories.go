@@ -148,7 +148,7 @@ func (h *handlers) configurePool(w http.ResponseWriter, r *http.Request, owner, 
 	if !h.checkPoolAgent(w, r, cfg) {
 		return
 	}
-	req.Config, req.Actor = cfg, IdentityFrom(r.Context()).Subject
+	req.Config, req.Actor, req.Prices = cfg, IdentityFrom(r.Context()).Subject, h.cfg.Prices
 	v, err := h.cfg.Repositories.ConfigurePool(r.Context(), owner, repo, req)
 	if err != nil {
 		h.backendError(w, r, "configure pool "+req.PoolName()+" of "+owner+"/"+repo, err)

@@ -57,6 +57,9 @@ type Config struct {
 	// TemporalUI is the Temporal Web UI's address and Namespace Garo's
 	// namespace, for links from the portal to each workflow.
 	TemporalUI, Namespace string
+	// Prices is the price list of runner-hours by provider option; every
+	// configure carries it to the pool.
+	Prices []workflows.ProviderPrice
 }
 
 // NewRouter returns the HTTP handler of the whole API.

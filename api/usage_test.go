@@ -133,3 +133,17 @@ func TestUsageTotalsAndRanksTheRepositories(t *testing.T) {
 	assert.Equal(t, []string{"o/b", "o/a"}, names(u.TopByCost), "by cost; o/c has spent nothing")
 	assert.Equal(t, []string{"o/a", "o/b"}, names(u.TopByWait), "by p95: o/a 20 s, o/b 5 s (its 100 s is the max)")
 }
+
+// TestEveryConfigureCarriesThePriceList: PUT and PATCH send the server's
+// price list to the pool, which prices itself by it.
+func TestEveryConfigureCarriesThePriceList(t *testing.T) {
+	prices := []workflows.ProviderPrice{{Kind: "process", Price: 0.01}}
+	e := newAPIEnvWith(t, func(c *Config) { c.Prices = prices })
+	e.agents.agents["local"] = workflows.AgentState{Name: "local", Status: workflows.AgentOnline, Capabilities: processCapabilities()}
+	resp, body := e.do("PUT", "/api/v1/repositories/o/a", adminToken, "application/json", `{"agent":"local"}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Equal(t, prices, e.repos.last.Prices)
+	resp, body = e.do("PATCH", "/api/v1/repositories/o/a", adminToken, "application/merge-patch+json", `{"maxRunners":4}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	assert.Equal(t, prices, e.repos.last.Prices)
+}

@@ -53,7 +53,7 @@ func (u usageDescs) collect(ch chan<- prometheus.Metric, p workflows.PoolView, n
 	counter(u.lost, float64(t.Lost))
 	counter(u.bootFailures, float64(t.BootstrapFailures))
 	since := max(0, now.Sub(t.At).Seconds())
-	c, price := p.Counts, p.Config.HourlyPrice/3600
+	c, price := p.Counts, t.Price/3600
 	busy := float64(t.BusyMs)/1000 + since*float64(c.Busy)
 	idle := float64(t.IdleMs)/1000 + since*float64(c.Idle+c.Deleting)
 	booting := float64(t.BootingMs)/1000 + since*float64(c.Provisioning)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,15 +25,18 @@ import (
 // and of everything counts each job once, served or failed as GitHub
 // says, and the queue waits are GitHub's own (started_at − created_at, to
 // the second): the maximum exactly, p50 and p95 within 5 %. The runner
-// time is priced at the pool's hourlyPrice, and the Prometheus counters
-// agree.
+// time is priced by the server's price list (the pool sets no
+// hourlyPrice), and the CLI and the Prometheus counters agree.
 func TestUsageFiguresMatchGitHubsUnderLostWebhooks(t *testing.T) {
 	t.Parallel()
 	const repo, jobs = "e2e/usage", 12
-	e := newPoolEnv(t, "e2e-usage", "usage-1")
+	prices := filepath.Join(t.TempDir(), "prices")
+	require.NoError(t, os.WriteFile(prices, []byte("ec2 instanceType=m5.large 0.096\nprocess 3.6 # a second is 0.001\n"), 0o600))
+	e := newPoolEnvWith(t, &poolEnv{t: t, ns: "e2e-usage", agent: "usage-1", addr: temporalAddr,
+		serverArgs: []string{"--hourly-prices", prices}})
 	e.sim.SetFaults(githubsim.Faults{Seed: 7, Webhooks: githubsim.WebhookFaults{DropRate: 0.2}})
 	code, b := e.do("PUT", "/api/v1/repositories/"+repo,
-		`{"agent":"usage-1","maxRunners":3,"hourlyPrice":3.6,"labels":["self-hosted","linux"]}`)
+		`{"agent":"usage-1","maxRunners":3,"labels":["self-hosted","linux"]}`)
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	var run []githubsim.RunJob
 	for i := range jobs {
@@ -81,7 +86,7 @@ func TestUsageFiguresMatchGitHubsUnderLostWebhooks(t *testing.T) {
 	rm := f.RunnerMinutes
 	assert.InDelta(t, ran.Minutes(), rm.Busy, 0.1*ran.Minutes(), "runners were busy as long as GitHub says the jobs ran (%s); %+v", ran, rm)
 	assert.Positive(t, rm.Booting)
-	assert.InDelta(t, rm.Busy*0.06, f.Cost.Useful, 0.001, "3.6 an hour is 0.06 a minute")
+	assert.InDelta(t, rm.Busy*0.06, f.Cost.Useful, 0.001, "the list's 3.6 an hour is 0.06 a minute")
 	assert.InDelta(t, (rm.Idle+rm.Booting)*0.06, f.Cost.Waste, 0.001)
 	require.Len(t, u.Pools, 1)
 	assert.Equal(t, "usage-1", u.Pools[0].Agent)

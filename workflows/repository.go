@@ -259,6 +259,7 @@ func (r *repository) configure(ctx workflow.Context, req ConfigureRequest) (Pool
 	}
 	p.retarget = r.targets
 	p.s.Config, p.s.ConfiguredBy, r.s.Configured = cfg, req.Actor, true
+	p.s.ListPrice = PriceOf(req.Prices, cfg.Provider)
 	p.log.Info("Pool configured", "actor", req.Actor, "agent", cfg.Agent, "labels", cfg.Labels,
 		"minIdle", cfg.MinIdle, "maxRunners", cfg.MaxRunners)
 	if r.severalPools {

@@ -155,6 +155,9 @@ type ConfigureRequest struct {
 	Config PoolConfig      `json:"config"`
 	Patch  json.RawMessage `json:"patch,omitempty"`
 	Actor  string          `json:"actor,omitempty"`
+	// Prices is the server's price list: a pool whose hourlyPrice is 0
+	// is priced by it (PriceOf), as at this configure.
+	Prices []ProviderPrice `json:"prices,omitempty"`
 }
 
 // PoolName is the pool the request names.

@@ -77,6 +77,9 @@ type PoolState struct {
 	AgentUnchecked bool `json:"agentUnchecked,omitempty"`
 	// UsageTotals are the pool's usage since it was configured.
 	UsageTotals UsageTotals `json:"usageTotals,omitzero"`
+	// ListPrice is the server's price list's price of its runner-hour, as
+	// at its last configure; hourlyPrice, when set, comes first.
+	ListPrice float64 `json:"listPrice,omitempty"`
 }
 
 // RunnerRecord is a pool's record of one of its runners.

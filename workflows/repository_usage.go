@@ -41,7 +41,7 @@ func (p *pool) ledger() *UsageLedger {
 // now.
 func (p *pool) accrue(rec *RunnerRecord, now time.Time) {
 	if !rec.Since.IsZero() && now.After(rec.Since) {
-		k, price := timeOf(rec.State), p.s.Config.HourlyPrice
+		k, price := timeOf(rec.State), p.price()
 		p.ledger().addTime(rec.Since, now, k, price)
 		p.s.UsageTotals.addTime(now.Sub(rec.Since).Milliseconds(), k, price)
 	}
@@ -67,6 +67,15 @@ func (p *pool) eventTime(ctx workflow.Context, rec *RunnerRecord, at *time.Time)
 		return rec.Since
 	}
 	return *at
+}
+
+// price is what a runner-hour of the pool costs: its hourlyPrice, or the
+// server's price list's.
+func (p *pool) price() float64 {
+	if p.s.Config.HourlyPrice > 0 {
+		return p.s.Config.HourlyPrice
+	}
+	return p.s.ListPrice
 }
 
 // accrueAll counts the time of every runner up to now: before the pool's
@@ -142,7 +151,7 @@ func (p *pool) missedStart(ctx workflow.Context, rec *RunnerRecord, ev JobEvent)
 	if ev.CompletedAt == nil || !ev.CompletedAt.After(*ev.StartedAt) {
 		return
 	}
-	price := p.s.Config.HourlyPrice
+	price := p.price()
 	p.ledger().toBusy(*ev.StartedAt, *ev.CompletedAt, price)
 	p.s.UsageTotals.toBusy(ev.CompletedAt.Sub(*ev.StartedAt).Milliseconds(), price)
 }
@@ -217,7 +226,7 @@ func (r *repository) usage(ctx workflow.Context, req UsageRequest) (RepositoryUs
 				ledgers = append(ledgers, UsageLedger{Pool: p.s.Name, Agent: p.s.Config.Agent})
 				i = len(ledgers) - 1
 			}
-			ledgers[i].addTime(rec.Since, now, timeOf(rec.State), p.s.Config.HourlyPrice)
+			ledgers[i].addTime(rec.Since, now, timeOf(rec.State), p.price())
 		}
 	}
 	for _, l := range ledgers {
@@ -236,9 +245,9 @@ func (p *pool) totals(now time.Time) UsageTotals {
 	t.WaitBuckets = slices.Clone(t.WaitBuckets)
 	for _, rec := range p.s.Runners {
 		if !rec.Since.IsZero() && now.After(rec.Since) {
-			t.addTime(now.Sub(rec.Since).Milliseconds(), timeOf(rec.State), p.s.Config.HourlyPrice)
+			t.addTime(now.Sub(rec.Since).Milliseconds(), timeOf(rec.State), p.price())
 		}
 	}
-	t.At = now
+	t.At, t.Price = now, p.price()
 	return t
 }

@@ -314,6 +314,8 @@ type UsageTotals struct {
 	WaitCount   int       `json:"waitCount,omitempty"`
 	WaitSeconds float64   `json:"waitSeconds,omitempty"`
 	At          time.Time `json:"at,omitzero"`
+	// Price is what a runner-hour of the pool costs at At.
+	Price float64 `json:"price,omitempty"`
 }
 
 // WaitBucketBounds are the upper bounds, in seconds, of the queue-wait

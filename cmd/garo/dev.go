@@ -37,6 +37,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	fs.Var(&origins, "cors-origin", "an origin allowed to call the API from a browser (comma-separated or repeated; none by default)")
 	fs.Var(&externals, "external-provider", "declares a GARM external provider for the dev agent, NAME=EXECUTABLE[,config=FILE][,env=PREFIX:PREFIX] (repeatable); its instances reach the agent on loopback")
 	externalsFile := fs.String("external-providers-file", "", "a file of external provider declarations, one per line (# comments)")
+	pricesFile := fs.String("hourly-prices", "", "file of runner-hour prices by provider option, as garo server takes it")
 	ghf.register(fs)
 	lf.register(fs)
 	if err := envflag.Parse(fs, "GARO", args, getenv); err != nil {
@@ -55,11 +56,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil {
 		return err
 	}
+	prices, err := readPrices(*pricesFile)
+	if err != nil {
+		return err
+	}
 	return devstack.Run(ctx, devstack.Config{
 		GitHub: gh, GitHubSimBin: *simBin, GitHubSimPort: *simPort, NoDemo: *noDemo, ExternalProviders: externals,
 		StateDir: *stateDir, APIPort: *apiPort, TemporalPort: *temporalPort, UIPort: *uiPort,
 		TemporalBin: *temporalBin, AgentName: *agentName,
-		HeartbeatInterval: *hbEvery, OfflineAfter: *offline, CORSOrigins: origins,
+		HeartbeatInterval: *hbEvery, OfflineAfter: *offline, CORSOrigins: origins, Prices: prices,
 		Version: versionString(), Logger: log, Out: stdout,
 	})
 }

@@ -59,7 +59,9 @@ type Config struct {
 	ExternalProviders []string
 	AgentName         string
 	// CORSOrigins may call the API from a browser.
-	CORSOrigins       []string
+	CORSOrigins []string
+	// Prices prices the runner-hours of pools without an hourlyPrice.
+	Prices            []workflows.ProviderPrice
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
 	Version           string
@@ -308,6 +310,7 @@ func (s *stack) startServer(ctx context.Context) error {
 			HeartbeatInterval: s.cfg.HeartbeatInterval,
 			OfflineAfter:      s.cfg.OfflineAfter,
 			CORSOrigins:       s.cfg.CORSOrigins,
+			Prices:            s.cfg.Prices,
 			TemporalUI:        "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.UIPort)),
 			Version:           s.cfg.Version,
 			Logger:            s.log.With("component", "server"),

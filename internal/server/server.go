@@ -43,8 +43,10 @@ type Config struct {
 	CORSOrigins []string
 	// TemporalUI is the Web UI's address, for the portal's links.
 	TemporalUI string
-	Version    string
-	Logger     *slog.Logger
+	// Prices prices the runner-hours of pools without an hourlyPrice.
+	Prices  []workflows.ProviderPrice
+	Version string
+	Logger  *slog.Logger
 	// Listening, when set, is called with the bound address once the API
 	// listens.
 	Listening func(addr string)
@@ -89,15 +91,9 @@ func Run(ctx context.Context, cfg Config) error {
 		CORSOrigins:       cfg.CORSOrigins,
 		TemporalUI:        cfg.TemporalUI,
 		Namespace:         cfg.Temporal.Namespace,
+		Prices:            cfg.Prices,
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := httpServer(handler)
 	log.Info("Garo server listening", "addr", ln.Addr().String(), "temporal", cfg.Temporal.Address,
 		"namespace", cfg.Temporal.Namespace, "version", cfg.Version)
 	if cfg.Listening != nil {
@@ -130,6 +126,18 @@ func Run(ctx context.Context, cfg Config) error {
 	stopWorker()
 	<-workerDone
 	return nil
+}
+
+// httpServer serves the API with bounds on slow and large requests.
+func httpServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 type server struct {
