@@ -510,6 +510,7 @@ func (r *repository) continueAsNew(ctx workflow.Context) (RepositoryView, error)
 	if r.stopAwaitingEnds != nil {
 		r.stopAwaitingEnds()
 	}
+	r.boundUsage()
 	st := r.s
 	st.Pools = make([]PoolState, 0, len(r.pools))
 	for _, p := range r.pools {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -24,13 +25,8 @@ func (p *pool) ledger() *UsageLedger {
 		}
 	}
 	if len(s.Usage) >= MaxUsageLedgers {
-		oldest := 0
-		for i, l := range s.Usage {
-			if l.Last < s.Usage[oldest].Last {
-				oldest = i
-			}
-		}
-		s.Usage = slices.Delete(s.Usage, oldest, oldest+1)
+		i := idlestLedger(s.Usage)
+		s.Usage = slices.Delete(s.Usage, i, i+1)
 	}
 	s.Usage = append(s.Usage, UsageLedger{Pool: p.s.Name, Agent: agent})
 	return &s.Usage[len(s.Usage)-1]
@@ -179,6 +175,37 @@ func succeeded(conclusion string) bool {
 		return true
 	}
 	return false
+}
+
+// maxUsageBytes bounds the usage a repository carries into its next run
+// (JSON): Temporal refuses a payload over 2 MiB, and the state has more.
+const maxUsageBytes = 1 << 20
+
+// boundUsage drops the ledgers idle longest while the usage is over
+// maxUsageBytes: only a repository of many pools with waits spread over
+// every band of every bucket comes near it.
+func (r *repository) boundUsage() {
+	for len(r.s.Usage) > 1 {
+		b, err := json.Marshal(r.s.Usage)
+		if err != nil || len(b) <= maxUsageBytes {
+			return
+		}
+		oldest := idlestLedger(r.s.Usage)
+		r.log.Warn("Usage too large to carry on; the ledger idle longest is dropped", "pool", r.s.Usage[oldest].Pool,
+			"agent", r.s.Usage[oldest].Agent, "bytes", len(b), "limit", maxUsageBytes)
+		r.s.Usage = slices.Delete(r.s.Usage, oldest, oldest+1)
+	}
+}
+
+// idlestLedger is the index of the ledger that got something longest ago.
+func idlestLedger(ls []UsageLedger) int {
+	oldest := 0
+	for i, l := range ls {
+		if l.Last < ls[oldest].Last {
+			oldest = i
+		}
+	}
+	return oldest
 }
 
 // pruneUsage drops the usage that has left every window.

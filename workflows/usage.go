@@ -13,10 +13,14 @@ import (
 // window. Its limits:
 //   - a ledger holds at most 13 + 25 + 29 = 67 buckets (UsageWindows);
 //   - a bucket's queue-wait histogram has at most one bin per 10 % band of
-//     waits between 1 ms and 7 days: 202 bins, and in practice a few;
+//     waits between 1 ms and 7 days: 204 bins, and in practice a few
+//     dozen (a ledger full for a week is 18 KB of JSON for waits of 5 s to
+//     2 min, 54 KB for waits spread from 1 ms to a week);
 //   - a repository keeps at most MaxUsageLedgers ledgers; that of the
 //     pool and agent idle longest goes first, as does one with nothing
-//     left in its longest window.
+//     left in its longest window;
+//   - and it carries at most 1 MiB of them into its next run
+//     (maxUsageBytes), the ledgers idle longest dropped first.
 
 // QueryUsage answers a repository's usage (UsageRequest → RepositoryUsage).
 const QueryUsage = "usage"

@@ -1,13 +1,18 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
@@ -277,4 +282,75 @@ func TestUsageCountsRunnerTimeFromGitHubWhenWebhooksAreMissed(t *testing.T) {
 	assert.Equal(t, 2, all.Waits.Count)
 	assert.Equal(t, 20.0, all.Waits.Max)
 	assert.InEpsilon(t, 15, all.Waits.Quantile(0), WaitAccuracy)
+}
+
+// TestAUsageLedgerStaysWithinItsLimits fills a ledger for 8 days: a job a
+// minute with waits from 1 ms to a week (the worst case for its
+// histograms), and runners always busy. It keeps 67 buckets, each with at
+// most 204 wait bins (one per 10 % band from 1 ms to 7 days), whatever the
+// time; its size in the state is logged for docs/architecture.md.
+func TestAUsageLedgerStaysWithinItsLimits(t *testing.T) {
+	worst, usual := UsageLedger{Pool: "default", Agent: "lab-1"}, UsageLedger{Pool: "default", Agent: "lab-1"}
+	start := usageStart
+	var at time.Time
+	for i := range 8 * 24 * 60 {
+		at = start.Add(time.Duration(i) * time.Minute)
+		wait := math.Pow(10, -3+float64(i%401)*(math.Log10(maxWait)+3)/400) // 1 ms to 7 d
+		worst.add(at, func(b *UsageBucket) { b.Served++; b.Waits.Add(wait) })
+		worst.addTime(at.Add(-time.Minute), at, timeBusy, 1)
+		usual.add(at, func(b *UsageBucket) { b.Served++; b.Waits.Add(float64(5 + i%120)) })
+		usual.addTime(at.Add(-time.Minute), at, timeBusy, 1)
+		if i%60 == 0 {
+			worst.prune(at)
+			usual.prune(at)
+		}
+	}
+	worst.prune(at)
+	usual.prune(at)
+	limit := waitMapping.Index(maxWait) - waitMapping.Index(minWait) + 1
+	assert.Equal(t, 204, limit, "the bound usage.go documents")
+	n, bins := 0, 0
+	for _, s := range worst.Series {
+		n += len(s)
+		for _, b := range s {
+			assert.LessOrEqual(t, len(b.Waits.Bins), limit)
+			bins = max(bins, len(b.Waits.Bins))
+		}
+	}
+	assert.Equal(t, 13+25+29, n, "buckets kept")
+	w, err := json.Marshal(worst)
+	require.NoError(t, err)
+	u, err := json.Marshal(usual)
+	require.NoError(t, err)
+	t.Logf("a ledger full for a week: %d bytes in the worst case (at most %d bins a bucket), %d with waits of 5 s to 2 min",
+		len(w), bins, len(u))
+	assert.Less(t, len(w), 160_000)
+	assert.Less(t, len(u), 40_000)
+}
+
+// TestARepositoryCarriesAtMostAMebibyteOfUsage: 30 ledgers with waits in
+// every band are over 1 MiB; those idle longest are dropped until the rest
+// fits, so the next run's input stays under Temporal's payload limit.
+func TestARepositoryCarriesAtMostAMebibyteOfUsage(t *testing.T) {
+	r := &repository{log: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))}
+	for p := range 30 {
+		l := UsageLedger{Pool: fmt.Sprintf("pool-%d", p), Agent: "lab-1"}
+		for i := range 7 * 24 * 60 {
+			at := usageStart.Add(time.Duration(i) * time.Minute)
+			wait := math.Pow(10, -3+float64(i%401)*(math.Log10(maxWait)+3)/400)
+			l.add(at, func(b *UsageBucket) { b.Waits.Add(wait) })
+		}
+		l.Last -= int64(p) // pool-29 idle longest
+		r.s.Usage = append(r.s.Usage, l)
+	}
+	before, err := json.Marshal(r.s.Usage)
+	require.NoError(t, err)
+	require.Greater(t, len(before), maxUsageBytes)
+	r.boundUsage()
+	after, err := json.Marshal(r.s.Usage)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(after), maxUsageBytes)
+	assert.Less(t, len(r.s.Usage), 30)
+	assert.Equal(t, "pool-0", r.s.Usage[0].Pool, "the ledgers used last are kept")
+	assert.Equal(t, fmt.Sprintf("pool-%d", len(r.s.Usage)-1), r.s.Usage[len(r.s.Usage)-1].Pool)
 }
