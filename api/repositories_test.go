@@ -26,10 +26,12 @@ import (
 type memRepositories struct {
 	mu    sync.Mutex
 	repos map[string]*workflows.RepositoryView
-	// usage is each repository's usage, by "owner/repo".
-	usage  map[string][]workflows.LedgerUsage
-	last   workflows.ConfigureRequest
-	drains []workflows.DrainRequest
+	// usage is each repository's usage, by "owner/repo"; usageReads
+	// counts the readings.
+	usage      map[string][]workflows.LedgerUsage
+	usageReads int
+	last       workflows.ConfigureRequest
+	drains     []workflows.DrainRequest
 }
 
 func (m *memRepositories) ConfigurePool(_ context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
@@ -125,6 +127,7 @@ func (m *memRepositories) List(_ context.Context, limit int, cursor, agent strin
 func (m *memRepositories) Usage(_ context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.usageReads++
 	if _, ok := m.repos[workflows.RepositoryWorkflowID(owner, repo)]; !ok {
 		return workflows.RepositoryUsage{}, ErrNotFound
 	}

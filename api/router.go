@@ -70,7 +70,7 @@ func NewRouter(cfg Config) http.Handler {
 	if cfg.OfflineAfter == 0 {
 		cfg.OfflineAfter = workflows.DefaultOfflineAfter
 	}
-	h := &handlers{cfg: cfg, log: cfg.Logger}
+	h := &handlers{cfg: cfg, log: cfg.Logger, usages: &usageCache{entries: map[string]usageEntry{}}}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, h.logRequests, middleware.Recoverer)
 	if len(cfg.CORSOrigins) > 0 {
@@ -137,8 +137,9 @@ func NewRouter(cfg Config) http.Handler {
 }
 
 type handlers struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	usages *usageCache
 }
 
 func (h *handlers) now() time.Time {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,55 @@ const (
 	maxUnavailable = 20
 	// DefaultUsageWindow is the window of a usage request that names none.
 	DefaultUsageWindow = "24h"
+	// usageFresh is how long a repository's usage is reused: a portal
+	// reads everyone's, each agent's and each repository's usage at once,
+	// and each costs its repositories' workflows a query.
+	usageFresh = 10 * time.Second
+	// usageCached bounds the entries of the cache before the stale go.
+	usageCached = 10000
 )
+
+// usageCache keeps each repository's usage over each window for
+// usageFresh.
+type usageCache struct {
+	mu      sync.Mutex
+	entries map[string]usageEntry
+}
+
+type usageEntry struct {
+	at time.Time
+	u  workflows.RepositoryUsage
+}
+
+// usageOf is owner/repo's usage over req's window: a reading at most
+// usageFresh old, or a new one.
+func (h *handlers) usageOf(ctx context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
+	key := req.Window + "\x00" + strings.ToLower(owner+"/"+repo)
+	c := h.usages
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && req.Now.Sub(e.at) < usageFresh && !req.Now.Before(e.at) {
+		return e.u, nil
+	}
+	u, err := h.cfg.Repositories.Usage(ctx, owner, repo, req)
+	if err != nil {
+		return u, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= usageCached {
+		for k, old := range c.entries {
+			if req.Now.Sub(old.at) >= usageFresh {
+				delete(c.entries, k)
+			}
+		}
+	}
+	if len(c.entries) < usageCached {
+		c.entries[key] = usageEntry{at: req.Now, u: u}
+	}
+	return u, nil
+}
 
 // UsageFigures are the usage of a span of time, as the API shows them.
 type UsageFigures struct {
@@ -204,7 +253,7 @@ func (h *handlers) repositoryUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	span, req := h.usageSpan(win)
-	u, err := h.cfg.Repositories.Usage(r.Context(), owner, repo, req)
+	u, err := h.usageOf(r.Context(), owner, repo, req)
 	if errors.Is(err, ErrNotFound) {
 		writeProblem(w, r, http.StatusNotFound, ProblemNotFound, "repository "+owner+"/"+repo+" has no pools")
 		return
@@ -328,7 +377,7 @@ func (h *handlers) collectUsage(ctx context.Context, agent string, req workflows
 			owner, repo, err := workflows.ParseRepository(v.Repository)
 			var u workflows.RepositoryUsage
 			if err == nil {
-				u, err = h.cfg.Repositories.Usage(gctx, owner, repo, req)
+				u, err = h.usageOf(gctx, owner, repo, req)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -146,4 +147,24 @@ func TestEveryConfigureCarriesThePriceList(t *testing.T) {
 	resp, body = e.do("PATCH", "/api/v1/repositories/o/a", adminToken, "application/merge-patch+json", `{"maxRunners":4}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	assert.Equal(t, prices, e.repos.last.Prices)
+}
+
+// TestUsageIsReadOnceARepositoryWithinTenSeconds: a portal reads
+// everyone's, an agent's and a repository's usage together; each
+// repository's workflow is asked once, and again once 10 s have passed.
+func TestUsageIsReadOnceARepositoryWithinTenSeconds(t *testing.T) {
+	e := newUsageEnv(t)
+	var all UsageReport
+	getJSON(t, e, "/api/v1/usage?window=1h", &all)
+	var agent AgentUsageReport
+	getJSON(t, e, "/api/v1/agents/local/usage?window=1h", &agent)
+	var repo RepositoryUsageReport
+	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=1h", &repo)
+	assert.Equal(t, 3, e.repos.usageReads, "o/a, o/b and o/c once each")
+	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=24h", &repo)
+	assert.Equal(t, 4, e.repos.usageReads, "another window is another reading")
+	e.clock = e.clock.Add(10 * time.Second)
+	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=1h", &repo)
+	assert.Equal(t, 5, e.repos.usageReads, "10 s later, a new reading")
+	assert.Equal(t, 3, repo.Figures.Jobs.Served)
 }
