@@ -42,8 +42,9 @@ func chromiumPath(t *testing.T) string {
 // labelled, text of WCAG AA contrast), sees the API's validation
 // message beside the field of a bad value, creates a pool, watches runners
 // appear and the queue drain as jobs run, without reloading; a reader sees
-// the pools but no admin control. With GARO_RECORD_SCREENSHOTS=1 each page
-// is saved to docs/images.
+// the pools but no admin control; the usage figures agree with the API's,
+// and an agent that leaves shows its drain's progress. With
+// GARO_RECORD_SCREENSHOTS=1 each page is saved to docs/images.
 func TestPortalInARealBrowser(t *testing.T) {
 	t.Parallel()
 	chrome := chromiumPath(t)
@@ -118,6 +119,20 @@ func TestPortalInARealBrowser(t *testing.T) {
 	r.do(chromedp.Click(chromedp.ID("signout")), chromedp.SendKeys(chromedp.ID("token"), "garo_not_a_token"),
 		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("alert")))
 	assert.Contains(t, r.text(chromedp.Text(chromedp.ID("alert"))), "token was refused", "a 401 reads as a message, not a blank page")
+
+	// An agent that leaves shows how much of its pools is left to drain.
+	r.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("token").value = ""`),
+		chromedp.SendKeys(chromedp.ID("token"), info.AdminToken+"\r"),
+		chromedp.WaitVisible(chromedp.ID("editor")))
+	resp, err = http.Post(info.GitHubSim+"/_sim/jobs", "application/json",
+		strings.NewReader(`{"repo":"e2e/portal","labels":["self-hosted","linux"],"durationMs":20000,"count":1,"name":"long"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	r.do(chromedp.WaitVisible(`//div[@data-pool="e2e/portal/default"]//tr[@class="runner"]/td[2][.="busy"]`))
+	_, err = apiclient.New(info.API, info.AdminToken).UnregisterAgent(ctx, info.Agent)
+	require.NoError(t, err)
+	r.do(chromedp.WaitVisible(`//tr[@class="agent"]/td[contains(., "draining: 1 runner left in 1 pool of 1 repository")]`))
+	shots.take(r, "portal-agent-draining")
 }
 
 // readUsage reads the usage figures of the 4 jobs: the totals, the

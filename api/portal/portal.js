@@ -14,7 +14,9 @@ const USAGE_LINES = 20;
 let token = sessionStorage.getItem("garo-token") || "";
 let status = null;
 let timer = null;
-let usage = { window: "", at: 0, all: null, repos: {}, agents: {}, drains: {} };
+let usage = { window: "", at: 0, all: null, repos: {}, agents: {} };
+// drains are the progress of the agents that are leaving, by name.
+let drains = {};
 
 const $ = (id) => document.getElementById(id);
 
@@ -127,6 +129,7 @@ async function refresh() {
       return api("GET", `/api/v1/repositories/${owner}/${repo}/pools/${encodeURIComponent(p.pool)}`).catch(() => p);
     }));
     await refreshUsage(details, agents.agents);
+    drains = await drainsOf(agents.agents);
     renderUsage();
     renderPools(details);
     renderAgents(agents.agents);
@@ -139,26 +142,31 @@ async function refresh() {
   timer = setTimeout(refresh, REFRESH_MS);
 }
 
+// drainsOf reads how much of its pools each leaving agent has left.
+async function drainsOf(agents) {
+  const leaving = agents.filter((a) => a.status === "unregistering").map((a) => a.name);
+  const got = await Promise.all(leaving.map((n) => api("GET", `/api/v1/agents/${encodeURIComponent(n)}`).catch(() => null)));
+  const out = {};
+  leaving.forEach((n, i) => { if (got[i] && got[i].drain) out[n] = got[i].drain; });
+  return out;
+}
+
 // refreshUsage reads the usage of everything, of each repository and of
-// each agent shown, and the drain of each agent that is leaving, when the
-// last reading is old or the window changed.
+// each agent shown, when the last reading is old or the window changed.
 async function refreshUsage(pools, agents) {
   const win = $("window").value;
   if (usage.window === win && Date.now() - usage.at < USAGE_REFRESH_MS) return;
   const q = "?window=" + encodeURIComponent(win);
   const repos = [...new Set(pools.map((p) => p.repository))].slice(0, USAGE_LINES);
   const names = agents.map((a) => a.name).slice(0, USAGE_LINES);
-  const leaving = agents.filter((a) => a.status === "unregistering").map((a) => a.name);
-  const [all, repoUsage, agentUsage, drains] = await Promise.all([
+  const [all, repoUsage, agentUsage] = await Promise.all([
     api("GET", "/api/v1/usage" + q),
     Promise.all(repos.map((r) => api("GET", `/api/v1/repositories/${r}/usage${q}`).catch(() => null))),
     Promise.all(names.map((n) => api("GET", `/api/v1/agents/${encodeURIComponent(n)}/usage${q}`).catch(() => null))),
-    Promise.all(leaving.map((n) => api("GET", `/api/v1/agents/${encodeURIComponent(n)}`).catch(() => null))),
   ]);
-  usage = { window: win, at: Date.now(), all, repos: {}, agents: {}, drains: {} };
+  usage = { window: win, at: Date.now(), all, repos: {}, agents: {} };
   repos.forEach((r, i) => { if (repoUsage[i]) usage.repos[r] = repoUsage[i]; });
   names.forEach((n, i) => { if (agentUsage[i]) usage.agents[n] = agentUsage[i]; });
-  leaving.forEach((n, i) => { if (drains[i] && drains[i].drain) usage.drains[n] = drains[i].drain; });
 }
 
 function seconds(s) {
@@ -166,6 +174,8 @@ function seconds(s) {
   if (s < 7200) return (Math.round(s / 6) / 10) + " min";
   return (Math.round(s / 360) / 10) + " h";
 }
+
+function count(n, one, many) { return n + " " + (n === 1 ? one : (many || one + "s")); }
 
 function money(x) { return (Math.round(x * 100) / 100).toFixed(2); }
 
@@ -324,8 +334,9 @@ function renderAgents(agents) {
   for (const a of agents) {
     let st = a.status;
     if (a.status === "unregistering") {
-      const d = usage.drains[a.name];
-      st = d ? `draining: ${d.runners} runners left in ${d.pools} pools of ${d.repositories} repositories` : "draining its pools";
+      const d = drains[a.name];
+      st = d ? `draining: ${count(d.runners, "runner")} left in ${count(d.pools, "pool")} of ${count(d.repositories, "repository", "repositories")}`
+        : "draining its pools";
     }
     const au = usage.agents[a.name];
     t.append(el("tr", { class: "agent" }, el("td", {}, uiLink("garo/agent/" + a.name, a.name)),
