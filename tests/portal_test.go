@@ -42,7 +42,8 @@ func chromiumPath(t *testing.T) string {
 // labelled, text of WCAG AA contrast), sees the API's validation
 // message beside the field of a bad value, creates a pool, watches runners
 // appear and the queue drain as jobs run, without reloading; a reader sees
-// the pools but no admin control; the usage figures agree with the API's,
+// the pools but no admin control; axe-core finds no WCAG 2.1 A or AA
+// violation on either page; the usage figures agree with the API's,
 // and an agent that leaves shows its drain's progress. With
 // GARO_RECORD_SCREENSHOTS=1 each page is saved to docs/images.
 func TestPortalInARealBrowser(t *testing.T) {
@@ -100,6 +101,7 @@ func TestPortalInARealBrowser(t *testing.T) {
 	assert.Contains(t, b.text(chromedp.Text(chromedp.CSS(`div.pool[data-pool="e2e/portal/default"]`))), "Queued: 0.", "the queue drained")
 	readUsage(t, b, info)
 	shots.take(b, "portal-usage")
+	assert.Empty(t, axeViolations(t, b), "axe finds no WCAG 2.1 A or AA violation on the admin's page")
 
 	// Signed out, then in again with a reader's token.
 	r := b
@@ -115,6 +117,7 @@ func TestPortalInARealBrowser(t *testing.T) {
 		`[...document.querySelectorAll("button")].filter(b => b.textContent.startsWith("Delete")).length`))
 	require.NoError(t, err)
 	assert.Zero(t, deletes, "nor a delete button")
+	assert.Empty(t, axeViolations(t, r), "nor on the reader's")
 
 	r.do(chromedp.Click(chromedp.ID("signout")), chromedp.SendKeys(chromedp.ID("token"), "garo_not_a_token"),
 		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("alert")))
@@ -165,6 +168,34 @@ func readUsage(t *testing.T, b *browser, info devstack.Info) {
 	require.NoError(t, err)
 	assert.Positive(t, bars, "the charts have bars")
 	assert.Contains(t, b.text(chromedp.Text(chromedp.CSS("tr.agent"))), "4 jobs", "the agent's usage")
+}
+
+// axeResult is what axeViolations asks of axe: how many rules the page
+// passes, and each violation.
+type axeResult struct {
+	Passes     int      `json:"passes"`
+	Violations []string `json:"violations"`
+}
+
+// axeViolations runs axe-core (tests/testdata/axe) in the page for the
+// WCAG 2.1 A and AA rules and answers each violation: its rule, what it
+// asks and where.
+func axeViolations(t *testing.T, b *browser) []string {
+	t.Helper()
+	script, err := os.ReadFile(filepath.Join("testdata", "axe", "axe.min.js"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](string(script)+";undefined"))
+	require.NoError(t, err)
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[axeResult](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}).then((r) => ({
+		passes: r.passes.length,
+		violations: r.violations.map((v) => v.id + ": " + v.help + " (" + v.nodes.length + ", such as " + v.nodes[0].target.join(" ") + ")"),
+	}))`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Greater(t, res.Passes, 10, "axe checked the page")
+	t.Logf("axe: %d rules pass", res.Passes)
+	return res.Violations
 }
 
 // contrastScript finds the visible text of the lowest contrast with its
