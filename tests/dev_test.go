@@ -94,6 +94,11 @@ func TestDevStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "local", pool.Config.Agent)
 	assert.GreaterOrEqual(t, pool.Counts.JobsDone, 1)
+	// Its usage shows the job and, priced, a cost.
+	u, err := api.RepositoryUsage(context.Background(), "demo", "hello", "1h")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, u.Figures.Jobs.Served, 1)
+	assert.Positive(t, u.Figures.Cost.Total, "the demo pool is priced at %v a runner-hour", devstack.DemoHourlyPrice)
 
 	// The external provider declared on garo dev serves a pool: its
 	// instance reaches the agent's instance listener on loopback.

@@ -538,6 +538,10 @@ func writeJSONFile(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
+// DemoHourlyPrice is what a runner-hour of the demo pool costs, so that
+// its usage shows a cost (a small cloud machine's price).
+const DemoHourlyPrice = 0.10
+
 // Demo is the repository of the demo pool that garo dev seeds with the
 // simulator: a new user sees runners come and go in the Web UI.
 const Demo = "demo/hello"
@@ -548,6 +552,7 @@ func runDemo(ctx context.Context, apiURL, token, simURL, agentName string, log *
 	api := apiclient.New(apiURL, token)
 	cfg := workflows.DefaultPoolConfig()
 	cfg.Agent, cfg.MinIdle, cfg.MaxRunners, cfg.IdleGracePeriod = agentName, 1, 3, workflows.Duration(time.Minute)
+	cfg.HourlyPrice = DemoHourlyPrice
 	for {
 		st, err := api.GetAgent(ctx, agentName)
 		if err == nil && st.Status == workflows.AgentOnline {
