@@ -37,6 +37,9 @@ func TestBenchSmoke(t *testing.T) {
 	accept, _ := res["webhookAcceptMs"].(map[string]any)
 	assert.Positive(t, accept["max"], "the server's answers to deliveries are timed")
 	assert.Positive(t, res["webhookAcceptMeanMs"])
+	usage, _ := res["usage"].(map[string]any)
+	assert.Equal(t, res["jobsCompleted"], usage["served"], "the usage API counts every job the simulator completed")
+	assert.Contains(t, usage, "queueWaitMaxMs")
 }
 
 // TestBenchIdleSmoke runs the idle scenario briefly: garo dev starts, a

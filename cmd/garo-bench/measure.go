@@ -68,6 +68,38 @@ type Result struct {
 	Processes             map[string]Process `json:"processes"`
 	// Idle is what each process costs at rest (scenario idle).
 	Idle map[string]IdleCost `json:"idle,omitempty"`
+	// Usage is what GET /api/v1/usage says of the same jobs.
+	Usage *UsageCheck `json:"usage,omitempty"`
+}
+
+// UsageCheck is GET /api/v1/usage?window=24h after a run, beside the
+// figures measured on the simulator: the jobs served and their queue
+// waits as the workflows counted them (GitHub's times, to the second),
+// and how long the API took to read every repository's workflow.
+type UsageCheck struct {
+	Served         int     `json:"served"`
+	QueueWaitP50Ms float64 `json:"queueWaitP50Ms"`
+	QueueWaitP95Ms float64 `json:"queueWaitP95Ms"`
+	QueueWaitMaxMs float64 `json:"queueWaitMaxMs"`
+	AnswerMs       float64 `json:"answerMs"`
+}
+
+// usageFigures reads the run's usage from the API.
+func usageFigures(ctx context.Context, s *stack, res *Result) error {
+	var u struct {
+		Figures struct {
+			Jobs      struct{ Served int }
+			QueueWait struct{ P50Seconds, P95Seconds, MaxSeconds float64 }
+		}
+	}
+	began := time.Now()
+	if _, err := s.api(ctx, "GET", "/api/v1/usage?window=24h", nil, &u); err != nil {
+		return fmt.Errorf("read the usage: %w", err)
+	}
+	w := u.Figures.QueueWait
+	res.Usage = &UsageCheck{Served: u.Figures.Jobs.Served, QueueWaitP50Ms: w.P50Seconds * 1000, QueueWaitP95Ms: w.P95Seconds * 1000,
+		QueueWaitMaxMs: w.MaxSeconds * 1000, AnswerMs: float64(time.Since(began).Microseconds()) / 1000}
+	return nil
 }
 
 // IdleCost is one process at rest: its share of a core and its memory.
@@ -122,6 +154,9 @@ func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 		return res, err
 	}
 	if err := githubFigures(ctx, s, &res); err != nil {
+		return res, err
+	}
+	if err := usageFigures(ctx, s, &res); err != nil {
 		return res, err
 	}
 	logf("reading every workflow history")

@@ -36,6 +36,10 @@ func printTable(w io.Writer, r Result) {
 	a := r.WebhookAcceptMs
 	row("webhook accepted (ms)", "mean %.1f  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f", r.WebhookAcceptMeanMs, a.P50, a.P95, a.P99, a.Max)
 	row("queued -> in progress (ms)", "%s", q(r.QueueWaitMs))
+	if u := r.Usage; u != nil {
+		row("  as the usage API counts them", "served %d, p50 %.0f  p95 %.0f  max %.0f; answered in %.0f ms", u.Served,
+			u.QueueWaitP50Ms, u.QueueWaitP95Ms, u.QueueWaitMaxMs, u.AnswerMs)
+	}
 	row("GitHub requests per job", "%.2f", r.GitHubRequestsPerJob)
 	for _, k := range slices.Sorted(maps.Keys(r.GitHubRequestsByRoute)) {
 		row("  "+k, "%d", r.GitHubRequestsByRoute[k])
