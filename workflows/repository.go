@@ -68,7 +68,13 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	case in.State != nil:
 		r.s = in.State.repositoryState()
 	}
+	start := workflow.Now(ctx)
 	for _, ps := range r.s.Pools {
+		for i := range ps.Runners {
+			if ps.Runners[i].Since.IsZero() {
+				ps.Runners[i].Since = start // from before usage was kept: counted from now
+			}
+		}
 		r.pools = append(r.pools, newPool(r, ps))
 	}
 	r.s.Pools = nil // live in r.pools

@@ -354,3 +354,27 @@ func TestARepositoryCarriesAtMostAMebibyteOfUsage(t *testing.T) {
 	assert.Equal(t, "pool-0", r.s.Usage[0].Pool, "the ledgers used last are kept")
 	assert.Equal(t, fmt.Sprintf("pool-%d", len(r.s.Usage)-1), r.s.Usage[len(r.s.Usage)-1].Pool)
 }
+
+// TestARunnerFromBeforeUsageIsCountedFromTheRunsStart: a run that goes on
+// from a state without usage (its warm runner has no Since) counts that
+// runner's idle time from its own start.
+func TestARunnerFromBeforeUsageIsCountedFromTheRunsStart(t *testing.T) {
+	e := newPoolEnv(t)
+	e.env.SetStartTime(usageStart)
+	e.env.SetDetachedChildWait(false)
+	since := usageStart.Add(-time.Hour)
+	cfg := poolConfig(func(c *PoolConfig) { c.MinIdle = 1; c.HourlyPrice = 3.6 })
+	st := RepositoryState{Configured: true, Prefix: "abc123", Seq: 1, Pools: []PoolState{{Name: DefaultPool, Config: cfg,
+		Runners: []RunnerRecord{{Name: "garo-abc123-1", State: RunnerIdle, RunnerID: 7, CreatedAt: since, IdleSince: &since}}}}}
+	var u RepositoryUsage
+	e.at(time.Minute, func() { u = e.usage("1h") })
+	e.drain(2 * time.Minute)
+	e.at(2*time.Minute+time.Second, func() {
+		e.env.SignalWorkflow(SignalRunner, RunnerEvent{Name: "garo-abc123-1", State: RunnerDeleted})
+	})
+	e.runWith(RepositoryInput{Owner: "octo", Repo: "app", Repository: &st})
+	require.Len(t, u.Pools, 1)
+	all := sumBuckets(u.Pools[0].Buckets)
+	assert.Equal(t, int64(60_000), all.IdleMs, "idle from the run's start, not before")
+	assert.InDelta(t, 0.06, all.WasteCost, 1e-9)
+}
