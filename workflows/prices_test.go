@@ -45,9 +45,7 @@ process 0.01
 // prices the idle runner of a pool that sets no hourlyPrice, until its
 // hourlyPrice is set: each price counts for the time it held.
 func TestAPoolWithoutHourlyPriceTakesTheListsPrice(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.SetStartTime(usageStart)
-	e.env.SetDetachedChildWait(false)
+	e := newUsagePoolEnv(t)
 	list := []ProviderPrice{{Kind: "ec2", Price: 99}, {Kind: "process", Price: 36}}
 	var err1, err2 error
 	e.configureWith(0, ConfigureRequest{Config: poolConfig(func(c *PoolConfig) { c.MinIdle = 1 }), Prices: list}, &err1)

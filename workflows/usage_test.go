@@ -22,6 +22,15 @@ import (
 // buckets 0-300 s, 300-600 s and 600-900 s of that hour.
 var usageStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
+// newUsagePoolEnv is a poolEnv whose clock starts at usageStart, and that
+// leaves the runners the tests end by signal.
+func newUsagePoolEnv(t *testing.T) *poolEnv {
+	e := newPoolEnv(t)
+	e.env.SetStartTime(usageStart)
+	e.env.SetDetachedChildWait(false)
+	return e
+}
+
 // jobAt sends a job event at d with GitHub's times: queued at queued,
 // started at started (when set), and conclusion.
 func (e *poolEnv) jobAt(d time.Duration, ev JobEvent, queued, started time.Duration, runner func() string) {
@@ -80,9 +89,7 @@ func sumBuckets(bs []UsageBucket) UsageBucket {
 //	4     400     420      450    D 400-450 lost  20
 //	5     600     640      700    E 600-601 fails, F 621-701   40
 func TestUsageFiguresMatchAKnownJobStream(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.SetStartTime(usageStart)
-	e.env.SetDetachedChildWait(false)
+	e := newUsagePoolEnv(t)
 	e.slow = 10 * time.Second
 	var cfgErr error
 	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 2; c.HourlyPrice = 3.6 }), &cfgErr)
@@ -169,9 +176,7 @@ func roundCosts(c UsageCounts) UsageCounts {
 // TestUsageGoesAcrossContinueAsNew: a run that continues as new carries
 // its usage, and the next run answers it.
 func TestUsageGoesAcrossContinueAsNew(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.SetStartTime(usageStart)
-	e.env.SetDetachedChildWait(false)
+	e := newUsagePoolEnv(t)
 	var cfgErr error
 	e.configure(0, poolConfig(func(c *PoolConfig) { c.HourlyPrice = 1 }), &cfgErr)
 	s := time.Second
@@ -249,9 +254,7 @@ func TestWaitHistogramQuantilesAreWithinTheirAccuracy(t *testing.T) {
 // Idle: A 15-20 and 80-81 (deleting), B 110-181 but for the job's 60 s,
 // C 191-300.
 func TestUsageCountsRunnerTimeFromGitHubWhenWebhooksAreMissed(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.SetStartTime(usageStart)
-	e.env.SetDetachedChildWait(false)
+	e := newUsagePoolEnv(t)
 	e.slow = 10 * time.Second
 	var cfgErr error
 	e.configure(0, poolConfig(func(c *PoolConfig) { c.HourlyPrice = 3.6 }), &cfgErr)
@@ -359,9 +362,7 @@ func TestARepositoryCarriesAtMostAMebibyteOfUsage(t *testing.T) {
 // from a state without usage (its warm runner has no Since) counts that
 // runner's idle time from its own start.
 func TestARunnerFromBeforeUsageIsCountedFromTheRunsStart(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.SetStartTime(usageStart)
-	e.env.SetDetachedChildWait(false)
+	e := newUsagePoolEnv(t)
 	since := usageStart.Add(-time.Hour)
 	cfg := poolConfig(func(c *PoolConfig) { c.MinIdle = 1; c.HourlyPrice = 3.6 })
 	st := RepositoryState{Configured: true, Prefix: "abc123", Seq: 1, Pools: []PoolState{{Name: DefaultPool, Config: cfg,
