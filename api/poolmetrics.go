@@ -88,7 +88,7 @@ func (m *PoolMetrics) list() []workflows.PoolView {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	repos, err := listAllRepositories(ctx, m.repos, "")
+	repos, err := listAllRepositories(ctx, m.repos)
 	if err != nil {
 		m.log.Warn("Pool metrics: listing the repositories failed; serving the last listing", "error", err)
 		return m.pools

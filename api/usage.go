@@ -275,7 +275,8 @@ func (h *handlers) repositoryUsage(w http.ResponseWriter, r *http.Request) {
 }
 
 // agentUsage answers GET /api/v1/agents/{name}/usage: the usage of the
-// pools the agent serves, in every repository that has one.
+// pools the agent serves or served within the window, in every
+// repository that has one.
 func (h *handlers) agentUsage(w http.ResponseWriter, r *http.Request) {
 	name, ok := h.agentName(w, r)
 	if !ok {
@@ -290,7 +291,7 @@ func (h *handlers) agentUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	span, req := h.usageSpan(win)
-	all, unavailable, err := h.collectUsage(r.Context(), name, req)
+	all, unavailable, err := h.collectUsage(r.Context(), req)
 	if err != nil {
 		h.backendError(w, r, "usage of agent "+name, err)
 		return
@@ -299,13 +300,17 @@ func (h *handlers) agentUsage(w http.ResponseWriter, r *http.Request) {
 	var sum usageSum
 	for _, u := range all {
 		var repo usageSum
-		for _, l := range u.Pools {
+		served := slices.ContainsFunc(u.view.Pools, func(p workflows.PoolView) bool { return p.Config.Agent == name })
+		for _, l := range u.usage.Pools {
 			if l.Agent == name {
+				served = true
 				repo.add(l.Buckets)
 				sum.add(l.Buckets)
 			}
 		}
-		out.Repositories = append(out.Repositories, RepositoryUsage{Repository: u.Repository, Figures: figures(repo.total)})
+		if served {
+			out.Repositories = append(out.Repositories, RepositoryUsage{Repository: u.usage.Repository, Figures: figures(repo.total)})
+		}
 	}
 	out.Figures, out.Series = figures(sum.total), sum.points()
 	writeJSON(w, http.StatusOK, out)
@@ -318,7 +323,7 @@ func (h *handlers) usage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	span, req := h.usageSpan(win)
-	all, unavailable, err := h.collectUsage(r.Context(), "", req)
+	all, unavailable, err := h.collectUsage(r.Context(), req)
 	if err != nil {
 		h.backendError(w, r, "usage", err)
 		return
@@ -332,11 +337,11 @@ func (h *handlers) usage(w http.ResponseWriter, r *http.Request) {
 	repos := make([]ranked, 0, len(all))
 	for _, u := range all {
 		var repo usageSum
-		for _, l := range u.Pools {
+		for _, l := range u.usage.Pools {
 			repo.add(l.Buckets)
 			sum.add(l.Buckets)
 		}
-		repos = append(repos, ranked{RepositoryUsage{Repository: u.Repository, Figures: figures(repo.total)}, repo.total})
+		repos = append(repos, ranked{RepositoryUsage{Repository: u.usage.Repository, Figures: figures(repo.total)}, repo.total})
 	}
 	out.Figures, out.Series = figures(sum.total), sum.points()
 	top := func(less func(a, b ranked) int, keep func(ranked) bool) []RepositoryUsage {
@@ -361,11 +366,17 @@ func (h *handlers) usage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// collectUsage reads the usage of every repository with a pool (of agent,
-// when set), usageQueries at a time. A repository whose usage cannot be
-// read is named in unavailable (at most maxUnavailable) and left out.
-func (h *handlers) collectUsage(ctx context.Context, agent string, req workflows.UsageRequest) (out []workflows.RepositoryUsage, unavailable []string, err error) {
-	repos, err := listAllRepositories(ctx, h.cfg.Repositories, agent)
+// usageReading is a repository, as its memo shows it, and its usage.
+type usageReading struct {
+	view  workflows.RepositoryView
+	usage workflows.RepositoryUsage
+}
+
+// collectUsage reads the usage of every repository with a pool,
+// usageQueries at a time. A repository whose usage cannot be read is
+// named in unavailable (at most maxUnavailable) and left out.
+func (h *handlers) collectUsage(ctx context.Context, req workflows.UsageRequest) (out []usageReading, unavailable []string, err error) {
+	repos, err := listAllRepositories(ctx, h.cfg.Repositories)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -388,7 +399,7 @@ func (h *handlers) collectUsage(ctx context.Context, agent string, req workflows
 				h.log.Warn("Usage of a repository could not be read", "repository", v.Repository, "error", err)
 				unavailable = append(unavailable, v.Repository)
 			default:
-				out = append(out, u)
+				out = append(out, usageReading{view: v, usage: u})
 			}
 			return nil
 		})
@@ -397,17 +408,16 @@ func (h *handlers) collectUsage(ctx context.Context, agent string, req workflows
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	slices.SortFunc(out, func(a, b workflows.RepositoryUsage) int { return cmp.Compare(a.Repository, b.Repository) })
+	slices.SortFunc(out, func(a, b usageReading) int { return cmp.Compare(a.usage.Repository, b.usage.Repository) })
 	slices.Sort(unavailable)
 	return out, unavailable[:min(len(unavailable), maxUnavailable)], nil
 }
 
-// listAllRepositories lists every running repository (with a pool of
-// agent, when set), page by page.
-func listAllRepositories(ctx context.Context, repos Repositories, agent string) ([]workflows.RepositoryView, error) {
+// listAllRepositories lists every running repository, page by page.
+func listAllRepositories(ctx context.Context, repos Repositories) ([]workflows.RepositoryView, error) {
 	var all []workflows.RepositoryView
 	for cursor := ""; ; {
-		page, next, err := repos.List(ctx, configPageSize, cursor, agent)
+		page, next, err := repos.List(ctx, configPageSize, cursor, "")
 		if err != nil {
 			return nil, err
 		}

@@ -22,8 +22,9 @@ func usageBucket(start int64, c workflows.UsageCounts, waits ...float64) workflo
 	return b
 }
 
-// newUsageEnv has three repositories: o/a (its default pool on local),
-// o/b (default on local, gpu on gpu-1) and o/c (on local, no usage yet).
+// newUsageEnv has three repositories: o/a (its default pool on local,
+// on gpu-1 before), o/b (default on local, gpu on gpu-1) and o/c (on
+// local, no usage yet).
 func newUsageEnv(t *testing.T) *apiEnv {
 	e, repos := newPoolAPIEnv(t)
 	pool := func(name, agent string) workflows.PoolView {
@@ -37,7 +38,8 @@ func newUsageEnv(t *testing.T) *apiEnv {
 		"o/a": {{Pool: "default", Agent: "local", Buckets: []workflows.UsageBucket{
 			usageBucket(t0, workflows.UsageCounts{Served: 2, BusyMs: 120_000, IdleMs: 60_000, UsefulCost: 2, WasteCost: 1}, 10, 20),
 			usageBucket(t1, workflows.UsageCounts{Served: 1, Failed: 1}, 40),
-		}}},
+		}}, {Pool: "default", Agent: "gpu-1", Buckets: []workflows.UsageBucket{
+			usageBucket(t0, workflows.UsageCounts{Served: 1, BusyMs: 60_000})}}},
 		"o/b": {
 			{Pool: "default", Agent: "local", Buckets: []workflows.UsageBucket{
 				usageBucket(t1, workflows.UsageCounts{Lost: 1, BootstrapFailures: 2, BootingMs: 30_000, WasteCost: 0.5}, 100)}},
@@ -61,15 +63,18 @@ func TestRepositoryUsageSumsItsPoolsAndBuckets(t *testing.T) {
 	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=1h", &a)
 	assert.Equal(t, "1h", a.Window)
 	assert.Equal(t, "5m0s", a.Step)
-	assert.Equal(t, JobFigures{Served: 3, Failed: 1}, a.Figures.Jobs)
-	assert.Equal(t, RunnerMinutes{Busy: 2, Idle: 1}, a.Figures.RunnerMinutes)
+	assert.Equal(t, JobFigures{Served: 4, Failed: 1}, a.Figures.Jobs, "on local and, before, on gpu-1")
+	assert.Equal(t, RunnerMinutes{Busy: 3, Idle: 1}, a.Figures.RunnerMinutes)
+	require.Len(t, a.Pools, 2, "the default pool under each agent")
+	assert.Equal(t, JobFigures{Served: 1}, a.Pools[1].Figures.Jobs)
+	assert.Equal(t, "gpu-1", a.Pools[1].Agent)
 	assert.Equal(t, CostFigures{Useful: 2, Waste: 1, Total: 3}, a.Figures.Cost)
 	assert.Equal(t, 3, a.Figures.QueueWait.Count)
 	assert.InEpsilon(t, 20, a.Figures.QueueWait.P50, workflows.WaitAccuracy)
 	assert.InEpsilon(t, 20, a.Figures.QueueWait.P95, workflows.WaitAccuracy, "rank 0.95·2 is the 2nd")
 	assert.Equal(t, 40.0, a.Figures.QueueWait.Max)
 	require.Len(t, a.Series, 2)
-	assert.Equal(t, JobFigures{Served: 2}, a.Series[0].Figures.Jobs)
+	assert.Equal(t, JobFigures{Served: 3}, a.Series[0].Figures.Jobs)
 	assert.Equal(t, int64(1_799_996_700), a.Series[1].Start.Unix())
 
 	var b RepositoryUsageReport
@@ -95,9 +100,12 @@ func TestAgentUsageCountsOnlyItsOwnPools(t *testing.T) {
 	var gpu AgentUsageReport
 	getJSON(t, e, "/api/v1/agents/gpu-1/usage?window=7d", &gpu)
 	assert.Equal(t, "gpu-1", gpu.Agent)
-	assert.Equal(t, JobFigures{Served: 3}, gpu.Figures.Jobs, "not o/b's default pool, which local serves")
-	require.Len(t, gpu.Repositories, 1)
-	assert.Equal(t, "o/b", gpu.Repositories[0].Repository)
+	assert.Equal(t, JobFigures{Served: 4}, gpu.Figures.Jobs, "not o/b's default pool, which local serves")
+	require.Len(t, gpu.Repositories, 2)
+	assert.Equal(t, RepositoryUsage{Repository: "o/a", Figures: gpu.Repositories[0].Figures}, gpu.Repositories[0],
+		"o/a's pool, which gpu-1 served before local")
+	assert.Equal(t, 1, gpu.Repositories[0].Figures.Jobs.Served)
+	assert.Equal(t, "o/b", gpu.Repositories[1].Repository)
 
 	var local AgentUsageReport
 	getJSON(t, e, "/api/v1/agents/local/usage?window=7d", &local)
@@ -117,12 +125,12 @@ func TestUsageTotalsAndRanksTheRepositories(t *testing.T) {
 	var u UsageReport
 	require.NoError(t, json.Unmarshal(body, &u))
 	assert.Equal(t, 3, u.Repositories)
-	assert.Equal(t, JobFigures{Served: 6, Failed: 1, Lost: 1}, u.Figures.Jobs)
+	assert.Equal(t, JobFigures{Served: 7, Failed: 1, Lost: 1}, u.Figures.Jobs)
 	assert.Equal(t, CostFigures{Useful: 8, Waste: 1.5, Total: 9.5}, u.Figures.Cost)
 	assert.Equal(t, 7, u.Figures.QueueWait.Count)
 	assert.Equal(t, 100.0, u.Figures.QueueWait.Max)
 	require.Len(t, u.Series, 2)
-	assert.Equal(t, 5, u.Series[0].Figures.Jobs.Served, "o/a's 2 and o/b's gpu 3 in the first bucket")
+	assert.Equal(t, 6, u.Series[0].Figures.Jobs.Served, "o/a's 3 and o/b's gpu 3 in the first bucket")
 
 	names := func(rs []RepositoryUsage) []string {
 		var out []string
@@ -166,5 +174,5 @@ func TestUsageIsReadOnceARepositoryWithinTenSeconds(t *testing.T) {
 	e.clock = e.clock.Add(10 * time.Second)
 	getJSON(t, e, "/api/v1/repositories/o/a/usage?window=1h", &repo)
 	assert.Equal(t, 5, e.repos.usageReads, "10 s later, a new reading")
-	assert.Equal(t, 3, repo.Figures.Jobs.Served)
+	assert.Equal(t, 4, repo.Figures.Jobs.Served)
 }
