@@ -86,6 +86,20 @@ func (e *poolEnv) watchPeak(repo string) *atomic.Int64 {
 func crashCase(t *testing.T, ns, agent, repo string) (*poolEnv, *atomic.Int64) {
 	t.Helper()
 	e := newPoolEnv(t, ns, agent)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// What GitHub holds that is not done: which job, on which runner.
+		for _, j := range e.sim.Jobs(repo) {
+			if j.Conclusion != "success" {
+				t.Logf("job %d: %s %s on runner %q", j.ID, j.Status, j.Conclusion, j.RunnerName)
+			}
+		}
+		for _, r := range e.sim.Runners(repo) {
+			t.Logf("runner %s (id %d) left on GitHub: %s, busy %v, job %d", r.Name, r.ID, r.Status, r.Busy, r.JobID)
+		}
+	})
 	return e, e.crashPool(repo)
 }
 

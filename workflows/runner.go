@@ -106,7 +106,12 @@ type runnerWorkflow struct {
 	deleteReq bool
 	busy      bool
 	jobDone   bool
-	calls     int
+	// lateCreate: the create returned after the runner's job had begun
+	// (the agent died mid-create and retried it on its return). Its
+	// instance may be a second one with a registration of its own, maybe
+	// running a job: it is removed through GitHub, never killed mid-job.
+	lateCreate bool
+	calls      int
 	// online: it came online (or took a job) within its bootstrap time.
 	online   bool
 	deadline time.Time
@@ -115,7 +120,7 @@ type runnerWorkflow struct {
 // resume takes up where the run before this one was.
 func (r *runnerWorkflow) resume(st RunnerResume) {
 	r.state, r.runnerID, r.calls, r.online, r.deadline = st.State, st.RunnerID, st.Calls, st.Online, st.BootstrapDeadline
-	r.busy, r.jobDone, r.deleteReq = st.Busy, st.JobDone, st.DeleteRequested
+	r.busy, r.jobDone, r.deleteReq, r.lateCreate = st.Busy, st.JobDone, st.DeleteRequested, st.LateCreate
 }
 
 func (r *runnerWorkflow) receiveControls(ctx workflow.Context) {
@@ -246,6 +251,11 @@ func (r *runnerWorkflow) create(ctx workflow.Context) (res RunnerResult, err err
 		return res, err, false
 	}
 	r.runnerID = created.RunnerID
+	if r.busy || r.jobDone {
+		r.lateCreate = true
+		r.log.Warn("The runner's job began before its create returned: its instance may be a second one, removed through GitHub",
+			"runnerId", created.RunnerID)
+	}
 	return RunnerResult{}, nil, true
 }
 
@@ -402,7 +412,7 @@ func (r *runnerWorkflow) continueAsNew(ctx workflow.Context) (RunnerResult, erro
 	}
 	in := r.in
 	in.Resume = &RunnerResume{Online: r.online, BootstrapDeadline: r.deadline, State: r.state, RunnerID: r.runnerID,
-		Busy: r.busy, JobDone: r.jobDone, DeleteRequested: r.deleteReq, Calls: r.calls}
+		Busy: r.busy, JobDone: r.jobDone, DeleteRequested: r.deleteReq, LateCreate: r.lateCreate, Calls: r.calls}
 	return RunnerResult{State: r.state, RunnerID: r.runnerID}, workflow.NewContinueAsNewError(ctx, RunnerWorkflowName, in)
 }
 
@@ -503,8 +513,9 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 		dctx := r.activityOptions(ctx, "delete", 2*time.Minute, activities.ErrTypeRunnerBusy)
 		err := workflow.ExecuteActivity(dctx, activities.DeleteRunnerName, activities.DeleteRunnerInput{
 			Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
-			// GitHub unregisters an ephemeral runner after its job itself.
-			GitHubDone: r.in.Ephemeral && r.jobDone,
+			// GitHub unregisters an ephemeral runner after its job itself
+			// (not the second registration of a late create).
+			GitHubDone: r.in.Ephemeral && r.jobDone && !r.lateCreate,
 		}).Get(ctx, nil)
 		var ae *temporal.ApplicationError
 		switch {

@@ -81,6 +81,8 @@ type RunnerResume struct {
 	Busy              bool        `json:"busy,omitempty"`
 	JobDone           bool        `json:"jobDone,omitempty"`
 	DeleteRequested   bool        `json:"deleteRequested,omitempty"`
+	// LateCreate: the create returned after the runner's job had begun.
+	LateCreate bool `json:"lateCreate,omitempty"`
 	// Calls numbers the activities, so their ids stay unique.
 	Calls int `json:"calls"`
 }

@@ -382,3 +382,20 @@ func TestALeanRunnerUpsertsOnlyTheStatesItServesIn(t *testing.T) {
 		})
 	}
 }
+
+// TestARunnerWhoseJobEndedBeforeItsCreateReturnedIsRemovedFromGitHub: the
+// agent died while it created the runner, its first instance ran a job
+// meanwhile, and the create, retried when the agent came back, made a
+// second registration and instance. That one may already run a job of its
+// own: it is removed through GitHub (waiting while busy), never killed.
+func TestARunnerWhoseJobEndedBeforeItsCreateReturnedIsRemovedFromGitHub(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.env.OnActivity(activities.CreateRunnerName, mock.Anything, mock.Anything).After(30*time.Second).
+		Return(activities.CreateRunnerResult{RunnerID: 78, InstanceID: "pid-2"}, nil)
+	e.control(10*time.Second, ControlBusy)
+	e.control(20*time.Second, ControlJobDone)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.False(t, e.lastDelete.GitHubDone, "the registration the create made is removed through GitHub")
+	assert.Equal(t, int64(78), e.lastDelete.RunnerID)
+}
