@@ -177,7 +177,9 @@ function seconds(s) {
 
 function count(n, one, many) { return n + " " + (n === 1 ? one : (many || one + "s")); }
 
-function money(x) { return (Math.round(x * 100) / 100).toFixed(2); }
+// money shows a cost to the cent, or to 1/10000 below a cent (a
+// runner-minute of a small machine).
+function money(x) { return x > 0 && x < 0.005 ? x.toFixed(4) : (Math.round(x * 100) / 100).toFixed(2); }
 
 function minutes(m) { return m < 1 ? seconds(m * 60) : m < 120 ? (Math.round(m * 10) / 10) + " min" : (Math.round(m / 6) / 10) + " h"; }
 

@@ -81,7 +81,15 @@ func usageRow(tw io.Writer, name string, f api.UsageFigures) {
 		}
 		return fmt.Sprintf("%.1fs", s)
 	}
-	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.1fm\t%.1fm\t%.1fm\t%d\t%.2f\t%.2f\n", name, f.Jobs.Served, f.Jobs.Failed,
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.1fm\t%.1fm\t%.1fm\t%d\t%s\t%s\n", name, f.Jobs.Served, f.Jobs.Failed,
 		f.Jobs.Lost, wait(w.P50), wait(w.P95), wait(w.Max), f.RunnerMinutes.Busy, f.RunnerMinutes.Idle,
-		f.RunnerMinutes.Booting, f.BootstrapFailures, f.Cost.Total, f.Cost.Waste)
+		f.RunnerMinutes.Booting, f.BootstrapFailures, money(f.Cost.Total), money(f.Cost.Waste))
+}
+
+// money shows a cost to the cent, or to 1/10000 below a cent.
+func money(x float64) string {
+	if x > 0 && x < 0.005 {
+		return fmt.Sprintf("%.4f", x)
+	}
+	return fmt.Sprintf("%.2f", x)
 }
