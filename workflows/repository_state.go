@@ -92,7 +92,8 @@ type RunnerRecord struct {
 	IdleSince  *time.Time  `json:"idleSince,omitempty"`
 	DeleteSent bool        `json:"deleteSent,omitempty"`
 	// Since is when the runner's time in its state was last counted in
-	// the usage; zero for a runner from before usage was kept.
+	// the usage; a run sets it, at its start, for a runner from before
+	// usage was kept.
 	Since time.Time `json:"since,omitzero"`
 }
 

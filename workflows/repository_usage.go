@@ -15,35 +15,35 @@ import (
 // pool, a job's end when its completed event (or a reconciliation) says
 // so. It changes no command, so running workflows replay as they did.
 
+// ledgerOf is the index in ls of the ledger of pool under agent, or -1.
+func ledgerOf(ls []UsageLedger, pool, agent string) int {
+	return slices.IndexFunc(ls, func(l UsageLedger) bool { return l.Pool == pool && l.Agent == agent })
+}
+
 // ledger is the usage ledger of pool p under its agent now.
 func (p *pool) ledger() *UsageLedger {
 	s := &p.r.s
-	agent := p.s.Config.Agent
-	for i := range s.Usage {
-		if s.Usage[i].Pool == p.s.Name && s.Usage[i].Agent == agent {
-			return &s.Usage[i]
-		}
+	if i := ledgerOf(s.Usage, p.s.Name, p.s.Config.Agent); i >= 0 {
+		return &s.Usage[i]
 	}
 	if len(s.Usage) >= MaxUsageLedgers {
 		i := idlestLedger(s.Usage)
 		s.Usage = slices.Delete(s.Usage, i, i+1)
 	}
-	s.Usage = append(s.Usage, UsageLedger{Pool: p.s.Name, Agent: agent})
+	s.Usage = append(s.Usage, UsageLedger{Pool: p.s.Name, Agent: p.s.Config.Agent})
 	return &s.Usage[len(s.Usage)-1]
 }
 
 // accrue counts a runner's time in its state up to now: call it before
-// the state changes. A runner from before usage was kept starts counting
-// now.
+// the state changes. A time before the runner's Since counts nothing.
 func (p *pool) accrue(rec *RunnerRecord, now time.Time) {
-	if !rec.Since.IsZero() && now.After(rec.Since) {
-		k, price := timeOf(rec.State), p.price()
-		p.ledger().addTime(rec.Since, now, k, price)
-		p.s.UsageTotals.addTime(now.Sub(rec.Since).Milliseconds(), k, price)
+	if !now.After(rec.Since) {
+		return
 	}
-	if rec.Since.IsZero() || now.After(rec.Since) {
-		rec.Since = now
-	}
+	k, price := timeOf(rec.State), p.price()
+	p.ledger().addTime(rec.Since, now, k, price)
+	p.s.UsageTotals.addTime(now.Sub(rec.Since).Milliseconds(), k, price)
+	rec.Since = now
 }
 
 // lateEvent is how late an event must come for its runner's time to
@@ -211,16 +211,14 @@ func idlestLedger(ls []UsageLedger) int {
 // pruneUsage drops the usage that has left every window.
 func (r *repository) pruneUsage(now time.Time) {
 	r.s.Usage = slices.DeleteFunc(r.s.Usage, func(l UsageLedger) bool {
-		return l.prune(now) && r.poolServing(l.Pool, l.Agent) == nil
+		return l.prune(now) && !r.serves(l.Pool, l.Agent)
 	})
 }
 
-// poolServing is the pool called name if agent serves it now.
-func (r *repository) poolServing(name, agent string) *pool {
-	if p := r.pool(name); p != nil && p.s.Config.Agent == agent {
-		return p
-	}
-	return nil
+// serves reports whether agent serves the pool called name now.
+func (r *repository) serves(name, agent string) bool {
+	p := r.pool(name)
+	return p != nil && p.s.Config.Agent == agent
 }
 
 // usage answers QueryUsage: every ledger's buckets over the window, with
@@ -245,10 +243,10 @@ func (r *repository) usage(ctx workflow.Context, req UsageRequest) (RepositoryUs
 	}
 	for _, p := range r.pools {
 		for _, rec := range p.s.Runners {
-			if rec.Since.IsZero() || !now.After(rec.Since) {
+			if !now.After(rec.Since) {
 				continue
 			}
-			i := slices.IndexFunc(ledgers, func(l UsageLedger) bool { return l.Pool == p.s.Name && l.Agent == p.s.Config.Agent })
+			i := ledgerOf(ledgers, p.s.Name, p.s.Config.Agent)
 			if i < 0 {
 				ledgers = append(ledgers, UsageLedger{Pool: p.s.Name, Agent: p.s.Config.Agent})
 				i = len(ledgers) - 1
@@ -271,7 +269,7 @@ func (p *pool) totals(now time.Time) UsageTotals {
 	t := p.s.UsageTotals
 	t.WaitBuckets = slices.Clone(t.WaitBuckets)
 	for _, rec := range p.s.Runners {
-		if !rec.Since.IsZero() && now.After(rec.Since) {
+		if now.After(rec.Since) {
 			t.addTime(now.Sub(rec.Since).Milliseconds(), timeOf(rec.State), p.price())
 		}
 	}
