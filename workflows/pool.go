@@ -322,10 +322,6 @@ func (p *pool) summary() PoolView {
 	v := PoolView{Repository: p.r.full(), Pool: p.s.Name, Config: p.s.Config, Draining: p.s.Draining,
 		Degraded: p.s.Degraded, AgentOffline: p.s.AgentOffline, LastError: p.s.LastError, Counts: p.counts(),
 		ConfiguredBy: p.s.ConfiguredBy}
-	if !p.r.now.IsZero() {
-		t := p.totals(p.r.now)
-		v.Usage = &t
-	}
 	for _, j := range p.s.Queue {
 		if !j.QueuedAt.IsZero() && (v.OldestQueuedAt.IsZero() || j.QueuedAt.Before(v.OldestQueuedAt)) {
 			v.OldestQueuedAt = j.QueuedAt

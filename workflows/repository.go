@@ -312,7 +312,21 @@ func (r *repository) view() RepositoryView {
 	for i, p := range r.pools {
 		v.Pools[i] = p.view()
 	}
+	r.withUsage(v)
 	return v
+}
+
+// withUsage gives each pool of v its usage totals as at the loop's last
+// turn: only what is shown (a query, a memo upserted), as the summary a
+// turn compares with the memo leaves them out.
+func (r *repository) withUsage(v RepositoryView) {
+	if r.now.IsZero() {
+		return
+	}
+	for i, p := range r.pools {
+		t := p.totals(r.now)
+		v.Pools[i].Usage = &t
+	}
 }
 
 // summary is what the memo carries: the pools without runners and queue.
@@ -360,6 +374,7 @@ func (r *repository) publish(ctx workflow.Context) {
 		r.memoDue = r.memoAt.Add(memoEvery)
 		return
 	}
+	r.withUsage(v)
 	_ = workflow.UpsertMemo(ctx, map[string]any{MemoSummary: v})
 	workflow.SetCurrentDetails(ctx, details(v))
 	r.published, r.memoAt, r.memoDue = &v, now, time.Time{}
