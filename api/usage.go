@@ -183,10 +183,11 @@ type UsageReport struct {
 // wait to the tenth (the maximum to the millisecond), costs to 1/10000.
 func figures(b workflows.UsageBucket) UsageFigures {
 	minutes := func(ms int64) float64 { return round(float64(ms)/60000, 1000) }
+	q := b.Waits.Quantiles(0.5, 0.95)
 	return UsageFigures{
 		Jobs: JobFigures{Served: b.Served, Failed: b.Failed, Lost: b.Lost},
-		QueueWait: QueueWait{Count: b.Waits.Count, P50: round(b.Waits.Quantile(0.5), 10),
-			P95: round(b.Waits.Quantile(0.95), 10), Max: round(b.Waits.Max, 1000)},
+		QueueWait: QueueWait{Count: b.Waits.Count, P50: round(q[0], 10),
+			P95: round(q[1], 10), Max: round(b.Waits.Max, 1000)},
 		RunnerMinutes:     RunnerMinutes{Busy: minutes(b.BusyMs), Idle: minutes(b.IdleMs), Booting: minutes(b.BootingMs)},
 		BootstrapFailures: b.BootstrapFailures,
 		Cost: CostFigures{Useful: round(b.UsefulCost, 1e4), Waste: round(b.WasteCost, 1e4),

@@ -76,9 +76,13 @@ func (h *WaitHistogram) Merge(o WaitHistogram) {
 // Quantile is the wait at quantile q (0 to 1), in seconds, within
 // WaitAccuracy; 0 with no waits. The rank is q·(count−1), as DDSketch
 // takes it: p50 of 4 waits is the 2nd shortest.
-func (h WaitHistogram) Quantile(q float64) float64 {
+func (h WaitHistogram) Quantile(q float64) float64 { return h.Quantiles(q)[0] }
+
+// Quantiles are the waits at each of qs, as Quantile, from one sketch.
+func (h WaitHistogram) Quantiles(qs ...float64) []float64 {
+	out := make([]float64, len(qs))
 	if h.Count == 0 {
-		return 0
+		return out
 	}
 	pos := store.NewSparseStore()
 	for _, b := range h.Bins {
@@ -88,9 +92,10 @@ func (h WaitHistogram) Quantile(q float64) float64 {
 	if h.Zero > 0 {
 		_ = s.AddWithCount(0, float64(h.Zero)) // zero is always accepted
 	}
-	v, err := s.GetValueAtQuantile(q)
-	if err != nil {
-		return 0
+	for i, q := range qs {
+		if v, err := s.GetValueAtQuantile(q); err == nil {
+			out[i] = min(v, h.Max)
+		}
 	}
-	return min(v, h.Max)
+	return out
 }
