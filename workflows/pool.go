@@ -89,9 +89,7 @@ func (p *pool) jobStarted(ctx workflow.Context, r *RunnerRecord, ev JobEvent) {
 // again.
 func (p *pool) jobDone(ctx workflow.Context, r *RunnerRecord, ev JobEvent) {
 	now := workflow.Now(ctx)
-	p.s.JobsDone++
-	p.countEnd(now, ev)
-	p.missedStart(ctx, r, ev)
+	p.countEnd(ctx, r, ev)
 	p.accrue(r, p.eventTime(ctx, r, ev.CompletedAt))
 	p.control(ctx, r.Name, RunnerControl{Action: ControlJobDone, JobID: ev.JobID})
 	if r.State == RunnerDeleting {

@@ -119,9 +119,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 			r.countEnded(ctx, ev)
 		} else if p := r.poolOfRunner(ev.RunnerName); p != nil {
 			// Neither its runner nor its start was seen here in time.
-			p.s.JobsDone++
-			p.countEnd(workflow.Now(ctx), ev)
-			p.missedStart(ctx, nil, ev)
+			p.countEnd(ctx, nil, ev)
 		}
 		r.retryLost(ctx, ev)
 	}

@@ -267,9 +267,7 @@ func (r *repository) countEnded(ctx workflow.Context, ev JobEvent) {
 		return
 	}
 	if p := r.pool(run.Pool); p != nil {
-		p.s.JobsDone++
-		p.countEnd(workflow.Now(ctx), ev)
-		p.missedStart(ctx, nil, ev)
+		p.countEnd(ctx, nil, ev)
 	}
 }
 

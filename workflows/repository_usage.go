@@ -102,12 +102,17 @@ func (p *pool) countWait(now time.Time, queuedAt time.Time, ev JobEvent) {
 }
 
 // countEnd counts a job that ended (ev is its completed event) on one of
-// the pool's runners, unless its runner was lost while it ran (counted
-// then); and its queue wait, if its start was missed.
-func (p *pool) countEnd(now time.Time, ev JobEvent) {
+// the pool's runners (rec, nil when it has gone): in jobsDone always; in
+// the usage as served, unless its runner was lost while it ran (counted
+// then), with its queue wait and its runner's busy time if its start was
+// missed.
+func (p *pool) countEnd(ctx workflow.Context, rec *RunnerRecord, ev JobEvent) {
+	p.s.JobsDone++
 	if p.r.seen[jobKey(ev.JobID, jobLost)] {
 		return
 	}
+	now := workflow.Now(ctx)
+	p.missedStart(ctx, rec, ev)
 	if !p.r.seen[jobKey(ev.JobID, JobInProgress)] && ev.StartedAt != nil {
 		p.countWait(now, time.Time{}, ev)
 	}
