@@ -239,7 +239,7 @@ func usageWindow(w http.ResponseWriter, r *http.Request) (workflows.UsageWindow,
 
 func (h *handlers) usageSpan(win workflows.UsageWindow) (UsageSpan, workflows.UsageRequest) {
 	now := h.now().UTC()
-	return UsageSpan{Window: win.Name, Step: win.Step.String(), From: now.Add(-win.Length).Truncate(win.Step), To: now},
+	return UsageSpan{Window: win.Name, Step: win.Step.String(), From: win.From(now), To: now},
 		workflows.UsageRequest{Window: win.Name, Now: now}
 }
 

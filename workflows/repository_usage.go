@@ -240,7 +240,7 @@ func (r *repository) usage(ctx workflow.Context, req UsageRequest) (RepositoryUs
 		now = req.Now
 	}
 	win := usageWindows[w]
-	out := RepositoryUsage{Repository: r.full(), Window: win.Name, From: now.Add(-win.Length).Truncate(win.Step), To: now,
+	out := RepositoryUsage{Repository: r.full(), Window: win.Name, From: win.From(now), To: now,
 		Pools: []LedgerUsage{}}
 	ledgers := make([]UsageLedger, len(r.s.Usage))
 	for i, l := range r.s.Usage {

@@ -37,6 +37,10 @@ type UsageWindow struct {
 	Step   time.Duration `json:"-"`
 }
 
+// From is where the window ends at now begins: the start of its first
+// bucket, Length and up to a Step before now.
+func (w UsageWindow) From(now time.Time) time.Time { return now.Add(-w.Length).Truncate(w.Step) }
+
 // buckets is how many buckets the window keeps: Length/Step and the one
 // under way.
 func (w UsageWindow) buckets() int { return int(w.Length/w.Step) + 1 }
@@ -235,7 +239,7 @@ func (l *UsageLedger) prune(now time.Time) bool {
 	empty := true
 	for i := range l.Series {
 		w := usageWindows[i]
-		oldest := now.Add(-w.Length).Truncate(w.Step).Unix()
+		oldest := w.From(now).Unix()
 		s := l.Series[i]
 		n := 0
 		for n < len(s) && s[n].Start < oldest {
@@ -253,7 +257,7 @@ func (l *UsageLedger) prune(now time.Time) bool {
 // oldest first, empty ones included.
 func (l UsageLedger) window(w int, now time.Time) []UsageBucket {
 	win := usageWindows[w]
-	first := now.Add(-win.Length).Truncate(win.Step)
+	first := win.From(now)
 	out := make([]UsageBucket, 0, win.buckets())
 	for t := first; !t.After(now); t = t.Add(win.Step) {
 		out = append(out, UsageBucket{Start: t.Unix()})
