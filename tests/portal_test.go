@@ -228,12 +228,26 @@ type browser struct {
 	ctx context.Context
 }
 
+// browserStarts is how many times newBrowser starts Chromium before it
+// fails: on a loaded machine a start can die before it listens (seen once
+// in CI, "chrome failed to start" after 1 s), which says nothing of the
+// page.
+const browserStarts = 3
+
 func newBrowser(t *testing.T, alloc context.Context) *browser {
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	// The first call starts the browser, on a context without a deadline.
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
-	return &browser{t: t, ctx: ctx}
+	var err error
+	for range browserStarts {
+		ctx, cancel := chromedp.NewContext(alloc)
+		// The first call starts the browser, on a context without a deadline.
+		if err = chromedp.Do(ctx, chromedp.Navigate("about:blank")); err == nil {
+			t.Cleanup(cancel)
+			return &browser{t: t, ctx: ctx}
+		}
+		cancel()
+		t.Logf("Chromium did not start; starting it again: %v", err)
+	}
+	require.NoError(t, err, "Chromium did not start %d times", browserStarts)
+	return nil
 }
 
 func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
