@@ -58,5 +58,9 @@ func (c *Cursors) Open(scope, cursor string) ([]byte, error) {
 	if err1 != nil || err2 != nil || len(token) == 0 || !hmac.Equal(mac, c.mac(scope, token)) {
 		return nil, ErrBadCursor
 	}
+	// The decoder skips \r and \n: only the cursor Seal made is taken.
+	if base64.RawURLEncoding.EncodeToString(token) != tok || base64.RawURLEncoding.EncodeToString(mac) != sig {
+		return nil, ErrBadCursor
+	}
 	return token, nil
 }
