@@ -24,9 +24,14 @@ const (
 	DrainAgentPoolsName  = "DrainAgentPools"
 	NotifyAgentPoolsName = "NotifyAgentPools"
 	AwaitRunnerEndsName  = "AwaitRunnerEnds"
-	AgentOnlineName      = "AgentOnline"
-	ReaperScopeName      = "ReaperScope"
-	ReaperOwnedName      = "ReaperOwned"
+	// StartRunnersName starts a pool's runner workflows;
+	// WatchRunnerEndsName finds those that ended unseen
+	// (activities/runnerlife).
+	StartRunnersName    = "StartRunners"
+	WatchRunnerEndsName = "WatchRunnerEnds"
+	AgentOnlineName     = "AgentOnline"
+	ReaperScopeName     = "ReaperScope"
+	ReaperOwnedName     = "ReaperOwned"
 )
 
 // Names of the reaper's activities on the agent's queue
@@ -127,6 +132,8 @@ type ReconcileInput struct {
 	// RedeliverSince, when set, asks GitHub to redeliver the workflow_job
 	// webhooks of the repository that failed since then.
 	RedeliverSince *time.Time `json:"redeliverSince,omitempty"`
+	// RunnersOnly asks for the runners named only: no look at the runs.
+	RunnersOnly bool `json:"runnersOnly,omitempty"`
 }
 
 // MaxReconcileJobs bounds the jobs one reconciliation looks up one by one.
@@ -134,8 +141,10 @@ const MaxReconcileJobs = 100
 
 // Reconciliation is GitHub's view of a repository, taken by GitHubReconcile.
 type Reconciliation struct {
-	// Queued are the jobs queued now.
-	Queued []QueuedJob `json:"queued,omitempty"`
+	// Queued are the jobs queued now; QueuedComplete says they are all of
+	// them (a look GitHub's limits cut short lists fewer).
+	Queued         []QueuedJob `json:"queued,omitempty"`
+	QueuedComplete bool        `json:"queuedComplete,omitempty"`
 	// Started are the jobs in progress, with their runners.
 	Started []JobState `json:"started,omitempty"`
 	// Ended are the Running jobs GitHub reports completed (or that it no

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -18,11 +15,14 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/garo-run/garo/internal/temporalclient"
 	"github.com/garo-run/garo/workflows"
 )
 
-// TemporalRepositories implements Repositories on RepositoryWorkflows.
-type TemporalRepositories struct {
+// LegacyRepositories reads the RepositoryWorkflows of the releases before
+// pools (one workflow for all the pools of a repository), until each has
+// handed its pools over to PoolWorkflows (Migrate).
+type LegacyRepositories struct {
 	Client    client.Client
 	Namespace string
 	// Cursors seal the page tokens of the repository listing.
@@ -38,7 +38,7 @@ const closingRetry = 10 * time.Second
 
 // ConfigurePool starts the repository's workflow if it is not running and
 // sends it the validated configure update, in one call.
-func (t *TemporalRepositories) ConfigurePool(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
+func (t *LegacyRepositories) ConfigurePool(ctx context.Context, owner, repo string, req workflows.ConfigureRequest) (workflows.PoolView, error) {
 	opts := client.StartWorkflowOptions{
 		ID:                    workflows.RepositoryWorkflowID(owner, repo),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -66,14 +66,14 @@ func (t *TemporalRepositories) ConfigurePool(ctx context.Context, owner, repo st
 }
 
 // Get returns the repository's live state from its workflow.
-func (t *TemporalRepositories) Get(ctx context.Context, owner, repo string) (workflows.RepositoryView, error) {
+func (t *LegacyRepositories) Get(ctx context.Context, owner, repo string) (workflows.RepositoryView, error) {
 	var v workflows.RepositoryView
 	err := queryRunning(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), &v)
 	return v, err
 }
 
 // Usage asks the repository's workflow for its usage (QueryUsage).
-func (t *TemporalRepositories) Usage(ctx context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
+func (t *LegacyRepositories) Usage(ctx context.Context, owner, repo string, req workflows.UsageRequest) (workflows.RepositoryUsage, error) {
 	var u workflows.RepositoryUsage
 	err := queryRunningAs(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), workflows.QueryUsage, &u, req)
 	return u, err
@@ -82,7 +82,7 @@ func (t *TemporalRepositories) Usage(ctx context.Context, owner, repo string, re
 // DrainPool starts draining a pool, or every pool of req.Agent; a pool
 // ends when its runners are gone, and the repository's workflow with its
 // last pool.
-func (t *TemporalRepositories) DrainPool(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.RepositoryView, error) {
+func (t *LegacyRepositories) DrainPool(ctx context.Context, owner, repo string, req workflows.DrainRequest) (workflows.RepositoryView, error) {
 	var v workflows.RepositoryView
 	err := runUpdate(ctx, t.Client, workflows.RepositoryWorkflowID(owner, repo), workflows.UpdateDrain, req, &v)
 	return v, err
@@ -90,7 +90,7 @@ func (t *TemporalRepositories) DrainPool(ctx context.Context, owner, repo string
 
 // List returns the running repositories from the visibility store's memos:
 // their pools without runners and queue.
-func (t *TemporalRepositories) List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error) {
+func (t *LegacyRepositories) List(ctx context.Context, limit int, cursor, agent string) ([]workflows.RepositoryView, string, error) {
 	execs, next, err := listRunning(ctx, t.Client, t.Cursors, t.Namespace, workflows.RepositoryWorkflowName, agent, limit, cursor)
 	if err != nil {
 		return nil, "", err
@@ -136,21 +136,14 @@ func repositoryMemo(dc converter.DataConverter, e *workflowpb.WorkflowExecutionI
 	return v, nil
 }
 
-// TemporalJobs delivers job events as signals to repository workflows. It
-// remembers the repositories whose event Temporal refused, and ResyncRefused
-// asks each of them to reconcile with GitHub once Temporal takes signals
-// again: GitHub does not send a failed delivery again by itself.
+// TemporalJobs delivers job events as signals to the RepositoryWorkflows
+// of the releases before pools, until they have handed their pools over.
+// It remembers the repositories whose event Temporal refused: its
+// ResyncRefused asks each to reconcile once Temporal takes signals again.
 type TemporalJobs struct {
 	Client client.Client
-
-	mu sync.Mutex
-	// refused are the workflow ids whose event Temporal refused, with
-	// when it first did.
-	refused map[string]time.Time
+	refusals
 }
-
-// maxRefused bounds the repositories remembered for a resync.
-const maxRefused = 10000
 
 // SignalJob signals the repository owner/repo; ErrNotFound when it has no
 // pool.
@@ -159,53 +152,74 @@ func (t *TemporalJobs) SignalJob(ctx context.Context, owner, repo string, ev wor
 	if err := t.Client.SignalWorkflow(ctx, id, "", workflows.SignalJob, ev); err != nil {
 		err = mapTemporalError(err)
 		if !errors.Is(err, ErrNotFound) {
-			t.mu.Lock()
-			if t.refused == nil {
-				t.refused = map[string]time.Time{}
-			}
-			if _, ok := t.refused[id]; !ok && len(t.refused) < maxRefused {
-				t.refused[id] = time.Now()
-			}
-			t.mu.Unlock()
+			t.remember(id)
 		}
 		return fmt.Errorf("signal job %d to %s/%s: %w", ev.JobID, owner, repo, err)
 	}
 	return nil
 }
 
-// ResyncRefused signals resync, every interval until ctx ends, to each
-// repository whose job event was refused, until one is taken (or the
-// repository has no pool any more). The signal asks the repository to have
-// GitHub redeliver what failed since a minute before the first refusal.
+// ResyncRefused asks, every interval until ctx ends, each repository
+// whose job event was refused to reconcile (refusals.resync).
 func (t *TemporalJobs) ResyncRefused(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	t.resync(ctx, t.Client, interval, log)
+}
+
+// migrateWait bounds how long Migrate waits for a repository to hand its
+// pools over.
+const migrateWait = 30 * time.Second
+
+// Migrate has the RepositoryWorkflow of owner/repo (of a release before
+// pools), if it is running, hand its pools over to PoolWorkflows, and
+// waits until it has ended.
+func (t *LegacyRepositories) Migrate(ctx context.Context, owner, repo string) error {
+	id := workflows.RepositoryWorkflowID(owner, repo)
+	err := mapTemporalError(t.Client.SignalWorkflow(ctx, id, "", workflows.SignalMigrate, nil))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("hand repository %s/%s over to pools: %w", owner, repo, err)
+	}
+	deadline := time.Now().Add(migrateWait)
 	for {
+		running, err := temporalclient.Running(ctx, t.Client, id)
+		if err != nil {
+			return mapTemporalError(err)
+		}
+		if !running {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: repository %s/%s is still handing its pools over", ErrUnavailable, owner, repo)
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		t.mu.Lock()
-		ids := slices.Sorted(maps.Keys(t.refused))
-		firsts := maps.Clone(t.refused)
-		t.mu.Unlock()
-		for _, id := range ids {
-			since := firsts[id].Add(-time.Minute).UTC()
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := mapTemporalError(t.Client.SignalWorkflow(sctx, id, "", workflows.SignalResync,
-				workflows.ResyncRequest{Reason: "a webhook was refused while Temporal was unavailable", FailedSince: &since}))
-			cancel()
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				break // Temporal is still away: the next tick tries again
-			}
-			t.mu.Lock()
-			delete(t.refused, id)
-			t.mu.Unlock()
-			if err == nil {
-				log.Info("Repository asked to reconcile with GitHub: a webhook of it was refused while Temporal was unavailable",
-					"workflow", id)
-			}
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// MigrateAll asks every running RepositoryWorkflow (of a release before
+// pools) to hand its pools over to PoolWorkflows, and returns how many it
+// asked. It goes on past one that refuses.
+func (t *LegacyRepositories) MigrateAll(ctx context.Context, log *slog.Logger) (int, error) {
+	var ids []string
+	if err := temporalclient.EachWorkflow(ctx, t.Client, t.Namespace, workflows.RunningQuery(workflows.RepositoryWorkflowName, ""),
+		func(id string) { ids = append(ids, id) }); err != nil {
+		return 0, fmt.Errorf("list repositories to hand over to pools: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		if err := t.Client.SignalWorkflow(ctx, id, "", workflows.SignalMigrate, nil); err != nil {
+			log.Warn("Repository not asked to hand its pools over; it is asked again at the next start or change", "workflow", id, "error", err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		log.Info("Repositories of the release before pools asked to hand their pools over", "repositories", n)
+	}
+	return n, nil
 }

@@ -271,7 +271,7 @@ func TestPutPoolRejectsBadConfigs(t *testing.T) {
 		typ, detail      string
 	}{
 		{"minIdle above maxRunners", "octo/app", `{"minIdle":4,"maxRunners":3}`, 422, ProblemInvalidRequest, "minIdle"},
-		{"too many runners", "octo/app", `{"maxRunners":1001}`, 422, ProblemInvalidRequest, "1000"},
+		{"too many runners", "octo/app", `{"maxRunners":5001}`, 422, ProblemInvalidRequest, "5000"},
 		{"bad duration", "octo/app", `{"idleGracePeriod":"soon"}`, 400, ProblemInvalidRequest, "duration"},
 		{"grace out of range", "octo/app", `{"idleGracePeriod":"48h"}`, 422, ProblemInvalidRequest, "idleGracePeriod"},
 		{"empty labels", "octo/app", `{"labels":[]}`, 422, ProblemInvalidRequest, "labels"},

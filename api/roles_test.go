@@ -57,6 +57,7 @@ func TestEveryRoleAgainstEveryRoute(t *testing.T) {
 		{"DELETE", "/api/v1/agents/lab-1", [7]int{out, out, ok, ok, no, ok, no}},
 		{"POST", "/api/v1/agents/lab-1/register", [7]int{out, out, ok, ok, no, ok, no}},
 		{"POST", "/api/v1/agents/lab-1/heartbeat", [7]int{out, out, ok, ok, no, ok, no}},
+		{"POST", "/api/v1/agents/lab-1/runner-reports", [7]int{out, out, ok, ok, no, ok, no}},
 		{"GET", "/api/v1/agents/lab-1/config", [7]int{out, out, ok, ok, ok, ok, no}},
 		{"GET", "/api/v1/agents/lab-1/usage", [7]int{out, out, ok, ok, ok, ok, no}},
 		{"GET", "/api/v1/usage", [7]int{out, out, ok, ok, ok, no, no}},

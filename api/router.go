@@ -60,6 +60,9 @@ type Config struct {
 	// Prices is the price list of runner-hours by provider option; every
 	// configure carries it to the pool.
 	Prices []workflows.ProviderPrice
+	// RunnerReports takes the agents' reports of their runners; nil
+	// answers 503.
+	RunnerReports RunnerReports
 }
 
 // NewRouter returns the HTTP handler of the whole API.
@@ -110,6 +113,7 @@ func NewRouter(cfg Config) http.Handler {
 		r.With(allow(true, admin)).Delete("/agents/{name}", h.unregisterAgent)
 		r.With(allow(true, admin)).Post("/agents/{name}/register", h.registerAgent)
 		r.With(allow(true, admin)).Post("/agents/{name}/heartbeat", h.heartbeatAgent)
+		r.With(allow(true, admin)).Post("/agents/{name}/runner-reports", h.reportRunners)
 		r.With(allow(true, admin, reader)).Get("/agents/{name}/config", h.agentConfig)
 		r.With(allow(true, admin, reader)).Get("/agents/{name}/usage", h.agentUsage)
 		r.With(read).Get("/usage", h.usage)

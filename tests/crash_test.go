@@ -200,7 +200,7 @@ func TestCrashServerWhileWebhooksArrive(t *testing.T) {
 	}
 	assert.Positive(t, failed, "webhooks were lost while the server was down")
 	// A repository that reconciled after a crash, still running.
-	recordHistory(t, "repositoryworkflow_reconciled.json", historyJSON(t, e.temporal, workflows.RepositoryWorkflowID("e2e", "crash-server"), ""))
+	recordHistory(t, "poolworkflow_reconciled.json", historyJSON(t, e.temporal, workflows.PoolWorkflowID("e2e", "crash-server", workflows.DefaultPool), ""))
 }
 
 // TestCrashServerWhileJobsAreQueued: jobs are queued while the server is

@@ -53,7 +53,7 @@ func TestPayloadsAreEncryptedAndTheCodecServerReadsThem(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(string(b), `"jobsDone":3`)
 	})
 
-	hist := e.temporal.GetWorkflowHistory(context.Background(), workflows.RepositoryWorkflowID(owner, name), "", false,
+	hist := e.temporal.GetWorkflowHistory(context.Background(), workflows.PoolWorkflowID(owner, name, workflows.DefaultPool), "", false,
 		enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var payloads []*commonpb.Payload
 	for hist.HasNext() {

@@ -23,7 +23,7 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	addr := startOwnDevServer(t, ns, "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=80")
 	e := newPoolEnvOn(t, addr, ns, "phantom-1")
 	const repo = "e2e/phantom"
-	id := workflows.RepositoryWorkflowID("e2e", "phantom")
+	id := workflows.PoolWorkflowID("e2e", "phantom", workflows.DefaultPool)
 	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"phantom-1","minIdle":1,"maxRunners":3,
 		"idleGracePeriod":"1m","bootstrapTimeout":"1m","queuePollInterval":"0s"}`)
 	require.Equal(t, http.StatusOK, code, "%s", b)
@@ -49,7 +49,7 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	})
 	require.NoError(t, c.TerminateWorkflow(context.Background(), workflows.RunnerWorkflowID("e2e", "phantom", busy), "",
 		"an operator terminated it"))
-	eventually(t, 30*time.Second, "the pool forgot the terminated runner", func() bool {
+	eventually(t, 90*time.Second, "the pool forgot the terminated runner", func() bool {
 		for _, r := range e.pool(repo).Runners {
 			if r.Name == busy {
 				return false
@@ -82,10 +82,10 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	})
 	// A run that continued as new, and the run after it that watched
 	// runners it did not start, for the replay tests.
-	recordHistory(t, "repositoryworkflow_continues.json", historyJSON(t, c, id, first.WorkflowExecution.RunID))
+	recordHistory(t, "poolworkflow_continues.json", historyJSON(t, c, id, first.WorkflowExecution.RunID))
 	last, err := c.DescribeWorkflow(context.Background(), id, "")
 	require.NoError(t, err)
-	recordHistory(t, "repositoryworkflow_continued.json", historyJSON(t, c, id, last.WorkflowExecution.RunID))
+	recordHistory(t, "poolworkflow_continued.json", historyJSON(t, c, id, last.WorkflowExecution.RunID))
 }
 
 // startOwnDevServer starts a Temporal dev server of this test's own, with

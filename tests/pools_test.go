@@ -127,10 +127,10 @@ func TestSeveralPoolsOfOneRepository(t *testing.T) {
 		return code == http.StatusNotFound && len(e.sim.Runners(repo)) == 0
 	})
 	c := temporalClient(t, e.ns)
-	d, err := c.DescribeWorkflow(context.Background(), workflows.RepositoryWorkflowID("e2e", "pools"), "")
+	d, err := c.DescribeWorkflow(context.Background(), workflows.PoolWorkflowID("e2e", "pools", "linux"), "")
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.Status)
-	recordHistory(t, "repositoryworkflow_pools.json", historyJSON(t, c, workflows.RepositoryWorkflowID("e2e", "pools"), d.WorkflowExecution.RunID))
+	recordHistory(t, "poolworkflow_pools.json", historyJSON(t, c, workflows.PoolWorkflowID("e2e", "pools", "linux"), d.WorkflowExecution.RunID))
 	j := e.sim.Jobs(repo)[0]
 	runner := workflows.RunnerWorkflowID("e2e", "pools", j.RunnerName)
 	rd, err := c.DescribeWorkflow(context.Background(), runner, "")

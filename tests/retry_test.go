@@ -53,5 +53,5 @@ func TestALostJobIsRunAgainOnce(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	assert.Len(t, e.sim.Jobs(repo), 2, "run again once only")
 	recordHistory(t, "runnerworkflow_lost.json", historyJSON(t, e.temporal, workflows.RunnerWorkflowID("e2e", "retry", runner), ""))
-	recordHistory(t, "repositoryworkflow_retried.json", historyJSON(t, e.temporal, workflows.RepositoryWorkflowID("e2e", "retry"), ""))
+	recordHistory(t, "poolworkflow_retried.json", historyJSON(t, e.temporal, workflows.PoolWorkflowID("e2e", "retry", workflows.DefaultPool), ""))
 }

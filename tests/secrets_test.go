@@ -127,7 +127,7 @@ func TestNoSecretIsFoundInHistoriesLogsOrMetrics(t *testing.T) {
 
 	histories := allHistories(t, ns)
 	ids := strings.Join(slices.Collect(maps.Keys(histories)), " ")
-	for _, id := range []string{"garo/agent/" + agent, "garo/repo/e2e/secrets-jit", "garo/repo/e2e/secrets-reg",
+	for _, id := range []string{"garo/agent/" + agent, "garo/pool/repo/e2e/secrets-jit/", "garo/pool/repo/e2e/secrets-reg/",
 		"garo/runner/e2e/secrets-jit/", "garo/runner/e2e/secrets-reg/"} {
 		require.Contains(t, ids, id, "the histories of the agent, the pools and their runners")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/garo-run/garo/activities/github"
 	"github.com/garo-run/garo/activities/provider"
 	"github.com/garo-run/garo/activities/runnerends"
+	"github.com/garo-run/garo/activities/runnerlife"
 	"github.com/garo-run/garo/activities/runners"
 	"github.com/garo-run/garo/workflows"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 // Replay tests use it too, so that they replay exactly what runs.
 func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.AgentWorkflow, workflow.RegisterOptions{Name: workflows.AgentWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.PoolWorkflow, workflow.RegisterOptions{Name: workflows.PoolWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RepositoryWorkflow, workflow.RegisterOptions{Name: workflows.RepositoryWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.RunnerWorkflow, workflow.RegisterOptions{Name: workflows.RunnerWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.TokensWorkflow, workflow.RegisterOptions{Name: workflows.TokensWorkflowName})
@@ -40,6 +42,7 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 	RegisterServerWorkflows(w)
 	(&agentpools.Activities{Client: c, Namespace: namespace}).Register(w)
 	(&runnerends.Activities{Client: c}).Register(w)
+	(&runnerlife.Activities{Client: c, Namespace: namespace}).Register(w)
 	return w
 }
 
@@ -52,6 +55,8 @@ type AgentDeps struct {
 	// Metrics, when set, takes the agent's activity metrics (the
 	// reaper's).
 	Metrics prometheus.Registerer
+	// Reports carries the runners' ends to their pools.
+	Reports activities.Reporter
 }
 
 // NewAgent returns the worker of the agent called name on its own task
@@ -69,7 +74,7 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 	// The runner activities answer even without GitHub or providers, with
 	// a non-retryable error that tells the pool what is missing.
 	ra := &runners.Activities{Agent: name, GitHub: deps.GitHub, Providers: map[string]provider.Provider{},
-		Reaped: runners.NewReapedCounter(deps.Metrics), Failures: runners.NewFailureCounter(deps.Metrics)}
+		Reaped: runners.NewReapedCounter(deps.Metrics), Failures: runners.NewFailureCounter(deps.Metrics), Reports: deps.Reports}
 	for _, p := range deps.Providers {
 		ra.Providers[p.Kind()] = p
 	}

@@ -307,6 +307,7 @@ func (p *livePool) newRun(start time.Time) {
 		return activities.Reconciliation{}, nil
 	}, activity.RegisterOptions{Name: activities.GitHubReconcileName})
 	p.env.OnActivity(activities.AwaitRunnerEndsName, mock.Anything, mock.Anything).After(59*time.Minute).Return(nil, nil)
+	p.env.OnGetVersion(poolEngineVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	p.env.SetOnChildWorkflowStartedListener(func(_ *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		p.m.add(3 * commandEvents)
 		var in RunnerInput

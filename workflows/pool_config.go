@@ -54,7 +54,7 @@ type PoolConfig struct {
 
 // Limits of a pool's configuration.
 const (
-	MaxRunnersLimit = 1000
+	MaxRunnersLimit = 5000
 	MaxPoolLabels   = 64
 	// MaxHourlyPrice bounds a runner-hour's price.
 	MaxHourlyPrice = 10000
@@ -303,8 +303,11 @@ func RunnerGroupID(group string) (int64, error) {
 // optionNamePattern is the form of a provider option's name.
 var optionNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*$`)
 
-// printable: valid UTF-8 without control characters (a newline in a
-// label would forge lines in logs and in the runner's configuration).
+// Printable reports whether s is valid UTF-8 without control characters
+// (a newline in a label would forge lines in logs and in the runner's
+// configuration).
+func Printable(s string) bool { return printable(s) }
+
 func printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false

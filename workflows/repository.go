@@ -61,6 +61,7 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	r.lateEvents = r.reconciles && workflow.GetVersion(ctx, lateJobEventsVersion, workflow.DefaultVersion, 1) >= 1
 	r.lean = workflow.GetVersion(ctx, leanLoopVersion, workflow.DefaultVersion, 1) >= 1
 	r.agentIDs = workflow.GetVersion(ctx, agentActivityIDsVersion, workflow.DefaultVersion, 1) >= 1
+	r.migrating = workflow.GetVersion(ctx, poolEngineVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
 	switch {
 	case in.Repository != nil:
@@ -159,6 +160,9 @@ type repository struct {
 	signaling int
 	// closing: every pool has ended and the run is finishing.
 	closing bool
+	// migrating: the run hands its pools over to PoolWorkflows
+	// (repository_migrate.go).
+	migrating bool
 	// now is the time of the loop's turn: the memo's usage is as at then.
 	now time.Time
 	log log.Logger
@@ -436,6 +440,9 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 		r.now = workflow.Now(ctx)
 		r.pruneUsage(r.now)
 		r.takeSignals(ctx)
+		if r.migrateAsked(ctx) {
+			return r.migrate(ctx)
+		}
 		r.removeEnded()
 		r.askAgents(ctx)
 		next := r.reconcile(ctx)

@@ -111,6 +111,12 @@ type JobEvent struct {
 	CreatedAt   *time.Time `json:"createdAt,omitempty"`
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	// Routed: the server routed the job to the pool it delivers the
+	// event to (by its labels); otherwise the event is delivered for the
+	// runner it names. Unmatched: no pool fits the job, and the pool it is
+	// delivered to keeps such jobs.
+	Routed    bool `json:"routed,omitempty"`
+	Unmatched bool `json:"unmatched,omitempty"`
 }
 
 // SignalResync asks a repository to reconcile with GitHub at once (a
@@ -158,6 +164,9 @@ type ConfigureRequest struct {
 	// Prices is the server's price list: a pool whose hourlyPrice is 0
 	// is priced by it (PriceOf), as at this configure.
 	Prices []ProviderPrice `json:"prices,omitempty"`
+	// Routes are the repository's pools as the server knows them, with
+	// this one as the request makes it (a PoolWorkflow's routes).
+	Routes *Routes `json:"routes,omitempty"`
 }
 
 // PoolName is the pool the request names.

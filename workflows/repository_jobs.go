@@ -50,7 +50,8 @@ func (r *repository) takeSignals(ctx workflow.Context) {
 
 func (r *repository) signalsWaiting(ctx workflow.Context) bool {
 	return workflow.GetSignalChannel(ctx, SignalJob).Len() > 0 || workflow.GetSignalChannel(ctx, SignalRunner).Len() > 0 ||
-		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0 || workflow.GetSignalChannel(ctx, SignalResync).Len() > 0
+		workflow.GetSignalChannel(ctx, SignalAgent).Len() > 0 || workflow.GetSignalChannel(ctx, SignalResync).Len() > 0 ||
+		workflow.GetSignalChannel(ctx, SignalMigrate).Len() > 0
 }
 
 // markSeen records a job event; it reports false for a duplicate.

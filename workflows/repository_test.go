@@ -168,6 +168,8 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		return !e.offline[agent], nil
 	}, activity.RegisterOptions{Name: activities.AgentOnlineName})
 	e.mockRunnerEnds()
+	// A run of the release before pools: it hands over only when told.
+	e.env.OnGetVersion(poolEngineVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	// Runners a test puts in a run's state are not children of it: their
 	// controls reach them, and they do not answer.
 	e.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalControl, mock.Anything).Return(nil)
@@ -534,7 +536,7 @@ func TestPoolConfigDefaultsAndValidation(t *testing.T) {
 	for name, mutate := range map[string]func(*PoolConfig){
 		"minIdle > maxRunners": func(c *PoolConfig) { c.MinIdle = 4 },
 		"negative minIdle":     func(c *PoolConfig) { c.MinIdle = -1 },
-		"too many runners":     func(c *PoolConfig) { c.MaxRunners = 1001 },
+		"too many runners":     func(c *PoolConfig) { c.MaxRunners = MaxRunnersLimit + 1 },
 		"no runners":           func(c *PoolConfig) { c.MaxRunners = 0 },
 		"no labels":            func(c *PoolConfig) { c.Labels = nil },
 		"long label":           func(c *PoolConfig) { c.Labels = []string{string(make([]byte, 257))} },

@@ -59,6 +59,9 @@ const leanRunnerVersion = "lean-runner"
 // A runner that lives long (kept idle by minIdle, or reusable) continues
 // as new before its history grows long, carrying where it was.
 func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) {
+	if in.Version >= runnerV1 {
+		return leanRunner(ctx, in)
+	}
 	r := &runnerWorkflow{in: in, state: RunnerProvisioning, log: log.With(workflow.GetLogger(ctx),
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
 	// A lean run has every change before it, without a marker (and a

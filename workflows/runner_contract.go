@@ -68,6 +68,9 @@ type RunnerInput struct {
 	Provider         ProviderConfig `json:"provider"`
 	// Resume is set when the workflow continues as new: where it was.
 	Resume *RunnerResume `json:"resume,omitempty"`
+	// Version is the version of the runner's rules (runnerVersions); 0
+	// for a runner started by a repository's workflow from before pools.
+	Version int `json:"version,omitempty"`
 }
 
 // RunnerResume is what a RunnerWorkflow carries across continue-as-new.

@@ -21,6 +21,9 @@ var (
 	SearchAttributeAgents      = temporal.NewSearchAttributeKeyKeywordList("GaroAgents")
 	SearchAttributeRepository  = temporal.NewSearchAttributeKeyKeyword("GaroRepository")
 	SearchAttributeRunnerState = temporal.NewSearchAttributeKeyKeyword("GaroRunnerState")
+	// SearchAttributePool names the pool of a PoolWorkflow and of its
+	// runners' workflows: owner/repo/pool (PoolRef.Key).
+	SearchAttributePool = temporal.NewSearchAttributeKeyKeyword("GaroPool")
 	// SearchAttributeReaped is how many orphans (instances and
 	// registrations) a ReaperWorkflow run removed.
 	SearchAttributeReaped = temporal.NewSearchAttributeKeyInt64("GaroReaped")
@@ -53,6 +56,7 @@ func SearchAttributes() []SearchAttribute {
 		{SearchAttributeAgents.GetName(), list},
 		{SearchAttributeRepository.GetName(), keyword},
 		{SearchAttributeRunnerState.GetName(), keyword},
+		{SearchAttributePool.GetName(), keyword},
 		{SearchAttributeReaped.GetName(), enumspb.INDEXED_VALUE_TYPE_INT},
 	}
 }

@@ -40,21 +40,25 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.ReaperOwned, activity.RegisterOptions{Name: activities.ReaperOwnedName})
 }
 
-// repositoriesOf lists the running repositories with a pool of agent.
-func (a *Activities) repositoriesOf(ctx context.Context, agent string) ([]string, error) {
+// poolsOf lists the workflows of agent's pools: its running
+// PoolWorkflows, and the RepositoryWorkflows (of a release before pools)
+// with a pool of it.
+func (a *Activities) poolsOf(ctx context.Context, agent string) ([]string, error) {
 	var ids []string
-	err := temporalclient.EachWorkflow(ctx, a.Client, a.Namespace, workflows.RunningQuery(workflows.RepositoryWorkflowName, agent),
-		func(id string) { ids = append(ids, id) })
-	if err != nil {
-		return nil, fmt.Errorf("list repositories with pools of agent %s: %w", agent, err)
+	for _, t := range []string{workflows.PoolWorkflowName, workflows.RepositoryWorkflowName} {
+		err := temporalclient.EachWorkflow(ctx, a.Client, a.Namespace, workflows.RunningQuery(t, agent),
+			func(id string) { ids = append(ids, id) })
+		if err != nil {
+			return nil, fmt.Errorf("list the pools of agent %s: %w", agent, err)
+		}
 	}
 	return ids, nil
 }
 
 // DrainAgentPools drains every pool served by agent, in every repository,
 // and returns when they have all ended (their busy runners finished),
-// heartbeating meanwhile. It returns how many repositories it drained
-// pools of.
+// heartbeating meanwhile. It returns how many pools (or repositories of a
+// release before pools) it drained.
 func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, error) {
 	if err := workflows.ValidateAgentName(agent); err != nil {
 		return 0, err
@@ -65,7 +69,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 	}
 	drained := map[string]bool{}
 	for {
-		ids, err := a.repositoriesOf(ctx, agent)
+		ids, err := a.poolsOf(ctx, agent)
 		if err != nil {
 			return len(drained), err
 		}
@@ -87,7 +91,7 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 				return len(drained), fmt.Errorf("drain %s: %w", id, err)
 			}
 			drained[id] = true
-			activity.GetLogger(ctx).Info("Draining the pools of an unregistering agent", "agent", agent, "repository", id)
+			activity.GetLogger(ctx).Info("Draining the pools of an unregistering agent", "agent", agent, "workflow", id)
 		}
 		activity.RecordHeartbeat(ctx, len(ids))
 		select {
@@ -98,11 +102,11 @@ func (a *Activities) DrainAgentPools(ctx context.Context, agent string) (int, er
 	}
 }
 
-// NotifyAgentPools tells every repository with a pool of an agent that
-// the agent went online or offline, so that its pools pause provisioning
-// while it is away. It returns how many repositories it told.
+// NotifyAgentPools tells every pool of an agent that the agent went
+// online or offline, so that it pauses provisioning while the agent is
+// away. It returns how many it told.
 func (a *Activities) NotifyAgentPools(ctx context.Context, ch activities.AgentStatusChange) (int, error) {
-	ids, err := a.repositoriesOf(ctx, ch.Agent)
+	ids, err := a.poolsOf(ctx, ch.Agent)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/api/serviceerror"
@@ -32,15 +33,20 @@ func (a *Activities) ReaperScope(ctx context.Context, agent string) (activities.
 		}
 		return activities.ReaperScope{}, nil
 	}
-	ids, err := a.repositoriesOf(ctx, agent)
+	ids, err := a.poolsOf(ctx, agent)
 	if err != nil {
 		return activities.ReaperScope{}, err
 	}
 	scope := activities.ReaperScope{Registered: true}
 	for _, id := range ids {
-		owner, repo, ok := strings.Cut(strings.TrimPrefix(id, "garo/repo/"), "/")
-		if ok {
-			scope.Repositories = append(scope.Repositories, activities.Repo{Owner: owner, Name: repo})
+		repo := activities.Repo{}
+		if ref, ok := workflows.ParsePoolWorkflowID(id); ok {
+			repo = activities.Repo{Owner: ref.Owner, Name: ref.Repo}
+		} else if owner, name, ok := strings.Cut(strings.TrimPrefix(id, "garo/repo/"), "/"); ok {
+			repo = activities.Repo{Owner: owner, Name: name}
+		}
+		if repo.Owner != "" && !slices.Contains(scope.Repositories, repo) {
+			scope.Repositories = append(scope.Repositories, repo)
 		}
 	}
 	return scope, nil

@@ -253,10 +253,14 @@ func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (a
 		return activities.Reconciliation{}, err
 	}
 	var out activities.Reconciliation
+	if in.RunnersOnly {
+		return c.reconcileRunners(ctx, in, out)
+	}
 	jobs, err := c.activeJobs(ctx, in.Repo)
 	if err != nil {
 		return out, err
 	}
+	out.QueuedComplete = true
 	known := map[int64]activities.JobState{}
 	for _, j := range jobs {
 		known[j.ID] = j
@@ -292,6 +296,12 @@ func (c *Client) Reconcile(ctx context.Context, in activities.ReconcileInput) (a
 			out.RedeliverError = err.Error()
 		}
 	}
+	return c.reconcileRunners(ctx, in, out)
+}
+
+// reconcileRunners adds to out the runners of in.Runners that GitHub
+// lists, with their status.
+func (c *Client) reconcileRunners(ctx context.Context, in activities.ReconcileInput, out activities.Reconciliation) (activities.Reconciliation, error) {
 	if len(in.Runners) == 0 {
 		return out, nil
 	}

@@ -43,6 +43,8 @@ type Activities struct {
 	// Failures counts the runners that could not be created
 	// (NewFailureCounter); optional.
 	Failures *prometheus.CounterVec
+	// Reports carries the runners' ends to their pools; optional.
+	Reports activities.Reporter
 }
 
 // NewFailureCounter registers garo_runner_provisioning_failures_total
@@ -88,6 +90,7 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.DeleteRunner, activity.RegisterOptions{Name: activities.DeleteRunnerName})
 	r.RegisterActivityWithOptions(a.RunnerStatus, activity.RegisterOptions{Name: activities.RunnerStatusName})
 	r.RegisterActivityWithOptions(a.WatchRunner, activity.RegisterOptions{Name: activities.WatchRunnerName})
+	r.RegisterActivityWithOptions(a.RunRunner, activity.RegisterOptions{Name: activities.RunRunnerName})
 	r.RegisterActivityWithOptions(a.ReaperInventory, activity.RegisterOptions{Name: activities.ReaperInventoryName})
 	r.RegisterActivityWithOptions(a.ReaperRemove, activity.RegisterOptions{Name: activities.ReaperRemoveName})
 }
@@ -120,28 +123,7 @@ func (a *Activities) github() (*github.Client, error) {
 // called, so that Temporal notices within HeartbeatTimeout when an agent
 // dies in the middle of a long provider call.
 func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
-	done, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			activity.RecordHeartbeat(ctx)
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	// stop waits for the goroutine, so that no heartbeat outlives the
-	// activity.
-	return func() {
-		close(done)
-		<-exited
-	}
+	return beat(ctx, every, func() any { return nil })
 }
 
 // heartbeatEvery is how often the runner activities heartbeat.
@@ -178,36 +160,8 @@ func (a *Activities) createRunner(ctx context.Context, in activities.CreateRunne
 		return activities.CreateRunnerResult{}, err
 	}
 	repo := github.Repo{Owner: in.Owner, Name: in.Repo}
-	if inst, err := p.Get(ctx, in.Name); err == nil && inst.State == provider.StateRunning {
-		// A previous attempt started it; find its runner id.
-		r, found, err := gh.RunnerByName(ctx, repo, in.Name)
-		if err != nil {
-			return activities.CreateRunnerResult{}, err
-		}
-		if found {
-			return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, nil
-		}
-		// Running but unregistered (a reusable runner still configuring,
-		// or one that lost its registration): start afresh.
-		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
-			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
-		}
-	} else if err == nil && inst.ExitCode == 0 {
-		// An earlier attempt started it and it has ended cleanly: it
-		// served as this runner (an ephemeral runner ran its job), and
-		// is not started twice. The workflow sees it exited and removes
-		// it.
-		r, _, err := gh.RunnerByName(ctx, repo, in.Name)
-		if err != nil {
-			return activities.CreateRunnerResult{}, err
-		}
-		activity.GetLogger(ctx).Info("Runner already ran and ended; not started again", "runner", in.Name, "repository", repo.String())
-		return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, nil
-	} else if err == nil {
-		// An instance of an earlier attempt that crashed: start afresh.
-		if err := p.Delete(ctx, in.Name); err != nil && !errors.Is(err, provider.ErrNotFound) {
-			return activities.CreateRunnerResult{}, fmt.Errorf("replace instance %s: %w", in.Name, err)
-		}
+	if res, done, err := adopt(ctx, p, gh, repo, in.Name); done || err != nil {
+		return res, err
 	}
 	req := provider.CreateRequest{Name: in.Name, Tags: tags(a.Agent, in.Owner, in.Repo), Options: options(in.Provider),
 		RepoURL: gh.RepoURL(repo), Labels: in.Labels}
@@ -240,14 +194,67 @@ func (a *Activities) createRunner(ctx context.Context, in activities.CreateRunne
 	return activities.CreateRunnerResult{RunnerID: runnerID, InstanceID: inst.ID}, nil
 }
 
+// adopt takes up what an earlier attempt of a create left: a running
+// instance (its runner id looked up), or one that ran and ended cleanly
+// (it served as this runner, and is not started twice). A crashed one, or
+// a running one GitHub does not know, is removed, to start afresh. done
+// tells that the runner exists.
+func adopt(ctx context.Context, p provider.Provider, gh *github.Client, repo github.Repo, name string) (res activities.CreateRunnerResult, done bool, err error) {
+	inst, err := p.Get(ctx, name)
+	switch {
+	case errors.Is(err, provider.ErrNotFound):
+		return res, false, nil
+	case err != nil:
+		// Not knowing whether an earlier attempt started it, start none:
+		// a second instance would be a second runner.
+		return res, false, fmt.Errorf("look up instance of runner %s: %w", name, err)
+	case inst.State == provider.StateRunning:
+		r, found, err := gh.RunnerByName(ctx, repo, name)
+		if err != nil {
+			return res, false, err
+		}
+		if found {
+			return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, true, nil
+		}
+		// Running but unregistered (a reusable runner still configuring,
+		// or one that lost its registration): start afresh.
+	case inst.ExitCode == 0:
+		// The workflow sees it exited and removes it.
+		r, _, err := gh.RunnerByName(ctx, repo, name)
+		if err != nil {
+			return res, false, err
+		}
+		activity.GetLogger(ctx).Info("Runner already ran and ended; not started again", "runner", name, "repository", repo.String())
+		return activities.CreateRunnerResult{RunnerID: r.ID, InstanceID: inst.ID}, true, nil
+	}
+	if err := p.Delete(ctx, name); err != nil && !errors.Is(err, provider.ErrNotFound) {
+		return res, false, fmt.Errorf("replace instance %s: %w", name, err)
+	}
+	return res, false, nil
+}
+
 // DeleteRunner removes the runner from GitHub first (a busy one is a
-// RunnerBusy error: nothing is forced), then deletes its instance.
+// RunnerBusy error: nothing is forced; with WaitBusy it is waited for),
+// then deletes its instance, and with Pool reports the end to the pool.
 func (a *Activities) DeleteRunner(ctx context.Context, in activities.DeleteRunnerInput) error {
-	defer heartbeat(ctx, heartbeatEvery)()
 	p, err := a.provider(in.Provider)
 	if err != nil {
 		return err
 	}
+	if in.WaitBusy {
+		defer beat(ctx, heartbeatEvery, func() any { return "removing" })()
+		id := in.RunnerID
+		if in.GitHubDone {
+			id = -1
+		}
+		if err := a.remove(ctx, activities.CreateRunnerInput{Owner: in.Owner, Repo: in.Repo, Name: in.Name}, p, id, true); err != nil {
+			return err
+		}
+		a.report(ctx, in.Pool, in.Name, activities.RunnerReport{Outcome: activities.OutcomeDeleted, RunnerID: in.RunnerID})
+		activity.GetLogger(ctx).Info("Runner deleted", "runner", in.Name, "repository", in.Owner+"/"+in.Repo)
+		return nil
+	}
+	defer heartbeat(ctx, heartbeatEvery)()
 	gh, err := a.github()
 	if err != nil {
 		return err

@@ -301,3 +301,38 @@ func TestFailedCreatesAreCountedByReason(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(e.a.Failures.WithLabelValues("process", "invalid")), "an option it does not take")
 	assert.Equal(t, 2, testutil.CollectAndCount(e.a.Failures), "a success is no failure")
 }
+
+// flakyGet is a provider whose Get fails (a cloud API that times out)
+// while it counts the creates.
+type flakyGet struct {
+	provider.Provider
+	creates int
+}
+
+func (f *flakyGet) Get(context.Context, string) (provider.Instance, error) {
+	return provider.Instance{}, errors.New("read timed out")
+}
+
+func (f *flakyGet) Create(ctx context.Context, req provider.CreateRequest) (provider.Instance, error) {
+	f.creates++
+	return f.Provider.Create(ctx, req)
+}
+
+// TestACreateThatCannotReadItsInstanceStartsNone: a retried create that
+// cannot tell whether its earlier attempt started the instance (the
+// provider's Get fails) fails, to be tried again, rather than start a
+// second instance, which would be a second runner.
+func TestACreateThatCannotReadItsInstanceStartsNone(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.create(t, createInput(true))
+	require.NoError(t, err)
+	flaky := &flakyGet{Provider: e.proc}
+	e.a.Providers["process"] = flaky
+	_, err = e.create(t, createInput(true))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "look up instance of runner garo-x-1")
+	assert.Zero(t, flaky.creates, "no second instance")
+	list, err := e.proc.List(context.Background(), nil)
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
+}

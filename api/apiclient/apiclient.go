@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garo-run/garo/activities"
 	"github.com/garo-run/garo/api"
 	"github.com/garo-run/garo/workflows"
 )
@@ -122,6 +123,12 @@ func (c *Client) Heartbeat(ctx context.Context, name string, stopping bool) (wor
 	var st workflows.AgentState
 	err := c.do(ctx, http.MethodPost, agentPath(name, "/heartbeat"), workflows.HeartbeatRequest{Stopping: stopping}, &st)
 	return st, err
+}
+
+// ReportRunners tells the server what became of the agent's runners: it
+// returns once their pools have the reports.
+func (c *Client) ReportRunners(ctx context.Context, name string, reports []activities.PoolRunnerReport) error {
+	return c.do(ctx, http.MethodPost, agentPath(name, "/runner-reports"), activities.RunnerReportList{Reports: reports}, nil)
 }
 
 // Agent is an agent's record; Drain is set while it is unregistering.

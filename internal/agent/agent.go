@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	w := workers.NewAgent(c, cfg.Name, identity, workers.AgentDeps{Version: cfg.Version, GitHub: cfg.GitHub, Providers: cfg.Providers,
-		Metrics: registerer(cfg.Registry)})
+		Metrics: registerer(cfg.Registry), Reports: &reporter{api: a.api, name: cfg.Name, log: log}})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", st.TaskQueue, err)
 	}

@@ -34,8 +34,14 @@ func (s *server) resyncRepositories(ctx context.Context) {
 		mu          sync.Mutex
 		done, fails int
 	)
+	if s.legacy != nil {
+		if _, err := s.legacy.MigrateAll(ctx, s.log); err != nil {
+			s.log.Warn("Repositories of the release before pools not asked to hand over; they are asked before their next change",
+				"error", err)
+		}
+	}
 	slots := make(chan struct{}, warmUpParallel)
-	err := temporalclient.EachWorkflow(ctx, s.client, s.cfg.Temporal.Namespace, workflows.RunningQuery(workflows.RepositoryWorkflowName, ""), func(id string) {
+	err := temporalclient.EachWorkflow(ctx, s.client, s.cfg.Temporal.Namespace, workflows.RunningQuery(workflows.PoolWorkflowName, ""), func(id string) {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -46,19 +52,19 @@ func (s *server) resyncRepositories(ctx context.Context) {
 			done++
 			if err != nil {
 				fails++
-				s.log.Warn("Repository not asked to reconcile", "workflow", id, "error", err)
+				s.log.Warn("Pool not asked to reconcile", "workflow", id, "error", err)
 			}
 		}()
 	})
 	wg.Wait()
 	if err != nil {
-		s.log.Warn("Running repositories not listed; they reconcile on their own within a minute", "error", err)
+		s.log.Warn("Running pools not listed; they reconcile on their own within a minute", "error", err)
 	}
-	s.log.Info("Repositories asked to reconcile with GitHub", "repositories", done, "failed", fails,
+	s.log.Info("Pools asked to reconcile with GitHub", "pools", done, "failed", fails,
 		"took", time.Since(began).Round(time.Millisecond))
 }
 
-// warmUp signals resync to one repository and reads its state.
+// warmUp signals resync to one pool and reads its state.
 func (s *server) warmUp(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -70,6 +76,6 @@ func (s *server) warmUp(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("query state: %w", err)
 	}
-	var view workflows.RepositoryView
-	return v.Get(&view)
+	var st workflows.PoolStatus
+	return v.Get(&st)
 }

@@ -66,8 +66,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer closeClient()
 
-	jobs := &api.TemporalJobs{Client: c}
 	cursors := api.NewCursors(cfg.AdminToken)
+	legacy := &api.LegacyRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors, Converter: dc}
+	routes := &api.RouteCache{Client: c, Namespace: cfg.Temporal.Namespace, Converter: dc}
+	intake := &api.Intake{Client: c, Routes: routes, Converter: dc, Logger: log, Legacy: &api.TemporalJobs{Client: c}}
 	s := &server{cfg: cfg, client: c, log: log}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -76,12 +78,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.WebhookSecrets) == 0 {
 		log.Warn("No webhook secret configured: POST /webhooks/github answers 503 (set --webhook-secret-file or GARO_WEBHOOK_SECRET)")
 	}
-	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors, Converter: dc}
+	repos := &api.TemporalRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors, Converter: dc, Routes: routes,
+		Logger: log, Legacy: legacy}
+	s.legacy = legacy
 	register(reg, repos, log)
 	handler := api.NewRouter(api.Config{
 		Agents:            &api.TemporalAgents{Client: c, Namespace: cfg.Temporal.Namespace, Logger: log, Cursors: cursors, Converter: dc},
 		Repositories:      repos,
-		Webhook:           api.NewWebhook(cfg.WebhookSecrets, jobs, log, reg),
+		Webhook:           api.NewWebhook(cfg.WebhookSecrets, intake, log, reg),
+		RunnerReports:     intake,
 		Metrics:           promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Tokens:            api.NewTokens(cfg.AdminToken, &api.TemporalTokens{Client: c}, api.DefaultTokenCacheTTL),
 		Logger:            log,
@@ -106,7 +111,8 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(workerDone)
 		s.runWorker(workerCtx, host)
 	}()
-	go jobs.ResyncRefused(workerCtx, 2*time.Second, log)
+	go intake.ResyncRefused(workerCtx, 2*time.Second, log)
+	go intake.Legacy.ResyncRefused(workerCtx, 2*time.Second, log)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -144,6 +150,7 @@ type server struct {
 	cfg     Config
 	client  client.Client
 	log     *slog.Logger
+	legacy  *api.LegacyRepositories
 	started atomic.Bool
 	// notReady says why the worker has not started yet.
 	notReady atomic.Pointer[string]
