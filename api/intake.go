@@ -48,8 +48,16 @@ type Intake struct {
 
 type poolIntake struct {
 	inflight bool
-	pending  []intakeItem
+	// linger holds back reports while nothing else goes to the pool.
+	linger  *time.Timer
+	pending []intakeItem
 }
+
+// reportLinger is how long a runner's report waits for company when
+// nothing else is on its way to its pool: reports of runners that end
+// together, and the webhook of the job a runner ended after (which does
+// not wait), go in one signal. An agent, not a person, waits for it.
+const reportLinger = 50 * time.Millisecond
 
 type intakeItem struct {
 	job    *workflows.JobEvent
@@ -171,7 +179,18 @@ func (in *Intake) deliver(ctx context.Context, pool string, it intakeItem) error
 		in.pools[pool] = q
 	}
 	q.pending = append(q.pending, it)
-	if !q.inflight {
+	switch {
+	case q.inflight:
+		// The next signal takes it.
+	case it.report != nil:
+		if q.linger == nil {
+			q.linger = time.AfterFunc(reportLinger, func() { in.kick(pool, q) })
+		}
+	default:
+		if q.linger != nil {
+			q.linger.Stop()
+			q.linger = nil
+		}
 		q.inflight = true
 		go in.flush(pool, q)
 	}
@@ -181,6 +200,17 @@ func (in *Intake) deliver(ctx context.Context, pool string, it intakeItem) error
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// kick flushes what lingered for a pool, unless a flush is on its way.
+func (in *Intake) kick(pool string, q *poolIntake) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	q.linger = nil
+	if !q.inflight && len(q.pending) > 0 && in.pools[pool] == q {
+		q.inflight = true
+		go in.flush(pool, q)
 	}
 }
 

@@ -38,6 +38,12 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 	w := worker.New(c, workflows.ServerTaskQueue, worker.Options{
 		Identity:          identity,
 		WorkerStopTimeout: 10 * time.Second,
+		// Pollers follow the load: a burst of runners' first tasks is
+		// taken at once, and a quiet server holds few polls open.
+		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+			InitialNumberOfPollers: 4, MinimumNumberOfPollers: 2, MaximumNumberOfPollers: 16}),
+		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+			InitialNumberOfPollers: 2, MinimumNumberOfPollers: 1, MaximumNumberOfPollers: 8}),
 	})
 	RegisterServerWorkflows(w)
 	(&agentpools.Activities{Client: c, Namespace: namespace}).Register(w)
@@ -66,6 +72,8 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 		Identity:              identity,
 		DisableWorkflowWorker: true,
 		WorkerStopTimeout:     30 * time.Second,
+		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+			InitialNumberOfPollers: 4, MinimumNumberOfPollers: 2, MaximumNumberOfPollers: 16}),
 	})
 	(&activities.Agent{Version: deps.Version}).Register(w)
 	if deps.GitHub != nil {

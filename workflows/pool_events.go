@@ -33,6 +33,9 @@ func (p *poolWorkflow) takeSignals(ctx workflow.Context) {
 			break
 		}
 		p.signals++
+		if len(b.Jobs) > 0 {
+			p.lastJobAt = p.now
+		}
 		for _, ev := range b.Jobs {
 			p.onJob(ev, b.RoutesVersion)
 		}

@@ -20,10 +20,10 @@ import (
 // carried out again by the next. No task issues more than
 // maxCommandsPerTask commands.
 
-// StartRunnersInput asks the server to start runner workflows (activity
-// StartRunners, on the server's queue): a pool starts its runners in
-// batches, not as children, so that it holds no pending child and one
-// task starts thousands.
+// StartRunnersInput asks the server to start runner workflows (local
+// activity StartRunners, run by the server that runs the pool's task): a
+// pool starts its runners in batches, not as children, so that it holds
+// no pending child and one task starts thousands.
 type StartRunnersInput struct {
 	// Pool is the pool's key (GaroPool).
 	Pool    string        `json:"pool"`
@@ -63,11 +63,12 @@ type RunnerLookResult struct {
 
 // Timing of a pool's looks at GitHub for its new runners.
 const (
-	// onlineLookFirst is how old a runner not known online must be before
-	// the pool asks GitHub whether it is; onlineLookMax the longest the
-	// pool waits between such looks.
-	onlineLookFirst = 5 * time.Second
-	onlineLookMax   = 30 * time.Second
+	// onlineLookFirst is how old a runner not known online (it took no
+	// job) must be before the pool asks GitHub whether it is;
+	// onlineLookMax the longest the pool waits between such looks. A
+	// runner that takes a job is known online by its webhook.
+	onlineLookFirst = 30 * time.Second
+	onlineLookMax   = 2 * time.Minute
 )
 
 // step decides and acts; it returns when the pool next needs to look
@@ -167,14 +168,14 @@ func (p *poolWorkflow) startRunners(ctx workflow.Context) {
 		}
 		batch = batch[:0]
 		p.starting++
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:           ServerTaskQueue,
-			StartToCloseTimeout: 2 * time.Minute,
-			HeartbeatTimeout:    30 * time.Second,
-			Summary:             fmt.Sprintf("start %d runners of pool %s of %s", len(in.Runners), p.ref.Pool, p.ref.Repository()),
+		// A local activity: the server that runs the pool's task starts
+		// the workflows, with no task of its own (one event a batch).
+		actx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: time.Minute,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+			Summary:             fmt.Sprintf("start %d runners of pool %s of %s", len(in.Runners), p.ref.Pool, p.ref.Repository()),
 		})
-		f := workflow.ExecuteActivity(actx, activities.StartRunnersName, in)
+		f := workflow.ExecuteLocalActivity(actx, activities.StartRunnersName, in)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			var res StartRunnersResult
 			err := f.Get(ctx, &res)
@@ -353,7 +354,7 @@ func (p *poolWorkflow) agentActivityID(agent, what string) string {
 }
 
 // askAgent asks, when the pool has not learnt it yet, whether its agent
-// is online (activity AgentOnline on the server's queue). The pool starts
+// is online (local activity AgentOnline). The pool starts
 // no runner until it knows. If the question fails, the pool takes its
 // agent for online and learns of the next change from the agent's
 // workflow.
@@ -363,13 +364,13 @@ func (p *poolWorkflow) askAgent(ctx workflow.Context) {
 	}
 	p.asking = true
 	agent := p.s.Config.Agent
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           ServerTaskQueue,
+	// A local activity: the server that runs the pool's task asks.
+	actx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		Summary:             "is agent " + agent + " online?",
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
-	f := workflow.ExecuteActivity(actx, activities.AgentOnlineName, agent)
+	f := workflow.ExecuteLocalActivity(actx, activities.AgentOnlineName, agent)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		online := true // what the pool takes if it cannot learn
 		if err := f.Get(ctx, &online); err != nil {

@@ -10,12 +10,19 @@ import (
 	"github.com/garo-run/garo/activities"
 )
 
-// A pool reconciles with GitHub (GitHubReconcile on its agent): at least
-// every reconcileEvery while something is in flight, at its
-// queuePollInterval when quiet, and at once when asked (resync, its agent
-// back, its routes changed). Each correction is logged as the webhook it
-// stands for. Between those, it asks GitHub only about its runners not
-// known online (a look at the runners, no look at the runs).
+// A pool reconciles with GitHub (GitHubReconcile on its agent): while
+// something is in flight, at least every reconcileEvery when its
+// webhooks have stopped (no job event for that long) and every
+// flowingEvery while they come; at its queuePollInterval when quiet; and
+// at once when asked (resync, its agent back, its routes changed). Each
+// correction is logged as the webhook it stands for. Between those, it
+// asks GitHub only about its runners not known online (a look at the
+// runners, no look at the runs).
+
+// flowingEvery is how often a busy pool whose webhooks come reconciles:
+// its look at many queued runs costs GitHub requests, and the webhooks
+// tell the same.
+const flowingEvery = 5 * time.Minute
 
 // active: something is in flight (a job waits or runs, a runner is
 // provisioning, busy or going), so the pool reconciles at least every
@@ -64,8 +71,14 @@ func (p *poolWorkflow) reconcileGitHub(ctx workflow.Context) time.Time {
 		}
 	}
 	every := p.s.Config.QueuePollInterval.D()
-	if p.active() && (every <= 0 || every > reconcileEvery) {
-		every = reconcileEvery
+	if p.active() {
+		busy := reconcileEvery
+		if p.now.Sub(p.lastJobAt) < reconcileEvery {
+			busy = flowingEvery
+		}
+		if every <= 0 || every > busy {
+			every = busy
+		}
 	}
 	full := p.s.ReconcileNow
 	if every > 0 && !full {
@@ -259,12 +272,14 @@ func (p *poolWorkflow) applyEnded(j activities.JobState) {
 // polledAt: a job routed to the pool whose webhook never came is counted;
 // one counted by number only is put in the page while it has room; one
 // GitHub no longer lists (older than pollGrace) leaves the page, and the
-// next look learns how it ended. When the list is complete, the number of
-// jobs counted beyond the page is set to what it shows.
+// next look learns how it ended. When the list is complete and no job
+// event came since it was taken, the number of jobs counted beyond the
+// page is set to what it shows.
 func (p *poolWorkflow) applyQueued(polledAt time.Time, jobs []activities.QueuedJob, complete bool) {
 	slices.SortStableFunc(jobs, func(a, b activities.QueuedJob) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	settled := complete && p.lastJobAt.Before(polledAt)
 	listed := map[int64]bool{}
-	mine := 0
+	beyond := 0
 	keeper := p.s.Routes.Keeper() == p.ref.Pool
 	recheck := p.s.Recheck
 	p.s.Recheck = nil
@@ -276,37 +291,13 @@ func (p *poolWorkflow) applyQueued(polledAt time.Time, jobs []activities.QueuedJ
 			p.log.Info("The job of a lost runner is queued again", "job", j.ID)
 			p.s.Marks.clear(j.ID, markStarted)
 			p.dequeue(j.ID, m, false)
+			if len(p.s.Queue) >= queuePage {
+				beyond++
+			}
 			p.enqueue(q)
-			mine++
 			continue
 		}
-		dest, fits := p.s.Routes.Route(j.Labels)
-		switch {
-		case m&(markStarted|markEnded) != 0:
-		case fits && dest == p.ref.Pool:
-			mine++
-			switch {
-			case slices.ContainsFunc(p.s.Queue, func(x QueuedJob) bool { return x.JobID == j.ID }):
-			case m&markCounted != 0 || (m == 0 && p.s.QueueRest > 0 && !complete):
-				// Counted by number: into the page, while it has room.
-				if len(p.s.Queue) < queuePage {
-					if p.s.QueueRest > 0 {
-						p.s.QueueRest--
-					}
-					p.s.Marks.set(j.ID, markQueued|markCounted)
-					p.s.Queue = insertByAge(p.s.Queue, q)
-				}
-			case m&markQueued != 0:
-				// Handed on, or kept as unmatched: its pool has it.
-			default:
-				p.log.Info("Queued job found by reconciling: its webhook was missed", "job", j.ID)
-				p.enqueue(q)
-			}
-		case !fits && keeper && m&(markQueued) == 0:
-			p.s.Marks.set(j.ID, markQueued)
-			p.log.Info("Queued job found by reconciling: its webhook was missed", "job", j.ID)
-			p.keepUnmatched(q, true)
-		}
+		beyond += p.listedQueued(q, m, complete, settled, keeper)
 	}
 	if !complete {
 		return
@@ -328,10 +319,51 @@ func (p *poolWorkflow) applyQueued(polledAt time.Time, jobs []activities.QueuedJ
 		p.addOrphan(j.JobID, "")
 	})
 	p.s.Unmatched = keep(p.s.Unmatched, func(QueuedJob) {})
-	if rest := max(0, mine-len(p.s.Queue)); rest != p.s.QueueRest {
-		p.log.Info("Queued jobs counted beyond the page set from GitHub", "was", p.s.QueueRest, "now", rest)
-		p.s.QueueRest = rest
+	if settled && beyond != p.s.QueueRest {
+		p.log.Info("Queued jobs counted beyond the page set from GitHub", "was", p.s.QueueRest, "now", beyond)
+		p.s.QueueRest = beyond
 	}
+}
+
+// listedQueued takes one job GitHub lists as queued (m its marks), and
+// returns 1 when it counts in the pool beyond the page.
+func (p *poolWorkflow) listedQueued(q QueuedJob, m uint8, complete, settled, keeper bool) int {
+	dest, fits := p.s.Routes.Route(q.Labels)
+	switch {
+	case m&(markStarted|markEnded) != 0:
+	case fits && dest == p.ref.Pool:
+		switch {
+		case slices.ContainsFunc(p.s.Queue, func(x QueuedJob) bool { return x.JobID == q.JobID }):
+		case m&markCounted != 0 || (m == 0 && p.s.QueueRest > 0 && !complete):
+			// Counted by number: into the page, while it has room.
+			if len(p.s.Queue) < queuePage {
+				if p.s.QueueRest > 0 {
+					p.s.QueueRest--
+				}
+				p.s.Marks.set(q.JobID, markQueued|markCounted)
+				p.s.Queue = insertByAge(p.s.Queue, q)
+				return 0
+			}
+			if settled {
+				p.s.Marks.set(q.JobID, markQueued|markCounted)
+			}
+			return 1
+		case m&markQueued != 0:
+			// Handed on, or kept as unmatched: its pool has it.
+		default:
+			p.log.Info("Queued job found by reconciling: its webhook was missed", "job", q.JobID)
+			beyond := len(p.s.Queue) >= queuePage
+			p.enqueue(q)
+			if beyond {
+				return 1
+			}
+		}
+	case !fits && keeper && m&markQueued == 0:
+		p.s.Marks.set(q.JobID, markQueued)
+		p.log.Info("Queued job found by reconciling: its webhook was missed", "job", q.JobID)
+		p.keepUnmatched(q, true)
+	}
+	return 0
 }
 
 // takeOnline takes GitHub's status of runners asked about: one online is

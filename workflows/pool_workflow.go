@@ -96,6 +96,10 @@ type poolWorkflow struct {
 	// up on GitHub; onlineEvery the wait after that.
 	onlineAt    time.Time
 	onlineEvery time.Duration
+	// lastJobAt is when the pool last took job events from the server (or
+	// another pool): a look at GitHub taken before it does not set the
+	// pool's counts, and while they come the pool looks less often.
+	lastJobAt time.Time
 }
 
 func newPoolWorkflow(ctx workflow.Context, in PoolInput) *poolWorkflow {

@@ -90,7 +90,9 @@ func (a *Activities) start(ctx context.Context, pool string, r workflows.RunnerI
 		ID:                    workflows.RunnerWorkflowID(r.Owner, r.Repo, r.Name),
 		TaskQueue:             workflows.ServerTaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:         fmt.Sprintf("runner %s of pool %s of %s on agent %s", r.Name, r.Pool, full, r.Agent),
+		// This server's worker takes the runner's first task at once.
+		EnableEagerStart: true,
+		StaticSummary:    fmt.Sprintf("runner %s of pool %s of %s on agent %s", r.Name, r.Pool, full, r.Agent),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchAttributeAgent.ValueSet(r.Agent),
 			workflows.SearchAttributeRepository.ValueSet(full),

@@ -212,8 +212,9 @@ func (a *Activities) report(ctx context.Context, pool, name string, r activities
 	}
 }
 
-// beat records a heartbeat, with what details says, every interval until
-// the returned stop is called.
+// beat records a heartbeat, with what details says, every interval (the
+// first after one: an activity shorter than that sends none) until the
+// returned stop is called.
 func beat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
 	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -221,7 +222,6 @@ func beat(ctx context.Context, every time.Duration, details func() any) (stop fu
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			activity.RecordHeartbeat(ctx, details())
 			select {
 			case <-done:
 				return
@@ -229,6 +229,7 @@ func beat(ctx context.Context, every time.Duration, details func() any) (stop fu
 				return
 			case <-t.C:
 			}
+			activity.RecordHeartbeat(ctx, details())
 		}
 	}()
 	return func() {

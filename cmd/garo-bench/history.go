@@ -57,7 +57,8 @@ func historyFigures(ctx context.Context, s *stack, res *Result) error {
 	}
 	defer c.Close()
 	res.Workflows, res.ActionsByKind = map[string]History{}, map[string]int{}
-	var creates []time.Time
+	creates := map[string][]time.Time{}
+	var runners []runnerTimes
 	var events, bytes, actions int
 	var token []byte
 	for {
@@ -87,9 +88,16 @@ func historyFigures(ctx context.Context, s *stack, res *Result) error {
 				if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
 					scheduled[e.EventId] = a.ActivityType.GetName()
 				}
-				if a := e.GetActivityTaskStartedEventAttributes(); a != nil && scheduled[a.ScheduledEventId] == activities.CreateRunnerName && a.Attempt == 1 {
-					creates = append(creates, e.EventTime.AsTime())
+				if a := e.GetActivityTaskStartedEventAttributes(); a != nil && a.Attempt == 1 &&
+					(scheduled[a.ScheduledEventId] == activities.CreateRunnerName || scheduled[a.ScheduledEventId] == activities.RunRunnerName) {
+					repo := runnerRepo(ex.Execution.WorkflowId)
+					creates[repo] = append(creates[repo], e.EventTime.AsTime())
 				}
+				res.MaxPayloadBytes = max(res.MaxPayloadBytes, inputBytes(e))
+			}
+			res.MaxCommandsPerTask = max(res.MaxCommandsPerTask, commandsPerTask(h))
+			if typ == "RunnerWorkflow" {
+				runners = append(runners, runnerTimesOf(ex.Execution.WorkflowId, h))
 			}
 			res.Workflows[typ] = w
 		}
@@ -103,6 +111,11 @@ func historyFigures(ctx context.Context, s *stack, res *Result) error {
 		res.Workflows[typ] = w
 	}
 	res.HistoryEventsPerJob, res.HistoryBytesPerJob, res.ActionsPerJob = float64(events)/jobs, float64(bytes)/jobs, float64(actions)/jobs
+	var simJobs []githubsim.Job
+	if _, err := s.simCall(ctx, "GET", "/_sim/jobs", nil, &simJobs); err != nil {
+		return err
+	}
+	res.RunnerPhases = phases(runners, simJobs, res.MaxRunners)
 	return webhookToCreate(ctx, s, res, creates)
 }
 
@@ -119,16 +132,27 @@ func history(ctx context.Context, c client.Client, id, run string) ([]*historypb
 	return out, nil
 }
 
-// webhookToCreate pairs the k-th queued webhook received with the k-th
-// create activity started: a runner is made for no job in particular.
-func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.Time) error {
+// runnerRepo is the repository (owner/repo) of a runner's workflow id.
+func runnerRepo(id string) string {
+	parts := strings.Split(strings.TrimPrefix(id, "garo/runner/"), "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+// webhookToCreate pairs, in each repository, the k-th queued webhook
+// received with the k-th create activity started: a runner is made for no
+// job in particular. The first maxRunners of a repository's pairs did not
+// wait for a free slot: they are reported apart too.
+func webhookToCreate(ctx context.Context, s *stack, res *Result, creates map[string][]time.Time) error {
 	var deliveries []githubsim.Delivery
 	if _, err := s.simCall(ctx, "GET", "/_sim/deliveries", nil, &deliveries); err != nil {
 		return err
 	}
-	var queued []time.Time
+	queued := map[string][]time.Time{}
 	var accept []float64
-	sum := 0.0
+	sum, n := 0.0, 0
 	for _, d := range deliveries {
 		if d.Event == "workflow_job" && strings.HasPrefix(d.Repo, "bench/") && d.StatusCode != 0 {
 			accept = append(accept, d.Duration*1000)
@@ -136,23 +160,91 @@ func webhookToCreate(ctx context.Context, s *stack, res *Result, creates []time.
 		}
 		if d.Event == "workflow_job" && d.Action == "queued" && strings.HasPrefix(d.Repo, "bench/") {
 			// Sent at is when the answer came; received is before it.
-			queued = append(queued, d.SentAt.Add(-time.Duration(d.Duration*float64(time.Second))))
+			queued[d.Repo] = append(queued[d.Repo], d.SentAt.Add(-time.Duration(d.Duration*float64(time.Second))))
+			n++
 		}
 	}
-	if len(queued) < res.JobsEnqueued {
+	if n < res.JobsEnqueued {
 		// The simulator's log dropped the oldest: no pairing holds.
-		return fmt.Errorf("the simulator kept %d queued deliveries of %d jobs: raise its --delivery-log", len(queued), res.JobsEnqueued)
+		return fmt.Errorf("the simulator kept %d queued deliveries of %d jobs: raise its --delivery-log", n, res.JobsEnqueued)
 	}
-	slices.SortFunc(queued, func(a, b time.Time) int { return a.Compare(b) })
-	slices.SortFunc(creates, func(a, b time.Time) int { return a.Compare(b) })
-	var lat []float64
-	for i := range min(len(queued), len(creates)) {
-		lat = append(lat, float64(creates[i].Sub(queued[i]).Microseconds())/1000)
+	var lat, below []float64
+	for repo, q := range queued {
+		c := creates[repo]
+		slices.SortFunc(q, func(a, b time.Time) int { return a.Compare(b) })
+		slices.SortFunc(c, func(a, b time.Time) int { return a.Compare(b) })
+		for i := range min(len(q), len(c)) {
+			ms := float64(c[i].Sub(q[i]).Microseconds()) / 1000
+			lat = append(lat, ms)
+			if i < res.MaxRunners {
+				below = append(below, ms)
+			}
+		}
 	}
-	res.WebhookToCreateMs = quantiles(lat)
+	res.WebhookToCreateMs, res.WebhookToCreateBelowMaxMs = quantiles(lat), quantiles(below)
 	if len(accept) > 0 {
 		res.WebhookAcceptMeanMs = sum / float64(len(accept))
 	}
 	res.WebhookAcceptMs = quantiles(accept)
 	return nil
+}
+
+// inputBytes is the size of a workflow's input in e: its start's, or the
+// one it continued as new with (0 for any other event).
+func inputBytes(e *historypb.HistoryEvent) int {
+	if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+		return proto.Size(a.GetInput())
+	}
+	if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+		return proto.Size(a.GetInput())
+	}
+	return 0
+}
+
+// commandsPerTask is the most commands one workflow task of a history
+// issued: the events each command makes name the task that completed
+// with it.
+func commandsPerTask(h []*historypb.HistoryEvent) int {
+	per := map[int64]int{}
+	for _, e := range h {
+		if id := commandTask(e); id > 0 {
+			per[id]++
+		}
+	}
+	most := 0
+	for _, n := range per {
+		most = max(most, n)
+	}
+	return most
+}
+
+// commandTask is the workflow task whose command made e, or 0.
+func commandTask(e *historypb.HistoryEvent) int64 {
+	switch {
+	case e.GetActivityTaskScheduledEventAttributes() != nil:
+		return e.GetActivityTaskScheduledEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetTimerStartedEventAttributes() != nil:
+		return e.GetTimerStartedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetTimerCanceledEventAttributes() != nil:
+		return e.GetTimerCanceledEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes() != nil:
+		return e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetStartChildWorkflowExecutionInitiatedEventAttributes() != nil:
+		return e.GetStartChildWorkflowExecutionInitiatedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetMarkerRecordedEventAttributes() != nil:
+		return e.GetMarkerRecordedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetUpsertWorkflowSearchAttributesEventAttributes() != nil:
+		return e.GetUpsertWorkflowSearchAttributesEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetWorkflowPropertiesModifiedEventAttributes() != nil:
+		return e.GetWorkflowPropertiesModifiedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetActivityTaskCancelRequestedEventAttributes() != nil:
+		return e.GetActivityTaskCancelRequestedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetRequestCancelExternalWorkflowExecutionInitiatedEventAttributes() != nil:
+		return e.GetRequestCancelExternalWorkflowExecutionInitiatedEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:
+		return e.GetWorkflowExecutionContinuedAsNewEventAttributes().GetWorkflowTaskCompletedEventId()
+	case e.GetWorkflowExecutionCompletedEventAttributes() != nil:
+		return e.GetWorkflowExecutionCompletedEventAttributes().GetWorkflowTaskCompletedEventId()
+	}
+	return 0
 }

@@ -51,21 +51,32 @@ type Result struct {
 	Seconds           float64   `json:"seconds"`
 	JobsPerSecond     float64   `json:"jobsPerSecond"`
 	WebhookToCreateMs Quantiles `json:"webhookToCreateMs"`
-	QueueWaitMs       Quantiles `json:"queueWaitMs"`
+	// WebhookToCreateBelowMaxMs is the same for the creates that did not
+	// wait for a free slot (the first maxRunners of each pool).
+	WebhookToCreateBelowMaxMs Quantiles `json:"webhookToCreateBelowMaxMs"`
+	MaxRunners                int       `json:"maxRunners"`
+	QueueWaitMs               Quantiles `json:"queueWaitMs"`
 	// WebhookAcceptMs is how long the server took to answer a delivery
 	// (the simulator sends several at once, as GitHub does).
-	WebhookAcceptMs       Quantiles          `json:"webhookAcceptMs"`
-	WebhookAcceptMeanMs   float64            `json:"webhookAcceptMeanMs"`
-	GitHubRequestsPerJob  float64            `json:"githubRequestsPerJob"`
-	GitHubRequestsByRoute map[string]int     `json:"githubRequestsByRoute"`
-	HistoryEventsPerJob   float64            `json:"historyEventsPerJob"`
-	HistoryBytesPerJob    float64            `json:"historyBytesPerJob"`
-	ActionsPerJob         float64            `json:"actionsPerJob"`
-	ActionsByKind         map[string]int     `json:"actionsByKind"`
-	Workflows             map[string]History `json:"workflows"`
-	CPUSeconds            map[string]float64 `json:"cpuSeconds"`
-	PeakRSSMiB            map[string]float64 `json:"peakRssMiB"`
-	Processes             map[string]Process `json:"processes"`
+	WebhookAcceptMs       Quantiles      `json:"webhookAcceptMs"`
+	WebhookAcceptMeanMs   float64        `json:"webhookAcceptMeanMs"`
+	GitHubRequestsPerJob  float64        `json:"githubRequestsPerJob"`
+	GitHubRequestsByRoute map[string]int `json:"githubRequestsByRoute"`
+	HistoryEventsPerJob   float64        `json:"historyEventsPerJob"`
+	HistoryBytesPerJob    float64        `json:"historyBytesPerJob"`
+	ActionsPerJob         float64        `json:"actionsPerJob"`
+	ActionsByKind         map[string]int `json:"actionsByKind"`
+	// MaxPayloadBytes is the largest workflow input, or input a run
+	// continued as new with, of any history; MaxCommandsPerTask the most
+	// commands one workflow task issued.
+	MaxPayloadBytes    int `json:"maxPayloadBytes"`
+	MaxCommandsPerTask int `json:"maxCommandsPerTask"`
+	// RunnerPhases is where a runner slot's time goes.
+	RunnerPhases Phases             `json:"runnerPhases"`
+	Workflows    map[string]History `json:"workflows"`
+	CPUSeconds   map[string]float64 `json:"cpuSeconds"`
+	PeakRSSMiB   map[string]float64 `json:"peakRssMiB"`
+	Processes    map[string]Process `json:"processes"`
 	// Idle is what each process costs at rest (scenario idle).
 	Idle map[string]IdleCost `json:"idle,omitempty"`
 	// Usage is what GET /api/v1/usage says of the same jobs.
@@ -113,7 +124,7 @@ func repoName(i int) string { return fmt.Sprintf("bench/p%03d", i) }
 // measure runs the scenario on the stack and gathers its figures.
 func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) (Result, error) {
 	res := Result{Scenario: sc.Name, Version: os.Getenv("VERSION"), StartedAt: time.Now().UTC(),
-		JobsEnqueued: sc.Pools * sc.JobsPerPool}
+		JobsEnqueued: sc.Pools * sc.JobsPerPool, MaxRunners: sc.MaxRunners}
 	if err := configure(ctx, s, sc, logf); err != nil {
 		return res, err
 	}

@@ -113,7 +113,9 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, logf fu
 	}
 	if s.sim, err = s.start("githubsim", filepath.Join(bin, "githubsim"), []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret},
 		"--listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--webhook-url", s.apiURL+"/webhooks/github", "--seed", "1",
-		"--delivery-log", "1000000"); err != nil { // every delivery, for webhook -> create
+		// Every delivery is kept, for webhook -> create; 64 are in flight
+		// at once, as GitHub sends many.
+		"--delivery-log", "1000000", "--webhook-concurrency", "64"); err != nil {
 		return s, err
 	}
 	if err := waitHTTP(ctx, s.simURL+"/_sim/stats", time.Minute); err != nil {

@@ -33,6 +33,7 @@ func printTable(w io.Writer, r Result) {
 		return
 	}
 	row("webhook -> create started (ms)", "%s", q(r.WebhookToCreateMs))
+	row("  below maxRunners (no wait for a slot)", "%s", q(r.WebhookToCreateBelowMaxMs))
 	a := r.WebhookAcceptMs
 	row("webhook accepted (ms)", "mean %.1f  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f", r.WebhookAcceptMeanMs, a.P50, a.P95, a.P99, a.Max)
 	row("queued -> in progress (ms)", "%s", q(r.QueueWaitMs))
@@ -50,6 +51,11 @@ func printTable(w io.Writer, r Result) {
 		row("  "+k, "%d runs, %.1f events/run (max %d), %.1f events and %.0f bytes per job", h.Runs, h.EventsPer, h.MaxEvents, h.EventsJob, h.BytesPerJb)
 	}
 	row("actions per job", "%.1f", r.ActionsPerJob)
+	row("largest workflow input", "%d bytes", r.MaxPayloadBytes)
+	row("most commands in one workflow task", "%d", r.MaxCommandsPerTask)
+	ph := r.RunnerPhases
+	row("a runner's slot, medians (ms)", "dispatch %.0f, to its job %.0f, from its job's end %.0f, refill %.0f",
+		ph.DispatchMs, ph.ToJobMs, ph.ToEndMs, ph.RefillMs)
 	for _, k := range slices.Sorted(maps.Keys(r.ActionsByKind)) {
 		row("  "+k, "%.2f per job", float64(r.ActionsByKind[k])/float64(r.JobsEnqueued))
 	}

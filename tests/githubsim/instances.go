@@ -25,6 +25,8 @@ type Instance struct {
 	Tags      map[string]string `json:"tags,omitempty"`
 	CreatedAt time.Time         `json:"createdAt"`
 	cancel    context.CancelFunc
+	// exited is closed when the runner has exited.
+	exited chan struct{}
 }
 
 // InstanceRequest is the body of POST /_sim/instances: the runner's name
@@ -63,7 +65,7 @@ func (s *Sim) createInstance(w http.ResponseWriter, r *http.Request) {
 	in.next++
 	ctx, cancel := context.WithCancel(context.Background())
 	inst := &Instance{Name: req.Name, ID: "sim-" + req.Name, State: "running", Tags: req.Tags,
-		CreatedAt: time.Now().UTC(), cancel: cancel}
+		CreatedAt: time.Now().UTC(), cancel: cancel, exited: make(chan struct{})}
 	in.byNm[req.Name] = inst
 	in.wg.Add(1)
 	in.mu.Unlock()
@@ -81,18 +83,39 @@ func (s *Sim) createInstance(w http.ResponseWriter, r *http.Request) {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			inst.ExitCode = 1
 		}
+		close(inst.exited)
 	}()
 	writeJSON(w, http.StatusCreated, *inst)
 }
 
+// maxInstanceWait bounds the wait of GET /_sim/instances/{name}?wait=.
+const maxInstanceWait = time.Minute
+
+// getInstance answers an instance; with wait (a duration, at most a
+// minute) it answers once the runner has exited, or the wait is over: a
+// provider learns of an exit as it happens, with one request.
 func (s *Sim) getInstance(w http.ResponseWriter, r *http.Request) {
 	in := &s.instances
+	name := chi.URLParam(r, "name")
 	in.mu.Lock()
-	inst, ok := in.byNm[chi.URLParam(r, "name")]
-	var v Instance
-	if ok {
-		v = *inst
+	inst, ok := in.byNm[name]
+	in.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such instance")
+		return
 	}
+	if wait, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil && wait > 0 {
+		t := time.NewTimer(min(wait, maxInstanceWait))
+		select {
+		case <-inst.exited:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
+	in.mu.Lock()
+	v := *inst
+	_, ok = in.byNm[name]
 	in.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such instance")

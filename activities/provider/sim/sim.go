@@ -33,7 +33,7 @@ type Provider struct {
 
 // New returns a provider of the simulator at url.
 func New(url string) *Provider {
-	return &Provider{url: strings.TrimSuffix(url, "/") + "/_sim/instances", http: &http.Client{Timeout: 30 * time.Second}}
+	return &Provider{url: strings.TrimSuffix(url, "/") + "/_sim/instances", http: &http.Client{Timeout: maxWait + 30*time.Second}}
 }
 
 // Kind returns "sim".
@@ -124,6 +124,31 @@ func (p *Provider) Get(ctx context.Context, name string) (provider.Instance, err
 	}
 	return in.provider(), nil
 }
+
+// Exited returns a channel closed when the runner called name has exited
+// or is gone: a goroutine asks the simulator, a minute at a time.
+func (p *Provider) Exited(name string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), maxWait+10*time.Second)
+			var in instance
+			_, err := p.do(ctx, http.MethodGet, p.url+"/"+url.PathEscape(name)+"?wait="+maxWait.String(), nil, &in)
+			cancel()
+			switch {
+			case errors.Is(err, provider.ErrNotFound), err == nil && in.State == provider.StateExited:
+				return
+			case err != nil:
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+	return done
+}
+
+// maxWait is how long one request of Exited waits.
+const maxWait = time.Minute
 
 // List returns the runners whose tags include all of tags.
 func (p *Provider) List(ctx context.Context, tags map[string]string) ([]provider.Instance, error) {
