@@ -64,19 +64,22 @@ test-e2e: tools
 # workflows still running. After a change to a workflow, give its recording
 # a new name in the test and record it beside the old ones.
 record-histories: tools
-	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits|TestSeveralPoolsOfOneRepository|TestAPoolForgetsATerminatedRunnerAfterContinueAsNew|TestCrashServerWhileWebhooksArrive|TestReaperRemovesOrphansAndKeepsABusyRunner|TestALostJobIsRunAgainOnce' ./tests/
+	GARO_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestAgentLifecycle|TestPoolServesJobsWithinItsLimits|TestSeveralPoolsOfOneRepository|TestAPoolForgetsATerminatedRunnerAfterContinueAsNew|TestCrashServerWhileWebhooksArrive|TestReaperRemovesOrphansAndKeepsABusyRunner|TestALostJobIsRunAgainOnce|TestJobsAreServedWhenEveryWebhookIsLost|TestARepositoryWorkflowOfTheReleaseBeforeHandsItsPoolOver' ./tests/
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# make bench [BENCH=small|burst|wide|reuse|steady]: the whole stack under
-# load (docs/benchmarks.md); results in bench/results. make bench-go runs
-# the Go micro-benchmarks.
-BENCH ?= small
-bench: tools build
-	VERSION=$(VERSION) $(BIN)/garo-bench -scenario $(BENCH) -bin $(BIN) -out bench/results
+# make bench [BENCH=small|burst|wide|reuse|steady|deep|fanout|fleet|ramp|idle]
+# [TEMPORAL=dev|postgres]: the whole stack under load (docs/benchmarks.md),
+# on the Temporal dev server or on deploy/temporal's server on PostgreSQL
+# (apt-get install postgresql); results in bench/results. make bench-go
+# runs the Go micro-benchmarks.
+BENCH    ?= small
+TEMPORAL ?= dev
+bench: tools build $(if $(filter postgres,$(TEMPORAL)),temporal-server)
+	VERSION=$(VERSION) $(BIN)/garo-bench -scenario $(BENCH) -temporal $(TEMPORAL) -bin $(BIN) -out bench/results
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -226,3 +226,28 @@ func (a *Agent) ProbeAgent(ctx context.Context) (ProbeResult, error) {
 	host, _ := os.Hostname()
 	return ProbeResult{Hostname: host, PID: os.Getpid(), Version: a.Version}, nil
 }
+
+// Names of the sweep's activities: SweepScope and SweepSignal on the
+// server's queue (activities/agentpools), SweepRepos on the agent's
+// (activities/github).
+const (
+	SweepScopeName  = "SweepScope"
+	SweepReposName  = "SweepRepos"
+	SweepSignalName = "SweepSignal"
+)
+
+// SweepRepo is a repository with dormant pools of an agent (no job, no
+// runner): the sweep looks at it every Every, and tells Pools (their
+// workflow ids) when it has runs queued or in progress.
+type SweepRepo struct {
+	Repo  Repo          `json:"repo"`
+	Every time.Duration `json:"every"`
+	Pools []string      `json:"pools"`
+}
+
+// SweepScope is what an agent's sweep looks at; Registered is false when
+// the agent is unregistered (its sweep's schedule is then deleted).
+type SweepScope struct {
+	Registered bool        `json:"registered"`
+	Repos      []SweepRepo `json:"repos,omitempty"`
+}

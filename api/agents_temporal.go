@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -37,6 +38,9 @@ func (t *TemporalAgents) Register(ctx context.Context, name string, req workflow
 		// The next registration (each start of the agent) tries again.
 		t.logger().Warn("Reaper schedule of the agent not created", "agent", name, "error", err)
 	}
+	if err := t.ensureSweep(ctx, name); err != nil {
+		t.logger().Warn("Sweep schedule of the agent not created", "agent", name, "error", err)
+	}
 	return st, nil
 }
 
@@ -44,18 +48,34 @@ func (t *TemporalAgents) Register(ctx context.Context, name string, req workflow
 // ReaperEvery a ReaperWorkflow removes what the agent's runners left
 // behind. The reaper deletes its schedule once the agent is unregistered.
 func (t *TemporalAgents) ensureReaper(ctx context.Context, name string) error {
-	id := workflows.ReaperScheduleID(name)
+	return t.ensureSchedule(ctx, workflows.ReaperScheduleID(name), workflows.ReaperEvery, workflows.ReaperWorkflowName,
+		workflows.ReaperInput{Agent: name}, name, "reaper of agent "+name)
+}
+
+// ensureSweep creates the agent's sweep schedule unless it exists: every
+// SweepEvery a SweepWorkflow looks at the repositories of the agent's
+// dormant pools. The sweep deletes its schedule once the agent is
+// unregistered.
+func (t *TemporalAgents) ensureSweep(ctx context.Context, name string) error {
+	return t.ensureSchedule(ctx, workflows.SweepScheduleID(name), workflows.SweepEvery, workflows.SweepWorkflowName,
+		workflows.SweepInput{Agent: name}, name, "sweep of the dormant pools of agent "+name)
+}
+
+// ensureSchedule creates, unless it exists, the schedule id that starts
+// workflow (id id, on the server's queue, for agent) with input every
+// interval, skipping a start while the last run goes on.
+func (t *TemporalAgents) ensureSchedule(ctx context.Context, id string, every time.Duration, workflow string, input any, agent, summary string) error {
 	_, err := t.Client.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:      id,
-		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: workflows.ReaperEvery}}},
+		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Action: &client.ScheduleWorkflowAction{
 			ID:                    id,
-			Workflow:              workflows.ReaperWorkflowName,
-			Args:                  []any{workflows.ReaperInput{Agent: name}},
+			Workflow:              workflow,
+			Args:                  []any{input},
 			TaskQueue:             workflows.ServerTaskQueue,
-			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(name)),
-			StaticSummary:         "reaper of agent " + name,
+			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttributeAgent.ValueSet(agent)),
+			StaticSummary:         summary,
 		},
 	})
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {

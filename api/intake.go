@@ -291,8 +291,15 @@ func (in *Intake) ended(ctx context.Context, pool string) error {
 	in.logger().Warn("Pool's workflow ended unexpectedly; starting it again from its last config, to learn what it missed from GitHub",
 		"pool", pool, "status", info.GetStatus().String())
 	key := repoKey(ref.Owner, ref.Repo)
+	// Its routes: the other pools', and its own as its memo has it.
+	routes, err := in.Routes.Fetch(ctx, ref.Owner, ref.Repo)
+	if err != nil {
+		return fmt.Errorf("%w: read the routes of %s to start pool %s again: %v", ErrUnavailable, ref.Repository(), pool, err)
+	}
+	routes = routes.With(workflows.RouteEntry{Pool: ref.Pool, Labels: m.Config.Labels, Draining: m.Draining})
+	routes.Version = max(routes.Version, m.RoutesVersion) + 1
 	carried := &workflows.PoolCarried{Configured: true, Config: m.Config, ConfiguredBy: m.ConfiguredBy, Draining: m.Draining,
-		ReconcileNow: true, AgentUnchecked: true}
+		ReconcileNow: true, AgentUnchecked: true, Routes: routes}
 	_, err = in.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       pool,
 		TaskQueue:                workflows.ServerTaskQueue,

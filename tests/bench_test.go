@@ -42,6 +42,47 @@ func TestBenchSmoke(t *testing.T) {
 	assert.Contains(t, usage, "queueWaitMaxMs")
 }
 
+// TestBenchLoadSmoke runs a short ramp, then measures the stack at rest:
+// each step is judged by its jobs' waits, and the rest figures name every
+// process and count GitHub's requests.
+func TestBenchLoadSmoke(t *testing.T) {
+	t.Parallel()
+	raw := runBench(t, "load-smoke")
+	var res struct {
+		JobsEnqueued  int `json:"jobsEnqueued"`
+		JobsCompleted int `json:"jobsCompleted"`
+		Ramp          []struct {
+			Rate     float64 `json:"rate"`
+			Enqueued int     `json:"enqueued"`
+			Started  int     `json:"started"`
+		} `json:"ramp"`
+		MaxSustained *float64 `json:"maxSustainedJobsPerSecond"`
+		AtRest       *struct {
+			Processes map[string]struct {
+				CPUPercent float64 `json:"cpuPercent"`
+				RSSMiB     float64 `json:"rssMiB"`
+			} `json:"processes"`
+			Counted *float64 `json:"countedRequestsPerMinute"`
+		} `json:"atRest"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &res))
+	require.NotEmpty(t, res.Ramp)
+	assert.Equal(t, 2.0, res.Ramp[0].Rate)
+	sum := 0
+	for _, st := range res.Ramp {
+		assert.Positive(t, st.Enqueued, "each step offers jobs")
+		sum += st.Enqueued
+	}
+	assert.Equal(t, res.JobsEnqueued, sum, "every job offered is counted")
+	assert.Equal(t, res.JobsEnqueued, res.JobsCompleted)
+	require.NotNil(t, res.AtRest)
+	for _, p := range []string{"server", "agent", "temporal", "githubsim"} {
+		require.Contains(t, res.AtRest.Processes, p)
+		assert.Positive(t, res.AtRest.Processes[p].RSSMiB, "%s's memory is read", p)
+	}
+	assert.NotNil(t, res.AtRest.Counted, "requests against the rate limit are counted")
+}
+
 // TestBenchIdleSmoke runs the idle scenario briefly: garo dev starts, a
 // warm runner comes up, and each process is measured at rest.
 func TestBenchIdleSmoke(t *testing.T) {

@@ -29,7 +29,7 @@ import (
 
 // namespaces the shared dev server creates, one per test that needs one.
 var namespaces = []string{"e2e-agents", "e2e-stop", "e2e-pool", "e2e-drain", "e2e-offline", "e2e-cli", "e2e-tokens", "e2e-missed", "e2e-pools", "e2e-runs",
-	"e2e-crash-server", "e2e-crash-queued", "e2e-crash-provisioning", "e2e-crash-midjob", "e2e-faults", "e2e-reaper", "e2e-retry", "e2e-listen", "e2e-secrets", "e2e-ec2", "e2e-external", "e2e-crypt", "e2e-usage"}
+	"e2e-crash-server", "e2e-crash-queued", "e2e-crash-provisioning", "e2e-crash-midjob", "e2e-faults", "e2e-reaper", "e2e-retry", "e2e-listen", "e2e-secrets", "e2e-ec2", "e2e-external", "e2e-crypt", "e2e-usage", "e2e-restart", "e2e-migrate"}
 
 var (
 	garoBin      string

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -334,7 +335,7 @@ func TestJobsAreServedWhenEveryWebhookIsLost(t *testing.T) {
 	e := newPoolEnv(t, "e2e-missed", "deaf-1")
 	e.sim.SetFaults(githubsim.Faults{Seed: 1, Webhooks: githubsim.WebhookFaults{DropRate: 1}})
 	const repo = "e2e/deaf"
-	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"deaf-1","queuePollInterval":"10s","bootstrapTimeout":"1m"}`)
+	code, b := e.do("PUT", "/api/v1/repositories/"+repo, `{"agent":"deaf-1","queuePollInterval":"10s","bootstrapTimeout":"1m","idleGracePeriod":"2s"}`)
 	require.Equal(t, http.StatusOK, code, "%s", b)
 	ids := e.sim.Enqueue("e2e", "deaf", []string{"self-hosted", "linux"}, 200*time.Millisecond, 3, "build")
 	eventually(t, 90*time.Second, "all jobs served without a single webhook", func() bool {
@@ -344,6 +345,29 @@ func TestJobsAreServedWhenEveryWebhookIsLost(t *testing.T) {
 	assert.Zero(t, st.WebhooksSent, "no webhook reached the server")
 	assert.Positive(t, st.WebhooksDropped)
 	assert.Positive(t, st.Requests["GET /repos/{owner}/{repo}/actions/runs 200"], "the pool found them by polling")
+
+	// At rest (its runners gone after their grace period) the pool is
+	// dormant: the agent's sweep looks at its repository in its stead.
+	ctx := context.Background()
+	query := "WorkflowType = '" + workflows.SweepWorkflowName + "' AND GaroAgent = 'deaf-1' AND ExecutionStatus = 'Completed'"
+	var swept *workflowpb.WorkflowExecutionInfo
+	eventually(t, 2*time.Minute, "a sweep of the dormant pool", func() bool {
+		resp, err := e.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: e.ns, Query: query})
+		if err != nil {
+			t.Logf("DEBUG list: %v", err)
+			return false
+		}
+		for _, ex := range resp.Executions {
+			var res workflows.SweepResult
+			run := e.temporal.GetWorkflow(ctx, ex.Execution.WorkflowId, ex.Execution.RunId)
+			if run.Get(ctx, &res) == nil && res.Repos == 1 {
+				swept = ex
+				return true
+			}
+		}
+		return false
+	})
+	recordHistory(t, "sweepworkflow_e2e.json", historyJSON(t, e.temporal, swept.Execution.WorkflowId, swept.Execution.RunId))
 }
 
 // TestJobsOfARunInProgressAreFoundWhenTheirWebhookIsLost: a run of three

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -30,11 +31,13 @@ func RegisterServerWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.RunnerWorkflow, workflow.RegisterOptions{Name: workflows.RunnerWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.TokensWorkflow, workflow.RegisterOptions{Name: workflows.TokensWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.ReaperWorkflow, workflow.RegisterOptions{Name: workflows.ReaperWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.SweepWorkflow, workflow.RegisterOptions{Name: workflows.SweepWorkflowName})
 }
 
 // NewServer returns the worker of garo server on the garo-server task
-// queue. Every server replica runs one; they share the queue.
-func NewServer(c client.Client, namespace, identity string) worker.Worker {
+// queue. Every server replica runs one; they share the queue. dc decodes
+// the memos the server's activities read (the client's converter).
+func NewServer(c client.Client, namespace, identity string, dc converter.DataConverter) worker.Worker {
 	w := worker.New(c, workflows.ServerTaskQueue, worker.Options{
 		Identity:          identity,
 		WorkerStopTimeout: 10 * time.Second,
@@ -46,7 +49,7 @@ func NewServer(c client.Client, namespace, identity string) worker.Worker {
 			InitialNumberOfPollers: 2, MinimumNumberOfPollers: 1, MaximumNumberOfPollers: 8}),
 	})
 	RegisterServerWorkflows(w)
-	(&agentpools.Activities{Client: c, Namespace: namespace}).Register(w)
+	(&agentpools.Activities{Client: c, Namespace: namespace, Converter: dc}).Register(w)
 	(&runnerends.Activities{Client: c}).Register(w)
 	(&runnerlife.Activities{Client: c, Namespace: namespace}).Register(w)
 	return w

@@ -46,9 +46,6 @@ func AgentWorkflow(ctx workflow.Context, in AgentWorkflowInput) (AgentState, err
 
 type agentWorkflow struct {
 	state AgentState
-	// bounded: this run cancels its timers and continues as new before
-	// its history grows long.
-	bounded bool
 	// log carries the agent's name.
 	log log.Logger
 	// published is the record as the memo last carried it.
@@ -226,8 +223,8 @@ func (a *agentWorkflow) unregister(ctx workflow.Context, req UnregisterRequest) 
 func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 	probeCtx, cancelProbes := workflow.WithCancel(ctx)
 	defer cancelProbes()
-	a.bounded = isBounded(ctx)
-	notifyPools := workflow.GetVersion(ctx, "notify-agent-pools", workflow.DefaultVersion, 1) == 1
+	supported(ctx, boundedHistory)
+	supported(ctx, "notify-agent-pools")
 	for {
 		a.publish(ctx)
 		if a.state.Status == AgentUnregistering {
@@ -236,15 +233,15 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 		if a.needsProbe() {
 			a.startProbe(probeCtx)
 		}
-		if notifyPools && a.needsNotify() {
+		if a.needsNotify() {
 			a.notifyPools(probeCtx)
 		}
-		if continueAsNewDue(ctx, a.bounded) {
+		if continueAsNewDue(ctx) {
 			return a.continueAsNew(ctx)
 		}
 		wake := func() bool {
 			return a.state.Status == AgentUnregistering || a.needsProbe() || a.publishDue() ||
-				(notifyPools && a.needsNotify()) || continueAsNewDue(ctx, a.bounded)
+				a.needsNotify() || continueAsNewDue(ctx)
 		}
 		if a.state.Status != AgentOnline {
 			if err := workflow.Await(ctx, wake); err != nil {
@@ -259,16 +256,15 @@ func (a *agentWorkflow) run(ctx workflow.Context) (AgentState, error) {
 			a.state.Status = AgentOffline
 			continue
 		}
-		if _, err := awaitTimeout(ctx, a.bounded, remaining, wake); err != nil {
+		if _, err := awaitTimeout(ctx, remaining, wake); err != nil {
 			return a.state, err
 		}
 	}
 	// Unregistering: drain the agent's pools (their busy runners finish),
 	// then finish the handlers that wait for the end.
 	cancelProbes()
-	if workflow.GetVersion(ctx, "drain-agent-pools", workflow.DefaultVersion, 1) == 1 {
-		a.drainPools(ctx)
-	}
+	supported(ctx, "drain-agent-pools")
+	a.drainPools(ctx)
 	a.state.Status = AgentUnregistered
 	a.done = true
 	a.publish(ctx)

@@ -9,9 +9,17 @@ import (
 // boundedHistory is the workflow.GetVersion change that bounds every run's
 // history: a wait that ends early cancels its timer (none is left to fire
 // later and cost a workflow task), and a run continues as new before its
-// history grows long. A run that began before it keeps, to its end, the
-// commands it had.
+// history grows long. Every run inside the support window (release v6 on,
+// docs/architecture.md) has it.
 const boundedHistory = "bounded-history"
+
+// supported records change at version 1, the only one the code still
+// has: the runs of releases older than the support window, which did not
+// have it, fail their replay here with a clear error rather than run code
+// that is gone.
+func supported(ctx workflow.Context, change string) {
+	workflow.GetVersion(ctx, change, 1, 1)
+}
 
 // historyLimit is the history length at which a run continues as new. The
 // server suggests it at 4,096 events by default (and, for a runner, no run
@@ -19,27 +27,17 @@ const boundedHistory = "bounded-history"
 // workflow task adds.
 const historyLimit = 3000
 
-// isBounded reports whether this run bounds its history; call it once, at
-// the start of the run.
-func isBounded(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, boundedHistory, workflow.DefaultVersion, 1) >= 1
-}
-
 // continueAsNewDue reports whether the run should continue as new now: the
-// server suggests it, or (bounded) its history has reached historyLimit.
-func continueAsNewDue(ctx workflow.Context, bounded bool) bool {
+// server suggests it, or its history has reached historyLimit.
+func continueAsNewDue(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || (bounded && info.GetCurrentHistoryLength() >= historyLimit)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= historyLimit
 }
 
 // awaitTimeout waits until cond holds or d has passed, and reports whether
-// cond held. When bounded, a wait that cond ends cancels its timer (and
-// one that holds at once starts none); otherwise it is
-// workflow.AwaitWithTimeout, whose timer fires later regardless.
-func awaitTimeout(ctx workflow.Context, bounded bool, d time.Duration, cond func() bool) (bool, error) {
-	if !bounded {
-		return workflow.AwaitWithTimeout(ctx, d, cond)
-	}
+// cond held. A wait that cond ends cancels its timer (and one that holds
+// at once starts none).
+func awaitTimeout(ctx workflow.Context, d time.Duration, cond func() bool) (bool, error) {
 	if cond() {
 		return true, nil
 	}

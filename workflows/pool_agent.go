@@ -27,7 +27,7 @@ func (r *repository) onAgent(ev AgentStatusEvent) {
 		if p.s.AgentUnchecked || p.s.AgentOffline == ev.Online {
 			p.s.AgentOffline, p.s.AgentUnchecked, r.dirty = !ev.Online, false, true
 			p.log.Info("Pool's agent status changed", "agent", ev.Agent, "online", ev.Online)
-			if ev.Online && r.reconciles {
+			if ev.Online {
 				// What happened while it was away is learnt from GitHub.
 				r.pollNow = true
 			}

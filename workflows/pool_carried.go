@@ -98,8 +98,10 @@ type Forward struct {
 const (
 	// queuePage bounds the queued jobs a pool keeps in full.
 	queuePage = 256
-	// maxMarks bounds the jobs whose events a pool remembers.
-	maxMarks = 16384
+	// maxMarks bounds the jobs whose events a pool remembers (up to
+	// marksSlack more between two forgettings).
+	maxMarks   = 16384
+	marksSlack = 1024
 	// maxPoolUnmatched bounds the unmatched jobs a pool keeps.
 	maxPoolUnmatched = MaxUnmatched
 	// maxPoolLost bounds the lost, retried and orphaned jobs.
@@ -333,7 +335,9 @@ func (m *JobMarks) set(id int64, mark uint8) {
 	old, ok := m.marks[id]
 	if !ok {
 		m.order = append(m.order, id)
-		if len(m.order) > maxMarks {
+		if len(m.order) > maxMarks+marksSlack {
+			// Forgotten in chunks: one at a time would move the whole
+			// order for every new job.
 			m.forgetOldest(len(m.order) - maxMarks)
 		}
 	}

@@ -25,13 +25,25 @@ func (p *poolWorkflow) signalsWaiting(ctx workflow.Context) bool {
 }
 
 // takeSignals applies every buffered signal.
-func (p *poolWorkflow) takeSignals(ctx workflow.Context) {
+func (p *poolWorkflow) takeSignals(ctx workflow.Context) { p.takeSignalsUpTo(ctx, 0) }
+
+// takeSignalsUpTo applies the buffered signals, the intake's up to about
+// limit events (0: all of them). The rest is held for the next workflow
+// task (p.held): a task that applies tens of thousands of events at once
+// would pass the SDK's deadlock detection (a second without yielding).
+func (p *poolWorkflow) takeSignalsUpTo(ctx workflow.Context, limit int) {
 	intake := workflow.GetSignalChannel(ctx, SignalIntake)
 	for {
+		if limit > 0 && p.taken >= limit {
+			p.held = intake.Len() > 0
+			p.more = p.more || p.held
+			break
+		}
 		var b IntakeBatch
 		if !intake.ReceiveAsync(&b) {
 			break
 		}
+		p.taken += len(b.Jobs) + len(b.Runners)
 		p.signals++
 		if len(b.Jobs) > 0 {
 			p.lastJobAt = p.now

@@ -39,6 +39,10 @@ func (p *poolWorkflow) active() bool {
 	return false
 }
 
+// dormant: the pool has nothing in flight and no runner: it waits for
+// webhooks, and for its agent's sweep.
+func (p *poolWorkflow) dormant() bool { return !p.active() && len(p.s.Runners) == 0 && !p.s.Draining }
+
 // onlineCandidates are the runners started, not yet known online, old
 // enough to be looked up; soonest is when the next becomes so.
 func (p *poolWorkflow) onlineCandidates() (names []string, soonest time.Time) {
@@ -81,6 +85,11 @@ func (p *poolWorkflow) reconcileGitHub(ctx workflow.Context) time.Time {
 		}
 	}
 	full := p.s.ReconcileNow
+	if p.dormant() {
+		// No timer: its agent's sweep asks it to look when GitHub has runs
+		// for it (SweepWorkflow).
+		every = 0
+	}
 	if every > 0 && !full {
 		if due := p.s.LastReconcile.Add(every); p.now.Before(due) {
 			wake(due)

@@ -48,6 +48,10 @@ type poolSim struct {
 	silent bool
 	// reusable: runners stay after their job.
 	reusable bool
+	// sweep: the agent's sweep asks the pool to reconcile every
+	// SweepEvery while GitHub has jobs queued or running.
+	sweep     bool
+	lastSweep time.Time
 	// jobTimes, when set, gives a job's time by its number (from 0);
 	// jobTime otherwise.
 	jobTimes map[int]time.Duration
@@ -372,7 +376,14 @@ func (s *poolSim) step() {
 	if s.silent {
 		jobs = nil
 	}
+	sweep := s.sweep && now.Sub(s.lastSweep) >= SweepEvery && (len(s.pending) > 0 || active > 0)
+	if sweep {
+		s.lastSweep = now
+	}
 	s.mu.Unlock()
+	if sweep {
+		s.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "its agent's sweep found runs queued or in progress"})
+	}
 	for len(jobs)+len(reports) > 0 {
 		b := IntakeBatch{Jobs: jobs[:min(len(jobs), 500)], Runners: reports[:min(len(reports), 500)]}
 		jobs, reports = jobs[len(b.Jobs):], reports[len(b.Runners):]

@@ -126,9 +126,13 @@ func TestAPoolPausesWhileItsAgentIsOfflineAndServesWhenItIsBack(t *testing.T) {
 	assert.Equal(t, 2, s.done(), "served once it is back")
 }
 
+// TestAPoolFindsJobsWhoseWebhooksWereAllLost: every webhook is lost. The
+// dormant pool (no job, no runner) looks at GitHub when its agent's sweep
+// finds runs; then, busy, it reconciles every minute itself: every job is
+// served and counted.
 func TestAPoolFindsJobsWhoseWebhooksWereAllLost(t *testing.T) {
 	s := newPoolSim(t)
-	s.silent = true
+	s.silent, s.sweep = true, true
 	var err error
 	s.configure(0, simConfig(func(c *PoolConfig) { c.QueuePollInterval = Duration(time.Minute) }), &err)
 	s.queue(time.Second, 4)
@@ -156,4 +160,41 @@ func TestARunnerThatNeverComesOnlineIsGivenUp(t *testing.T) {
 	assert.Equal(t, 1, st.Usage.BootstrapFailures)
 	assert.Equal(t, 1, s.done(), "the job is served by the next runner")
 	assert.GreaterOrEqual(t, s.deletes, 1, "the one given up was deleted")
+}
+
+// TestADormantPoolSetsNoTimer: a pool with no job and no runner looks at
+// GitHub when it is made, then sets no timer for hours (its agent's sweep
+// watches its repository); asked to, it looks at once.
+func TestADormantPoolSetsNoTimer(t *testing.T) {
+	s := manualSim(t)
+	var err error
+	s.configure(0, simConfig(func(c *PoolConfig) { c.QueuePollInterval = Duration(2 * time.Minute) }), &err)
+	var looks int
+	s.at(6*time.Hour, func() {
+		s.mu.Lock()
+		looks = s.reconciles
+		s.mu.Unlock()
+		s.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "its agent's sweep found runs queued or in progress"})
+	})
+	s.drain(6*time.Hour + time.Minute)
+	s.run()
+	require.NoError(t, err)
+	assert.Equal(t, 1, looks, "one look, when it was made, in six hours")
+	assert.Equal(t, 2, s.reconciles, "and one when asked")
+}
+
+// TestAPoolStartedAgainWithoutItsRoutesServesWhatGitHubQueued: an
+// operator terminated a pool's workflow, and the server started it again
+// from its memo (its config, no job, no routes), the webhook of a job
+// refused meanwhile. Its first look at GitHub finds the job, which routes
+// to it, and serves it.
+func TestAPoolStartedAgainWithoutItsRoutesServesWhatGitHubQueued(t *testing.T) {
+	s := newPoolSim(t)
+	s.silent = true // the job's webhook was refused
+	s.queue(0, 1)
+	s.drain(5 * time.Minute)
+	v := s.runWith(PoolInput{Owner: s.ref.Owner, Repo: s.ref.Repo, Pool: s.ref.Pool, Version: PoolVersionCurrent,
+		Carried: &PoolCarried{Configured: true, Config: simConfig(), ReconcileNow: true, AgentUnchecked: true}})
+	assert.Equal(t, 1, s.done(), "the job found on GitHub and served")
+	assert.Equal(t, 1, v.Counts.JobsDone)
 }

@@ -42,6 +42,9 @@ const (
 	maxCommandsPerTask = 500
 	// startBatch bounds the runners one StartRunners activity starts.
 	startBatch = 500
+	// maxEventsPerTask bounds the job events and runner reports one
+	// workflow task applies; the rest wait for the next.
+	maxEventsPerTask = 5000
 )
 
 // PoolWorkflow owns one runner pool (pool_contract.go).
@@ -92,6 +95,10 @@ type poolWorkflow struct {
 	taskAt   int
 	more     bool
 	waited   bool
+	// taken counts the intake's events applied in this task; held: some
+	// were left for the next task (maxEventsPerTask).
+	taken int
+	held  bool
 	// onlineAt is when the runners not known online may next be looked
 	// up on GitHub; onlineEvery the wait after that.
 	onlineAt    time.Time
@@ -119,6 +126,11 @@ func newPoolWorkflow(ctx workflow.Context, in PoolInput) *poolWorkflow {
 	}
 	if in.Routes != nil && in.Routes.Version > p.s.Routes.Version {
 		p.s.Routes = in.Routes.Sorted()
+	}
+	if p.s.Configured && !p.s.Routes.Has(p.ref.Pool) {
+		// A pool started again without its routes (its workflow was
+		// terminated) routes to itself at least, as configured.
+		p.s.Routes = p.s.Routes.With(RouteEntry{Pool: p.ref.Pool, Labels: p.s.Config.Labels, Draining: p.s.Draining})
 	}
 	if a, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchAttributeAgent); ok {
 		p.agentSA = a
@@ -241,7 +253,7 @@ func (p *poolWorkflow) run(ctx workflow.Context) (PoolView, error) {
 	for {
 		p.now = workflow.Now(ctx)
 		p.newTask(ctx)
-		p.takeSignals(ctx)
+		p.takeSignalsUpTo(ctx, maxEventsPerTask)
 		p.pruneUsage(p.now)
 		next := p.step(ctx)
 		if t := p.publish(ctx); !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -258,7 +270,7 @@ func (p *poolWorkflow) run(ctx workflow.Context) (PoolView, error) {
 			next = p.now.Add(time.Millisecond)
 		}
 		p.dirty = false
-		wake := func() bool { return p.dirty || p.signalsWaiting(ctx) || p.continueAsNewDue(ctx) }
+		wake := func() bool { return p.dirty || (!p.held && p.signalsWaiting(ctx)) || p.continueAsNewDue(ctx) }
 		p.waited = !wake()
 		if err := p.alarm.await(ctx, next, wake); err != nil {
 			return p.view(), err
@@ -278,7 +290,7 @@ func (p *poolWorkflow) run(ctx workflow.Context) (PoolView, error) {
 // the history grew, or the loop waited since.
 func (p *poolWorkflow) newTask(ctx workflow.Context) {
 	if n := workflow.GetInfo(ctx).GetCurrentHistoryLength(); n != p.taskAt || p.waited {
-		p.taskAt, p.commands, p.more, p.waited = n, 0, false, false
+		p.taskAt, p.commands, p.more, p.waited, p.taken, p.held = n, 0, false, false, 0, false
 	}
 }
 

@@ -57,18 +57,15 @@ func reap(ctx workflow.Context, lg log.Logger, agent string) (ReaperResult, erro
 	})
 	// The agent's calls wait a minute for it; an agent that is away is
 	// reaped at a later run.
-	ids := workflow.GetVersion(ctx, agentActivityIDsVersion, workflow.DefaultVersion, 1) >= 1
+	supported(ctx, agentActivityIDsVersion)
 	onAgent := func(what string, n int) workflow.Context {
-		opts := workflow.ActivityOptions{
+		return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue:              AgentTaskQueue(agent),
+			ActivityID:             AgentActivityID(agent, what, n),
 			ScheduleToStartTimeout: time.Minute,
 			StartToCloseTimeout:    2 * time.Minute,
 			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-		}
-		if ids {
-			opts.ActivityID = AgentActivityID(agent, what, n)
-		}
-		return workflow.WithActivityOptions(ctx, opts)
+		})
 	}
 	var scope activities.ReaperScope
 	if err := workflow.ExecuteActivity(server, activities.ReaperScopeName, agent).Get(ctx, &scope); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -19,9 +20,14 @@ import (
 	"github.com/garo-run/garo/workers"
 )
 
-// testdata holds the recorded histories, one directory per release
-// (v1, v2, ...), and MANIFEST lists each with its SHA-256.
+// testdata holds the recorded histories, one directory per release of
+// the support window (oldestSupported on), and MANIFEST lists each with
+// its SHA-256.
 const testdata = "testdata"
+
+// oldestSupported is the oldest release whose histories replay: the code
+// paths of older ones are gone, with their recorded histories.
+const oldestSupported = 6
 
 // TestReplayRecordedHistories replays every history recorded from a real
 // run of every release (tests/, GARO_RECORD_HISTORIES=1) against the
@@ -42,9 +48,22 @@ func TestReplayRecordedHistories(t *testing.T) {
 }
 
 // TestRecordedHistoriesAreKept: a recorded history stands for workflows
-// still running, so none is ever changed or removed, and each is listed
-// in MANIFEST with its SHA-256.
+// still running, so none inside the support window is ever changed or
+// removed, each is listed in MANIFEST with its SHA-256, and no release
+// older than the window is left behind.
 func TestRecordedHistoriesAreKept(t *testing.T) {
+	entries, err := os.ReadDir(testdata)
+	require.NoError(t, err)
+	releases := 0
+	for _, e := range entries {
+		var v int
+		if _, err := fmt.Sscanf(e.Name(), "v%d", &v); err != nil || !e.IsDir() {
+			continue
+		}
+		releases++
+		assert.GreaterOrEqual(t, v, oldestSupported, "%s is older than the support window: remove it with its code paths", e.Name())
+	}
+	assert.GreaterOrEqual(t, releases, 2, "the window keeps the release before this one and this one")
 	manifest := readManifest(t)
 	for path, sum := range manifest {
 		b, err := os.ReadFile(filepath.Join(testdata, path))

@@ -20,24 +20,20 @@ const (
 	unmatchedMaxAge = 24 * time.Hour
 )
 
-// severalPoolsVersion is the workflow.GetVersion change that brought
-// several pools. A run that began before it keeps, to its end, the
-// single pool's rules where they would give other commands: jobs are not
-// moved between pools, a draining pool still takes jobs, and the unmatched
-// jobs do not count as a change of the memo.
-const severalPoolsVersion = "several-pools"
-
-// leanLoopVersion is the workflow.GetVersion change after which the loop
-// keeps one timer across its turns (alarm) rather than one a turn,
-// publishes a memo whose counts alone changed at most every memoEvery, and
-// a run continues as new only once its controls to runners are delivered.
-const leanLoopVersion = "lean-loop"
-
-// agentActivityIDsVersion is the workflow.GetVersion change after which
-// every activity scheduled on an agent's task queue has an id that starts
-// with "agent/NAME/" (AgentActivityID): what Temporal's authorizer checks
-// an agent's task token against (deploy/temporal).
-const agentActivityIDsVersion = "agent-activity-ids"
+// The workflow.GetVersion changes of the repository engine, each recorded
+// at version 1 by every run of the support window (supported):
+//   - severalPoolsVersion: several pools a repository;
+//   - leanLoopVersion: one timer across the loop's turns (alarm), a memo
+//     whose counts alone changed published at most every memoEvery, and
+//     continue-as-new only once the controls to runners are delivered;
+//   - agentActivityIDsVersion: every activity on an agent's task queue
+//     has an id that starts with "agent/NAME/" (AgentActivityID), what
+//     Temporal's authorizer checks an agent's task token against.
+const (
+	severalPoolsVersion     = "several-pools"
+	leanLoopVersion         = "lean-loop"
+	agentActivityIDsVersion = "agent-activity-ids"
+)
 
 // memoEvery is how often, at most, the memo is upserted for counts alone;
 // a change of configuration, state or error, and a pool's first runner or
@@ -51,23 +47,18 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 	if _, _, err := ParseRepository(in.Owner + "/" + in.Repo); err != nil {
 		return RepositoryView{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, nil)
 	}
-	r := &repository{owner: in.Owner, repo: in.Repo, seen: map[string]bool{}, tracked: map[string]bool{},
-		severalPools: workflow.GetVersion(ctx, severalPoolsVersion, workflow.DefaultVersion, 1) >= 1}
-	r.bounded = isBounded(ctx)
-	r.watchEnds = workflow.GetVersion(ctx, runnerEndsVersion, workflow.DefaultVersion, 1) >= 1
-	r.targets = workflow.GetVersion(ctx, poolTargetsVersion, workflow.DefaultVersion, 1) >= 1
-	r.reconciles = workflow.GetVersion(ctx, reconcileVersion, workflow.DefaultVersion, 1) >= 1
-	r.vanished = r.reconciles && workflow.GetVersion(ctx, vanishedJobsVersion, workflow.DefaultVersion, 1) >= 1
-	r.lateEvents = r.reconciles && workflow.GetVersion(ctx, lateJobEventsVersion, workflow.DefaultVersion, 1) >= 1
-	r.lean = workflow.GetVersion(ctx, leanLoopVersion, workflow.DefaultVersion, 1) >= 1
-	r.agentIDs = workflow.GetVersion(ctx, agentActivityIDsVersion, workflow.DefaultVersion, 1) >= 1
+	r := &repository{owner: in.Owner, repo: in.Repo, seen: map[string]bool{}, tracked: map[string]bool{}}
+	// Every run inside the support window has each change of the
+	// repository engine (release v6); the pool engine's is the first one
+	// it may lack.
+	for _, change := range []string{severalPoolsVersion, boundedHistory, runnerEndsVersion, poolTargetsVersion,
+		reconcileVersion, vanishedJobsVersion, lateJobEventsVersion, leanLoopVersion, agentActivityIDsVersion} {
+		supported(ctx, change)
+	}
 	r.migrating = workflow.GetVersion(ctx, poolEngineVersion, workflow.DefaultVersion, 1) >= 1
 	r.log = log.With(workflow.GetLogger(ctx), "repository", r.full())
-	switch {
-	case in.Repository != nil:
+	if in.Repository != nil {
 		r.s = *in.Repository
-	case in.State != nil:
-		r.s = in.State.repositoryState()
 	}
 	start := workflow.Now(ctx)
 	for _, ps := range r.s.Pools {
@@ -98,26 +89,6 @@ func RepositoryWorkflow(ctx workflow.Context, in RepositoryInput) (RepositoryVie
 
 type repository struct {
 	owner, repo string
-	// severalPools is false in runs that began before several pools.
-	severalPools bool
-	// bounded: this run cancels its timers and continues as new before
-	// its history grows long.
-	bounded bool
-	// watchEnds: this run notices the end of runner workflows it did not
-	// start, and rechecks the jobs of lost runners.
-	watchEnds bool
-	// targets: a pool asks its agent's status before it starts runners,
-	// and a lowered target cancels the runners provisioning beyond it.
-	targets bool
-	// reconciles: this run keeps its running jobs and reconciles with
-	// GitHub at least every reconcileEvery (repository_reconcile.go).
-	reconciles bool
-	// vanished: a queued job that leaves GitHub's queue unseen is kept as
-	// running until a reconciliation learns how it ended.
-	vanished bool
-	// lateEvents: a job event that comes after its runner has gone counts
-	// in the pool that named the runner.
-	lateEvents bool
 	// tracked are the runners this run started: their futures tell when
 	// they end. awaitingEnds is set while AwaitRunnerEnds watches the
 	// others.
@@ -137,15 +108,11 @@ type repository struct {
 	dirty     bool
 	published *RepositoryView
 	agentsSA  []string
-	// lean: a run after leanLoopVersion, waiting on alarm; memoAt is when
-	// the memo was last published, memoDue when counts held back are.
-	lean  bool
+	// alarm is the loop's timer; memoAt is when the memo was last
+	// published, memoDue when counts held back are.
 	alarm alarm
-	// agentIDs: a run after agentActivityIDsVersion names the activities
-	// it schedules on an agent's queue after the agent (agentCalls counts
-	// them), so that Temporal's authorizer can tell an agent's from
-	// another's.
-	agentIDs        bool
+	// agentCalls counts the activities scheduled on agents' queues, named
+	// after the agent (AgentActivityID).
 	agentCalls      int
 	memoAt, memoDue time.Time
 	polling         bool
@@ -265,16 +232,14 @@ func (r *repository) configure(ctx workflow.Context, req ConfigureRequest) (Pool
 	p.accrueAll(workflow.Now(ctx)) // at the old agent's and price's account
 	if cfg.Agent != p.s.Config.Agent {
 		p.s.AgentOffline = false
-		p.s.AgentUnchecked = r.targets
+		p.s.AgentUnchecked = true
 	}
-	p.retarget = r.targets
+	p.retarget = true
 	p.s.Config, p.s.ConfiguredBy, r.s.Configured = cfg, req.Actor, true
 	p.s.ListPrice = PriceOf(req.Prices, cfg.Provider)
 	p.log.Info("Pool configured", "actor", req.Actor, "agent", cfg.Agent, "labels", cfg.Labels,
 		"minIdle", cfg.MinIdle, "maxRunners", cfg.MaxRunners)
-	if r.severalPools {
-		r.reroute()
-	}
+	r.reroute()
 	r.dirty = true
 	return p.view(), nil
 }
@@ -302,9 +267,7 @@ func (r *repository) drain(ctx workflow.Context, req DrainRequest) (RepositoryVi
 		}
 		p.s.Draining = true
 	}
-	if r.severalPools {
-		r.reroute()
-	}
+	r.reroute()
 	r.dirty = true
 	return r.view(), nil
 }
@@ -374,7 +337,7 @@ func (r *repository) publish(ctx workflow.Context) {
 		return
 	}
 	now := workflow.Now(ctx)
-	if r.lean && r.published != nil && r.onlyCounts(*r.published, v) && now.Before(r.memoAt.Add(memoEvery)) {
+	if r.published != nil && r.onlyCounts(*r.published, v) && now.Before(r.memoAt.Add(memoEvery)) {
 		r.memoDue = r.memoAt.Add(memoEvery)
 		return
 	}
@@ -414,7 +377,7 @@ func (r *repository) samePublished(a, b RepositoryView) bool {
 			return false
 		}
 	}
-	return !r.severalPools || (a.UnmatchedJobs == b.UnmatchedJobs && a.UnmatchedTotal == b.UnmatchedTotal)
+	return a.UnmatchedJobs == b.UnmatchedJobs && a.UnmatchedTotal == b.UnmatchedTotal
 }
 
 // details is what the Web UI shows of the repository.
@@ -459,25 +422,15 @@ func (r *repository) run(ctx workflow.Context) (RepositoryView, error) {
 		if r.s.Configured && len(r.pools) == 0 {
 			break
 		}
-		if continueAsNewDue(ctx, r.bounded) {
+		if continueAsNewDue(ctx) {
 			return r.continueAsNew(ctx)
 		}
 		r.dirty = false
 		cond := func() bool {
-			return r.dirty || r.signalsWaiting(ctx) || continueAsNewDue(ctx, r.bounded)
+			return r.dirty || r.signalsWaiting(ctx) || continueAsNewDue(ctx)
 		}
-		if r.lean {
-			if err := r.alarm.await(ctx, next, cond); err != nil {
-				return r.view(), err
-			}
-		} else if next.IsZero() {
-			if err := workflow.Await(ctx, cond); err != nil {
-				return r.view(), err
-			}
-		} else if d := next.Sub(workflow.Now(ctx)); d > 0 {
-			if _, err := awaitTimeout(ctx, r.bounded, d, cond); err != nil {
-				return r.view(), err
-			}
+		if err := r.alarm.await(ctx, next, cond); err != nil {
+			return r.view(), err
 		}
 	}
 	if !r.memoDue.IsZero() {
@@ -530,7 +483,7 @@ func (r *repository) removeEnded() {
 // finished and every signal still buffered has been applied.
 func (r *repository) continueAsNew(ctx workflow.Context) (RepositoryView, error) {
 	if err := workflow.Await(ctx, func() bool {
-		return workflow.AllHandlersFinished(ctx) && (!r.bounded || r.starting == 0) && (!r.lean || r.signaling == 0)
+		return workflow.AllHandlersFinished(ctx) && r.starting == 0 && r.signaling == 0
 	}); err != nil {
 		return r.view(), err
 	}

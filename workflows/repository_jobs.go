@@ -103,7 +103,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 			p.jobStarted(ctx, rec, ev)
 			p.countWait(workflow.Now(ctx), q.QueuedAt, ev)
 			r.track(ev.JobID, p, ev.RunnerName)
-		} else if p := r.poolOfRunner(ev.RunnerName); p != nil && r.lateEvents {
+		} else if p := r.poolOfRunner(ev.RunnerName); p != nil {
 			// Its runner ended before this event came: the job is still
 			// counted when its end comes.
 			p.countWait(workflow.Now(ctx), q.QueuedAt, ev)
@@ -114,7 +114,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 		if p, rec := r.runner(ev.RunnerName); p != nil {
 			r.untrack(ev.JobID)
 			p.jobDone(ctx, rec, ev)
-		} else if _, tracked := r.running(ev.JobID); tracked || !r.lateEvents {
+		} else if _, tracked := r.running(ev.JobID); tracked {
 			// Its runner is gone already (its end came first, or this
 			// event was late): it is counted where it ran.
 			r.countEnded(ctx, ev)
@@ -132,7 +132,7 @@ func (r *repository) onJob(ctx workflow.Context, ev JobEvent) {
 func (r *repository) route(labels []string) *pool {
 	candidates := make([][]string, len(r.pools))
 	for i, p := range r.pools {
-		if !p.s.Draining || !r.severalPools {
+		if !p.s.Draining {
 			candidates[i] = p.s.Config.Labels
 		}
 	}
@@ -227,7 +227,7 @@ func (r *repository) pruneUnmatched(now time.Time) {
 // online); every is the shortest interval among them. When a poll is
 // wanted now, any pool whose agent is online will do.
 func (r *repository) poller() (p *pool, every time.Duration) {
-	busy := r.reconciles && r.active()
+	busy := r.active()
 	for _, q := range r.pools {
 		d := q.s.Config.QueuePollInterval.D()
 		if busy && (d <= 0 || d > reconcileEvery) {
@@ -272,20 +272,7 @@ func (r *repository) pollQueue(ctx workflow.Context) time.Time {
 	if every == 0 {
 		every = pollGrace // a one-off poll: the next is asked for, if any
 	}
-	if r.reconciles {
-		r.startReconcile(ctx, p.s.Config.Agent, now)
-		return now.Add(every)
-	}
-	actx := r.pollOptions(ctx, p.s.Config.Agent, "poll", "look for queued jobs of "+r.full()+" whose webhook was missed")
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { r.polling, r.dirty = false, true }()
-		var jobs []activities.QueuedJob
-		if err := workflow.ExecuteActivity(actx, activities.GitHubListQueuedJobsName, activities.Repo{Owner: r.owner, Name: r.repo}).Get(ctx, &jobs); err != nil {
-			r.log.Warn("Polling GitHub for queued jobs failed", "agent", p.s.Config.Agent, "error", err)
-			return
-		}
-		r.applyPolled(now, jobs)
-	})
+	r.startReconcile(ctx, p.s.Config.Agent, now)
 	return now.Add(every)
 }
 
@@ -301,12 +288,8 @@ func (r *repository) pollOptions(ctx workflow.Context, agent, what, summary stri
 	})
 }
 
-// agentActivityID names the next activity on agent's queue, in runs after
-// agentActivityIDsVersion; empty (Temporal's numbering) before.
+// agentActivityID names the next activity on agent's queue.
 func (r *repository) agentActivityID(agent, what string) string {
-	if !r.agentIDs {
-		return ""
-	}
 	r.agentCalls++
 	return AgentActivityID(agent, what, r.agentCalls)
 }
@@ -343,7 +326,7 @@ func (r *repository) applyPolled(polledAt time.Time, jobs []activities.QueuedJob
 				continue
 			}
 			r.log.Info("Job no longer queued on GitHub: it started or was cancelled", "job", j.JobID)
-			if p != nil && r.vanished {
+			if p != nil {
 				// Its start was missed: the next reconciliation learns
 				// how it ended, and on which runner.
 				r.track(j.JobID, p, "")

@@ -7,7 +7,6 @@ import (
 	"github.com/garo-run/garo/activities"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/workflow"
 )
 
 func labels(l ...string) func(*PoolConfig) { return func(c *PoolConfig) { c.Labels = l } }
@@ -163,71 +162,6 @@ func TestDrainingAnAgentDrainsOnlyItsPoolsAndOfflineOnlyPausesThem(t *testing.T)
 	assert.Empty(t, e.startedIn("there"), "no runner starts for the offline agent's pool")
 	require.Len(t, after.Pools, 1)
 	assert.Equal(t, "there", after.Pools[0].Pool, "only the agent's own pools drain")
-}
-
-func TestRepositoryTakesOverThePoolOfARunFromBeforeSeveralPools(t *testing.T) {
-	e := newPoolEnv(t)
-	e.slow = time.Hour
-	e.env.SetDetachedChildWait(false)
-	var v RepositoryView
-	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	e.env.SetStartTime(since.Add(time.Hour))
-	legacy := &LegacyPoolState{
-		PoolState: PoolState{Config: poolConfig(func(c *PoolConfig) { c.MinIdle, c.MaxRunners = 1, 2 }), ConfiguredBy: "ops",
-			Runners: []RunnerRecord{{Name: "garo-abcdef-7", State: RunnerIdle, RunnerID: 70, CreatedAt: since, IdleSince: &since}},
-			Queue:   []QueuedJob{{JobID: 41, Labels: []string{"self-hosted"}, QueuedAt: since}}, JobsDone: 12},
-		Configured: true, Seen: []string{"41/queued"}, Seq: 7, Prefix: "abcdef",
-	}
-	e.setQueued([]activities.QueuedJob{{ID: 41, Labels: []string{"self-hosted"}, CreatedAt: since}})
-	e.job(time.Minute, JobQueued, 41, "") // a duplicate of what the old run saw
-	e.repoView(2*time.Minute, &v)
-	e.at(3*time.Minute, func() { e.env.SetContinueAsNewSuggested(true) })
-	e.env.ExecuteWorkflow(RepositoryWorkflowName, RepositoryInput{Owner: "octo", Repo: "app", State: legacy})
-	require.Len(t, v.Pools, 1)
-	p := v.Pools[0]
-	assert.Equal(t, DefaultPool, p.Pool, "the one pool becomes the default pool")
-	assert.Equal(t, 12, p.Counts.JobsDone)
-	assert.Equal(t, "ops", p.ConfiguredBy)
-	assert.Equal(t, []int64{41}, queueIDs(p), "the dedupe window came along")
-	require.Len(t, p.Runners, 2)
-	assert.Equal(t, "garo-abcdef-8", p.Runners[1].Name, "runner names continue the old sequence")
-	var can *workflow.ContinueAsNewError
-	require.ErrorAs(t, e.env.GetWorkflowError(), &can)
-}
-
-func TestARunFromBeforeSeveralPoolsKeepsItsQueueOnReconfigure(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.OnGetVersion(severalPoolsVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	var cfgErr, cfg2Err error
-	var v PoolView
-	e.configure(0, poolConfig(func(c *PoolConfig) { c.MaxRunners = 5 }), &cfgErr)
-	e.job(time.Minute, JobQueued, 1, "")
-	e.configure(2*time.Minute, poolConfig(labels("self-hosted", "x64"), func(c *PoolConfig) { c.MaxRunners = 5 }), &cfg2Err)
-	e.view(3*time.Minute, &v)
-	e.drain(4 * time.Minute)
-	e.run()
-	require.NoError(t, cfg2Err)
-	assert.Equal(t, []int64{1}, queueIDs(v), "a run that began before several pools keeps the single pool's rule")
-}
-
-func TestARunFromBeforeSeveralPoolsHandsADrainedPoolsJobsOn(t *testing.T) {
-	e := newPoolEnv(t)
-	e.env.OnGetVersion(severalPoolsVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	var err1, err2 error
-	var draining, after RepositoryView
-	e.configure(0, poolConfig(), &err1)
-	e.configurePool(0, "big", poolConfig(labels("self-hosted", "linux", "x64")), &err2)
-	e.job(time.Minute, JobQueued, 1, "")
-	e.drain(2 * time.Minute)
-	e.repoView(2*time.Minute+100*time.Millisecond, &draining)
-	e.repoView(3*time.Minute, &after)
-	e.drainWith(4*time.Minute, DrainRequest{Pool: "big"}, nil)
-	e.run()
-	require.NoError(t, err2)
-	assert.Equal(t, []int64{1}, queueIDs(poolsOf(draining)[DefaultPool]), "the single pool's rule: a draining pool keeps its queue")
-	require.Len(t, after.Pools, 1)
-	assert.Equal(t, []int64{1}, queueIDs(after.Pools[0]), "once it has ended, its job goes to the other pool")
-	assert.Len(t, e.startedIn("big"), 1, "a runner starts for it")
 }
 
 // TestAPoolForgetsRunnersWhoseWorkflowsEndedUnseen: runners a run did not

@@ -63,7 +63,7 @@ func (r *repository) active() bool {
 
 // track records a job started on the runner of pool p.
 func (r *repository) track(jobID int64, p *pool, runner string) {
-	if !r.reconciles || indexOfJob(r.s.Running, jobID) >= 0 {
+	if indexOfJob(r.s.Running, jobID) >= 0 {
 		return
 	}
 	if len(r.s.Running) >= maxRunning {
@@ -146,14 +146,12 @@ func (r *repository) reconcileInput() activities.ReconcileInput {
 	for _, j := range r.s.Running {
 		in.Running = append(in.Running, j.JobID)
 	}
-	if r.vanished {
-		// Queued jobs too: one that ran and ended while both its webhooks
-		// were missed is in no active run, and is looked up (GitHub lists
-		// the others as queued, which costs no lookup).
-		for _, p := range r.pools {
-			for _, j := range p.s.Queue[:min(len(p.s.Queue), maxQueuedLookups)] {
-				in.Running = append(in.Running, j.JobID)
-			}
+	// Queued jobs too: one that ran and ended while both its webhooks were
+	// missed is in no active run, and is looked up (GitHub lists the
+	// others as queued, which costs no lookup).
+	for _, p := range r.pools {
+		for _, j := range p.s.Queue[:min(len(p.s.Queue), maxQueuedLookups)] {
+			in.Running = append(in.Running, j.JobID)
 		}
 	}
 	for _, p := range r.pools {
@@ -176,7 +174,7 @@ func (r *repository) applyReconciled(ctx workflow.Context, polledAt time.Time, a
 		// was cancelled) unseen. It leaves the queue as running, so that
 		// it is counted below where it ran.
 		for _, p := range r.pools {
-			if r.vanished && p.dequeue(j.ID) {
+			if p.dequeue(j.ID) {
 				r.track(j.ID, p, "")
 			}
 		}

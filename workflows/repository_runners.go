@@ -23,7 +23,7 @@ const runnerEndsVersion = "runner-ends"
 // with nothing is not started again for a minute; it returns when the
 // next may start.
 func (r *repository) awaitRunnerEnds(ctx workflow.Context) time.Time {
-	if !r.watchEnds || r.awaitingEnds {
+	if r.awaitingEnds {
 		return time.Time{}
 	}
 	if now := workflow.Now(ctx); now.Before(r.awaitAfter) {
@@ -87,7 +87,7 @@ func (r *repository) runnerEnded(ctx workflow.Context, end activities.RunnerEnd)
 // recheck has GitHub asked soon whether the job of a runner lost while it
 // ran it is queued again: then it goes back into the queue.
 func (r *repository) recheck(jobID int64) {
-	if !r.watchEnds || jobID == 0 {
+	if jobID == 0 {
 		return
 	}
 	if !slices.Contains(r.s.Recheck, jobID) {

@@ -8,9 +8,6 @@ type RepositoryInput struct {
 	Owner      string           `json:"owner"`
 	Repo       string           `json:"repo"`
 	Repository *RepositoryState `json:"repository,omitempty"`
-	// State is what a run from before several pools carried into its
-	// next run: one pool, which becomes the default pool.
-	State *LegacyPoolState `json:"state,omitempty"`
 }
 
 // RepositoryState is everything a repository carries across
@@ -95,28 +92,4 @@ type RunnerRecord struct {
 	// the usage; a run sets it, at its start, for a runner from before
 	// usage was kept.
 	Since time.Time `json:"since,omitzero"`
-}
-
-// LegacyPoolState is the state a RepositoryWorkflow carried across
-// continue-as-new before several pools: the one pool and the repository's
-// bookkeeping in one object.
-type LegacyPoolState struct {
-	PoolState
-	Configured bool      `json:"configured"`
-	Seen       []string  `json:"seen"`
-	Seq        int       `json:"seq"`
-	Prefix     string    `json:"prefix"`
-	LastPoll   time.Time `json:"lastPoll"`
-}
-
-// repositoryState makes the legacy state a repository whose one pool, if
-// configured, is the default pool.
-func (l LegacyPoolState) repositoryState() RepositoryState {
-	s := RepositoryState{Configured: l.Configured, Seen: l.Seen, Seq: l.Seq, Prefix: l.Prefix, LastPoll: l.LastPoll}
-	if l.Configured {
-		p := l.PoolState
-		p.Name = DefaultPool
-		s.Pools = []PoolState{p}
-	}
-	return s
 }

@@ -57,6 +57,8 @@ type poolEnv struct {
 	// the questions.
 	offline map[string]bool
 	asked   int
+	// handed are the PoolWorkflows the run handed its pools over to.
+	handed []PoolInput
 }
 
 type timedEnd struct {
@@ -144,6 +146,10 @@ func newPoolEnv(t *testing.T) *poolEnv {
 		github: map[int64]activities.JobState{}, unregistered: map[string]bool{}}
 	e.env.RegisterWorkflowWithOptions(RepositoryWorkflow, workflow.RegisterOptions{Name: RepositoryWorkflowName})
 	e.env.RegisterWorkflowWithOptions(e.fakeRunner, workflow.RegisterOptions{Name: RunnerWorkflowName})
+	e.env.RegisterWorkflowWithOptions(func(_ workflow.Context, in PoolInput) (PoolView, error) {
+		e.handed = append(e.handed, in)
+		return PoolView{}, nil
+	}, workflow.RegisterOptions{Name: PoolWorkflowName})
 	e.env.RegisterActivityWithOptions(func(ctx context.Context, r activities.Repo) ([]activities.QueuedJob, error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()

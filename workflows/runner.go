@@ -33,24 +33,10 @@ const (
 	watchSettle = 10 * time.Second
 )
 
-// watchSettlesVersion is the workflow.GetVersion change after which a
-// removed runner waits (up to watchSettle) for its watch to end.
-const watchSettlesVersion = "watch-settles"
-
-// lostToldFirstVersion is the workflow.GetVersion change after which a
-// failed runner tells its pool before it cleans up.
-const lostToldFirstVersion = "lost-told-first"
-
-// bootstrapCleanExitVersion is the workflow.GetVersion change after which
-// a runner whose instance ended cleanly before it was seen online is
-// removed, not reported failed.
-const bootstrapCleanExitVersion = "bootstrap-clean-exit"
-
-// leanRunnerVersion is the workflow.GetVersion change after which a run
-// records one version marker instead of one per change before it (four),
-// takes the search attributes its pool started it with, and upserts no
-// state when it completes (its status says it): ten history events and
-// five billable actions fewer per runner.
+// leanRunnerVersion is the workflow.GetVersion change of the runs of
+// release v6 (the oldest in the support window): one version marker, the
+// search attributes its pool started it with, no state upserted when it
+// completes. Every such run has it.
 const leanRunnerVersion = "lean-runner"
 
 // RunnerWorkflow owns one runner instance from provisioning to deletion.
@@ -64,46 +50,17 @@ func RunnerWorkflow(ctx workflow.Context, in RunnerInput) (RunnerResult, error) 
 	}
 	r := &runnerWorkflow{in: in, state: RunnerProvisioning, log: log.With(workflow.GetLogger(ctx),
 		"runner", in.Name, "repository", in.Owner+"/"+in.Repo, "pool", poolOrDefault(in.Pool))}
-	// A lean run has every change before it, without a marker (and a
-	// search-attribute upsert) for each; runs from before it replay theirs.
-	r.lean = workflow.GetVersion(ctx, leanRunnerVersion, workflow.DefaultVersion, 1) >= 1
-	if r.lean {
-		r.bounded, r.settles, r.toldFirst, r.cleanExit = true, true, true, true
-	} else {
-		r.bounded = isBounded(ctx)
-		r.settles = workflow.GetVersion(ctx, watchSettlesVersion, workflow.DefaultVersion, 1) >= 1
-		r.toldFirst = workflow.GetVersion(ctx, lostToldFirstVersion, workflow.DefaultVersion, 1) >= 1
-		r.cleanExit = workflow.GetVersion(ctx, bootstrapCleanExitVersion, workflow.DefaultVersion, 1) >= 1
-	}
+	supported(ctx, leanRunnerVersion)
 	if in.Resume != nil {
 		r.resume(*in.Resume)
-	} else if r.lean {
-		// Its pool started it with its search attributes.
-	} else if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchAttributeAgent.ValueSet(in.Agent),
-		SearchAttributeRepository.ValueSet(in.Owner+"/"+in.Repo),
-		SearchAttributeRunnerState.ValueSet(string(RunnerProvisioning))); err != nil {
-		return RunnerResult{}, fmt.Errorf("upsert search attributes: %w", err)
 	}
 	workflow.Go(ctx, r.receiveControls)
 	return r.run(ctx)
 }
 
 type runnerWorkflow struct {
-	in  RunnerInput
-	log log.Logger
-	// bounded: this run cancels its timers and continues as new before
-	// its history grows long (runs from before that do neither).
-	bounded bool
-	// settles: this run lets its last watch end before it completes.
-	settles bool
-	// lean: a run after leanRunnerVersion.
-	lean bool
-	// toldFirst: a failed runner tells its pool before its cleanup.
-	toldFirst bool
-	// cleanExit: an instance that ended cleanly before its runner was
-	// seen online served, and is removed, not failed.
-	cleanExit bool
+	in        RunnerInput
+	log       log.Logger
 	state     RunnerState
 	runnerID  int64
 	deleteReq bool
@@ -153,7 +110,7 @@ func (r *runnerWorkflow) setState(ctx workflow.Context, s RunnerState) {
 		return
 	}
 	r.state = s
-	if r.lean && s == RunnerDeleted {
+	if s == RunnerDeleted {
 		return // the workflow completes now: its status tells
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeRunnerState.ValueSet(string(s)))
@@ -273,11 +230,8 @@ func (r *runnerWorkflow) servingState() RunnerState {
 // its deletion or an ephemeral runner has done its job, watching its
 // instance on the agent meanwhile.
 func (r *runnerWorkflow) serve(ctx workflow.Context) (RunnerResult, error) {
-	if !r.bounded {
-		return r.serveChecked(ctx)
-	}
 	for {
-		if continueAsNewDue(ctx, true) {
+		if continueAsNewDue(ctx) {
 			return RunnerResult{}, errContinueAsNew
 		}
 		res, done, err := r.watch(ctx)
@@ -298,16 +252,16 @@ func (r *runnerWorkflow) watch(ctx workflow.Context) (res RunnerResult, done boo
 	})
 	for {
 		if err := workflow.Await(ctx, func() bool {
-			return watch.IsReady() || r.finished() || r.servingState() != r.state || continueAsNewDue(ctx, true)
+			return watch.IsReady() || r.finished() || r.servingState() != r.state || continueAsNewDue(ctx)
 		}); err != nil {
 			return RunnerResult{}, true, err
 		}
 		switch {
 		case r.finished():
 			res, err := r.remove(ctx)
-			if err == nil && r.settles {
+			if err == nil {
 				// The instance is gone: the watch sees it at once.
-				_, err = awaitTimeout(ctx, true, watchSettle, watch.IsReady)
+				_, err = awaitTimeout(ctx, watchSettle, watch.IsReady)
 			}
 			return res, true, err
 		case watch.IsReady():
@@ -331,7 +285,7 @@ func (r *runnerWorkflow) watched(ctx workflow.Context, watch workflow.Future) (R
 	var st activities.RunnerStatus
 	if err := watch.Get(ctx, &st); err != nil {
 		r.log.Warn("Watching the runner's instance failed; watching again", "error", err)
-		_, err := awaitTimeout(ctx, true, healthEvery, r.finished)
+		_, err := awaitTimeout(ctx, healthEvery, r.finished)
 		return RunnerResult{}, false, err
 	}
 	code := st.ExitCode
@@ -376,32 +330,6 @@ func (r *runnerWorkflow) watchOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// serveChecked is how runs from before bounded histories serve: a health
-// check of the instance every healthEvery.
-func (r *runnerWorkflow) serveChecked(ctx workflow.Context) (RunnerResult, error) {
-	for {
-		woke, err := awaitTimeout(ctx, false, healthEvery, func() bool {
-			return r.finished() || r.servingState() != r.state
-		})
-		if err != nil {
-			return RunnerResult{}, err
-		}
-		if !woke {
-			if gone, code := r.instanceGone(ctx); gone {
-				if code == 0 {
-					return r.remove(ctx)
-				}
-				return r.fail(ctx, fmt.Sprintf("runner %s lost: its instance exited with code %d", r.in.Name, code))
-			}
-			continue
-		}
-		if r.finished() {
-			return r.remove(ctx)
-		}
-		r.setState(ctx, r.servingState())
-	}
-}
-
 // continueAsNew carries where the runner is into a new run, after taking
 // the controls still buffered.
 func (r *runnerWorkflow) continueAsNew(ctx workflow.Context) (RunnerResult, error) {
@@ -417,28 +345,6 @@ func (r *runnerWorkflow) continueAsNew(ctx workflow.Context) (RunnerResult, erro
 	in.Resume = &RunnerResume{Online: r.online, BootstrapDeadline: r.deadline, State: r.state, RunnerID: r.runnerID,
 		Busy: r.busy, JobDone: r.jobDone, DeleteRequested: r.deleteReq, LateCreate: r.lateCreate, Calls: r.calls}
 	return RunnerResult{State: r.state, RunnerID: r.runnerID}, workflow.NewContinueAsNewError(ctx, RunnerWorkflowName, in)
-}
-
-// instanceGone checks the runner's instance on its agent; it reports
-// whether the instance has exited or vanished, with its exit code (-1 when
-// it vanished). An agent that does not answer is no evidence either way.
-func (r *runnerWorkflow) instanceGone(ctx workflow.Context) (bool, int) {
-	sctx := r.activityOptions(ctx, "check", 30*time.Second)
-	sctx = workflow.WithScheduleToCloseTimeout(sctx, 2*time.Minute)
-	var st activities.RunnerStatus
-	if err := workflow.ExecuteActivity(sctx, activities.RunnerStatusName, activities.RunnerStatusInput{
-		Owner: r.in.Owner, Repo: r.in.Repo, Name: r.in.Name, RunnerID: r.runnerID, Provider: r.providerArgs(),
-		InstanceOnly: true,
-	}).Get(ctx, &st); err != nil {
-		return false, 0
-	}
-	switch st.Instance {
-	case "exited":
-		return true, st.ExitCode
-	case "absent":
-		return true, -1
-	}
-	return false, 0
 }
 
 // waitOnline polls the runner's status with growing intervals until it is
@@ -457,11 +363,11 @@ func (r *runnerWorkflow) waitOnline(ctx workflow.Context, deadline time.Time) (b
 		if remaining <= 0 {
 			return false, nil
 		}
-		if r.bounded && continueAsNewDue(ctx, true) {
+		if continueAsNewDue(ctx) {
 			return false, errContinueAsNew
 		}
-		woke, err := awaitTimeout(ctx, r.bounded, min(interval, remaining), func() bool { return r.busy || r.jobDone || r.deleteReq })
-		if err != nil && r.bounded {
+		woke, err := awaitTimeout(ctx, min(interval, remaining), func() bool { return r.busy || r.jobDone || r.deleteReq })
+		if err != nil {
 			return false, err
 		}
 		if woke {
@@ -489,7 +395,7 @@ func (r *runnerWorkflow) pollStatus(ctx workflow.Context, remaining time.Duratio
 		r.busy = r.busy || st.Busy
 		return true, false
 	}
-	if st.Instance == "exited" && st.ExitCode == 0 && r.cleanExit {
+	if st.Instance == "exited" && st.ExitCode == 0 {
 		// It came online, served and ended between two looks (its
 		// webhooks missed, as while the server was down): the watch
 		// finds it ended and removes it. Not a failure.
@@ -535,22 +441,17 @@ func (r *runnerWorkflow) deleteEverywhere(ctx workflow.Context) error {
 	}
 }
 
-// fail cleans up what a failed runner left and reports it failed. Runs
-// since lostToldFirstVersion tell the pool first, so that it replaces the
-// runner (and learns which job was lost) at once, while the cleanup may
-// wait for GitHub to stop reporting the dead runner busy.
+// fail cleans up what a failed runner left and reports it failed. It
+// tells the pool first, so that it replaces the runner (and learns which
+// job was lost) at once, while the cleanup may wait for GitHub to stop
+// reporting the dead runner busy.
 func (r *runnerWorkflow) fail(ctx workflow.Context, reason string) (RunnerResult, error) {
-	if r.toldFirst {
-		r.tell(ctx, RunnerFailed, reason)
-	}
+	r.tell(ctx, RunnerFailed, reason)
 	r.setState(ctx, RunnerDeleting)
 	if err := r.deleteEverywhere(ctx); err != nil {
 		r.log.Error("Cleanup of a failed runner failed", "error", err)
 	}
 	r.setState(ctx, RunnerFailed)
-	if !r.toldFirst {
-		r.tell(ctx, RunnerFailed, reason)
-	}
 	return RunnerResult{State: RunnerFailed, RunnerID: r.runnerID, Error: reason}, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/garo-run/garo/activities"
 )
@@ -235,27 +234,6 @@ func TestRunnerThatEndedCleanlyIsRemoved(t *testing.T) {
 	assert.Equal(t, RunnerDeleted, res.State, "an ephemeral runner that exited after its job is not a failure")
 }
 
-// TestARunnerFromBeforeBoundedHistoriesChecksItsInstance: a run that began
-// before bounded histories keeps its health check every 30s.
-func TestARunnerFromBeforeBoundedHistoriesChecksItsInstance(t *testing.T) {
-	e := newRunnerEnv(t)
-	e.env.OnGetVersion(leanRunnerVersion, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	e.env.OnGetVersion(boundedHistory, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	var lost bool
-	e.env.RegisterDelayedCallback(func() { lost = true }, 5*time.Minute)
-	e.instance = func() (string, int) {
-		if lost {
-			return "exited", 137
-		}
-		return "running", 0
-	}
-	res := e.run(runnerInput(true))
-	assert.Equal(t, RunnerFailed, res.State)
-	assert.Contains(t, res.Error, "lost: its instance exited with code 137")
-	assert.GreaterOrEqual(t, e.checks, 10, "checked every 30s while it served")
-	assert.Zero(t, e.watches)
-}
-
 // TestARemovedRunnerLetsItsWatchEnd: a runner removed after its job waits
 // a little for its watch to see the instance gone, so that no activity of
 // it is left running on the agent; a watch that does not end (an agent
@@ -348,39 +326,27 @@ func TestARunnerThatServedUnseenIsRemovedNotFailed(t *testing.T) {
 // upserts the states in between only (a run from before it upserted on
 // start and on completion too).
 func TestALeanRunnerUpsertsOnlyTheStatesItServesIn(t *testing.T) {
-	for _, c := range []struct {
-		name    string
-		version workflow.Version
-		want    []string
-	}{
-		{"lean", 1, []string{"idle", "busy", "deleting"}},
-		{"before", workflow.DefaultVersion, []string{"agent,repository,provisioning", "idle", "busy", "deleting", "deleted"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			e := newRunnerEnv(t)
-			e.env.OnGetVersion(leanRunnerVersion, workflow.DefaultVersion, 1).Return(c.version)
-			var upserts []string
-			e.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-				sa := args.Get(0).(temporal.SearchAttributes)
-				var vals []string
-				if v, ok := sa.GetKeyword(SearchAttributeAgent); ok && v != "" {
-					vals = append(vals, "agent")
-				}
-				if v, ok := sa.GetKeyword(SearchAttributeRepository); ok && v != "" {
-					vals = append(vals, "repository")
-				}
-				if v, ok := sa.GetKeyword(SearchAttributeRunnerState); ok {
-					vals = append(vals, v)
-				}
-				upserts = append(upserts, strings.Join(vals, ","))
-			}).Return(nil)
-			e.control(time.Minute, ControlBusy)
-			e.control(2*time.Minute, ControlJobDone)
-			res := e.run(runnerInput(true))
-			assert.Equal(t, RunnerDeleted, res.State)
-			assert.Equal(t, c.want, upserts)
-		})
-	}
+	e := newRunnerEnv(t)
+	var upserts []string
+	e.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		var vals []string
+		if v, ok := sa.GetKeyword(SearchAttributeAgent); ok && v != "" {
+			vals = append(vals, "agent")
+		}
+		if v, ok := sa.GetKeyword(SearchAttributeRepository); ok && v != "" {
+			vals = append(vals, "repository")
+		}
+		if v, ok := sa.GetKeyword(SearchAttributeRunnerState); ok {
+			vals = append(vals, v)
+		}
+		upserts = append(upserts, strings.Join(vals, ","))
+	}).Return(nil)
+	e.control(time.Minute, ControlBusy)
+	e.control(2*time.Minute, ControlJobDone)
+	res := e.run(runnerInput(true))
+	assert.Equal(t, RunnerDeleted, res.State)
+	assert.Equal(t, []string{"idle", "busy", "deleting"}, upserts)
 }
 
 // TestARunnerWhoseJobEndedBeforeItsCreateReturnedIsRemovedFromGitHub: the

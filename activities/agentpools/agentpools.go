@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
@@ -26,6 +27,9 @@ import (
 type Activities struct {
 	Client    client.Client
 	Namespace string
+	// Converter decodes the pools' memos: the client's (default:
+	// Temporal's).
+	Converter converter.DataConverter
 	// PollEvery is how often draining checks whether the pools have ended
 	// (default 2s).
 	PollEvery time.Duration
@@ -38,6 +42,8 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.AgentOnline, activity.RegisterOptions{Name: activities.AgentOnlineName})
 	r.RegisterActivityWithOptions(a.ReaperScope, activity.RegisterOptions{Name: activities.ReaperScopeName})
 	r.RegisterActivityWithOptions(a.ReaperOwned, activity.RegisterOptions{Name: activities.ReaperOwnedName})
+	r.RegisterActivityWithOptions(a.SweepScope, activity.RegisterOptions{Name: activities.SweepScopeName})
+	r.RegisterActivityWithOptions(a.SweepSignal, activity.RegisterOptions{Name: activities.SweepSignalName})
 }
 
 // poolsOf lists the workflows of agent's pools: its running

@@ -14,24 +14,34 @@ import (
 	"github.com/garo-run/garo/workflows"
 )
 
+// registeredOrUnscheduled reports whether agent is registered; when it is
+// not, it deletes the agent's schedule (its reaper's or its sweep's),
+// which ends with it.
+func (a *Activities) registeredOrUnscheduled(ctx context.Context, agent, schedule string) (bool, error) {
+	if err := workflows.ValidateAgentName(agent); err != nil {
+		return false, err
+	}
+	registered, err := temporalclient.Running(ctx, a.Client, workflows.AgentWorkflowID(agent))
+	if err != nil {
+		return false, fmt.Errorf("describe agent %s: %w", agent, err)
+	}
+	if registered {
+		return true, nil
+	}
+	err = a.Client.ScheduleClient().GetHandle(ctx, schedule).Delete(ctx)
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return false, fmt.Errorf("delete schedule %s of agent %s: %w", schedule, agent, err)
+	}
+	return false, nil
+}
+
 // ReaperScope tells an agent's reaper whether the agent is registered and
 // which repositories have pools of it. The schedule of an agent that is
 // no longer registered is deleted here: its reaper ends with it.
 func (a *Activities) ReaperScope(ctx context.Context, agent string) (activities.ReaperScope, error) {
-	if err := workflows.ValidateAgentName(agent); err != nil {
+	if registered, err := a.registeredOrUnscheduled(ctx, agent, workflows.ReaperScheduleID(agent)); err != nil || !registered {
 		return activities.ReaperScope{}, err
-	}
-	registered, err := temporalclient.Running(ctx, a.Client, workflows.AgentWorkflowID(agent))
-	if err != nil {
-		return activities.ReaperScope{}, fmt.Errorf("describe agent %s: %w", agent, err)
-	}
-	if !registered {
-		err := a.Client.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID(agent)).Delete(ctx)
-		var nf *serviceerror.NotFound
-		if err != nil && !errors.As(err, &nf) {
-			return activities.ReaperScope{}, fmt.Errorf("delete the reaper schedule of agent %s: %w", agent, err)
-		}
-		return activities.ReaperScope{}, nil
 	}
 	ids, err := a.poolsOf(ctx, agent)
 	if err != nil {

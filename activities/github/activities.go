@@ -13,6 +13,7 @@ import (
 // the activity that obtains one starts the runner with it.
 type Activities struct {
 	Client *Client
+	looks  sweepLooks
 }
 
 // Register adds the activities to r under their names
@@ -24,6 +25,7 @@ func (a *Activities) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.ListQueuedJobs, activity.RegisterOptions{Name: activities.GitHubListQueuedJobsName})
 	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: activities.GitHubReconcileName})
 	r.RegisterActivityWithOptions(a.RerunJob, activity.RegisterOptions{Name: activities.GitHubRerunJobName})
+	r.RegisterActivityWithOptions(a.SweepRepos, activity.RegisterOptions{Name: activities.SweepReposName})
 }
 
 // RunnerLookup is the answer of RunnerByName.

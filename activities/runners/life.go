@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,17 +42,32 @@ const (
 // the runner, waiting for a busy one to finish its job; cancelled for any
 // other reason (the attempt timed out, the workflow is gone) it leaves
 // the instance to the next attempt, or to the reaper.
-func (a *Activities) RunRunner(ctx context.Context, in activities.RunRunnerInput) (activities.RunRunnerResult, error) {
+func (a *Activities) RunRunner(ctx context.Context, in activities.RunRunnerInput) (res activities.RunRunnerResult, err error) {
+	// An attempt whose result Temporal did not get (it was away when the
+	// runner ended), or that Temporal gave up on while it still ran, may
+	// have a successor here: it waits for that attempt and answers with
+	// its end, never creating the runner a second time.
+	l, ok := a.lives.await(ctx, in.Name)
+	if !ok {
+		return l.res, l.err
+	}
+	defer func() { a.lives.finish(in.Name, l, res, err) }()
 	// Heartbeats go on after a cancellation, while the runner is removed.
 	bg := context.WithoutCancel(ctx)
 	var phase atomic.Value
-	phase.Store("creating")
+	phase.Store(phaseCreating)
 	defer beat(bg, heartbeatEvery, func() any { return phase.Load() })()
 	log := activity.GetLogger(ctx)
 	p, err := a.provider(in.Provider)
 	if err != nil {
 		a.report(bg, in.Pool, in.Name, activities.RunnerReport{Outcome: activities.OutcomeFailed, Error: err.Error()})
 		return activities.RunRunnerResult{}, err
+	}
+	if earlierAttemptCreated(ctx) {
+		// An attempt before this agent's restart created the runner.
+		if _, err := p.Get(ctx, in.Name); errors.Is(err, provider.ErrNotFound) {
+			return a.endedUnseen(bg, in, p)
+		}
 	}
 	created, err := a.createRunner(ctx, in.CreateRunnerInput)
 	a.countFailure(in.Provider["kind"], err)
@@ -65,21 +81,22 @@ func (a *Activities) RunRunner(ctx context.Context, in activities.RunRunnerInput
 		}
 		return activities.RunRunnerResult{}, err
 	}
-	phase.Store("running")
+	phase.Store(phaseRunning)
+	activity.RecordHeartbeat(ctx, phaseRunning)
 	end, code := a.watchLife(ctx, in.Name, p)
 	switch end {
 	case endStopping:
 		log.Info("Agent stopping; the runner goes on and is taken up when the agent is back", "runner", in.Name)
 		return activities.RunRunnerResult{}, temporal.NewApplicationError(errAgentStopping.Error(), "AgentStopping")
 	case endCancelled:
-		phase.Store("removing")
+		phase.Store(phaseRemoving)
 		return a.cancelled(ctx, bg, in, p, created.RunnerID)
 	}
-	res := activities.RunRunnerResult{Outcome: activities.OutcomeExited, ExitCode: code, RunnerID: created.RunnerID}
+	res = activities.RunRunnerResult{Outcome: activities.OutcomeExited, ExitCode: code, RunnerID: created.RunnerID}
 	if end == endVanished {
 		res = activities.RunRunnerResult{Outcome: activities.OutcomeVanished, ExitCode: -1, RunnerID: created.RunnerID}
 	}
-	phase.Store("removing")
+	phase.Store(phaseRemoving)
 	clean := res.Outcome == activities.OutcomeExited && code == 0
 	if !clean {
 		// Lost: the pool hears of it first and replaces it, while what it
@@ -99,6 +116,38 @@ func (a *Activities) RunRunner(ctx context.Context, in activities.RunRunnerInput
 	}
 	log.Info("Runner ended", "runner", in.Name, "repository", in.Owner+"/"+in.Repo, "outcome", res.Outcome, "exitCode", res.ExitCode)
 	return res, nil
+}
+
+// The phases of a runner's life, as RunRunner's heartbeats record them: a
+// later attempt learns from them whether an earlier one created it.
+const (
+	phaseCreating = "creating"
+	phaseRunning  = "running"
+	phaseRemoving = "removing"
+)
+
+// earlierAttemptCreated reports whether an earlier attempt of this
+// activity had created the runner, as its last heartbeat recorded.
+func earlierAttemptCreated(ctx context.Context) bool {
+	if !activity.HasHeartbeatDetails(ctx) {
+		return false
+	}
+	var phase string
+	if err := activity.GetHeartbeatDetails(ctx, &phase); err != nil {
+		return false
+	}
+	return phase == phaseRunning || phase == phaseRemoving
+}
+
+// endedUnseen ends a runner that an earlier attempt created and whose
+// instance is gone, its end unseen (the agent was away): what is left on
+// GitHub is removed, and the pool hears that it vanished (and rechecks
+// its job, if it had one).
+func (a *Activities) endedUnseen(ctx context.Context, in activities.RunRunnerInput, p provider.Provider) (activities.RunRunnerResult, error) {
+	activity.GetLogger(ctx).Info("Runner's instance ended while the agent was away; removing what is left", "runner", in.Name)
+	res := activities.RunRunnerResult{Outcome: activities.OutcomeVanished, ExitCode: -1}
+	a.report(ctx, in.Pool, in.Name, activities.RunnerReport{Outcome: res.Outcome, ExitCode: res.ExitCode})
+	return res, a.remove(ctx, in.CreateRunnerInput, p, 0, false)
 }
 
 // cancelled acts on a cancelled RunRunner: a delete its workflow asked
@@ -236,4 +285,71 @@ func beat(ctx context.Context, every time.Duration, details func() any) (stop fu
 		close(done)
 		<-exited
 	}
+}
+
+// lifeMemory keeps, in the agent's process, the runners whose life an
+// attempt of RunRunner has taken up, until an hour after it ended.
+type lifeMemory struct {
+	mu sync.Mutex
+	m  map[string]*life
+}
+
+// life is one runner's, as an attempt runs it.
+type life struct {
+	done  chan struct{}
+	res   activities.RunRunnerResult
+	err   error
+	ended time.Time
+}
+
+// lifeKept is how long a runner's end is remembered.
+const lifeKept = time.Hour
+
+// await takes up the life of runner name: ok when this attempt is to run
+// it; otherwise l is how an earlier attempt ended it (waited for while it
+// runs), or ctx's end.
+func (m *lifeMemory) await(ctx context.Context, name string) (l *life, ok bool) {
+	for {
+		m.mu.Lock()
+		if m.m == nil {
+			m.m = map[string]*life{}
+		}
+		for k, v := range m.m {
+			if !v.ended.IsZero() && time.Since(v.ended) > lifeKept {
+				delete(m.m, k)
+			}
+		}
+		l, found := m.m[name]
+		if !found {
+			l = &life{done: make(chan struct{})}
+			m.m[name] = l
+			m.mu.Unlock()
+			return l, true
+		}
+		m.mu.Unlock()
+		activity.GetLogger(ctx).Info("An earlier attempt runs this runner; waiting for its end", "runner", name)
+		select {
+		case <-l.done:
+			if l.err == nil {
+				return l, false
+			}
+			// It failed: this attempt takes over (finish forgot it).
+		case <-ctx.Done():
+			return &life{err: ctx.Err()}, false
+		case <-time.After(heartbeatEvery):
+			activity.RecordHeartbeat(ctx, phaseRunning)
+		}
+	}
+}
+
+// finish records how the attempt that held l ended: a life that ended is
+// remembered; one that failed is forgotten, for the next attempt to take.
+func (m *lifeMemory) finish(name string, l *life, res activities.RunRunnerResult, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l.res, l.err, l.ended = res, err, time.Now()
+	if err != nil {
+		delete(m.m, name)
+	}
+	close(l.done)
 }

@@ -45,6 +45,8 @@ type Activities struct {
 	Failures *prometheus.CounterVec
 	// Reports carries the runners' ends to their pools; optional.
 	Reports activities.Reporter
+	// lives are the runners RunRunner runs in this process.
+	lives lifeMemory
 }
 
 // NewFailureCounter registers garo_runner_provisioning_failures_total

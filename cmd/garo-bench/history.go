@@ -3,17 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/garo-run/garo/activities"
@@ -49,9 +47,12 @@ var billable = map[enumspb.EventType]string{
 // historyFigures reads every history of the namespace: events, bytes and
 // billable actions per job, by workflow type; and when each runner's
 // create activity started, for the webhook-to-create latency.
-func historyFigures(ctx context.Context, s *stack, res *Result) error {
-	c, err := client.Dial(client.Options{HostPort: s.temporalAddr, Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+func historyFigures(ctx context.Context, s *stack, res *Result, logf func(string, ...any)) error {
+	opts, err := s.temporalOptions("admin").ClientOptions("garo-bench", quiet())
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		return err
 	}
@@ -61,8 +62,11 @@ func historyFigures(ctx context.Context, s *stack, res *Result) error {
 	var runners []runnerTimes
 	var events, bytes, actions int
 	var token []byte
+	var read atomic.Int64
+	stop := progress(logf, func() string { return fmt.Sprintf("%d histories read", read.Load()) })
+	defer stop()
 	for {
-		page, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", NextPageToken: token, PageSize: 1000})
+		page, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: s.namespace, NextPageToken: token, PageSize: 1000})
 		if err != nil {
 			return fmt.Errorf("list workflows: %w", err)
 		}
@@ -100,6 +104,7 @@ func historyFigures(ctx context.Context, s *stack, res *Result) error {
 				runners = append(runners, runnerTimesOf(ex.Execution.WorkflowId, h))
 			}
 			res.Workflows[typ] = w
+			read.Add(1)
 		}
 		if token = page.NextPageToken; len(token) == 0 {
 			break

@@ -6,7 +6,7 @@
 // GitHub requests, Temporal history and actions, CPU and memory of each
 // process. It prints a table and writes JSON to bench/results.
 //
-//	garo-bench [-scenario small|burst|wide|reuse|steady|idle|smoke] [-out DIR]
+//	garo-bench [-scenario small|burst|wide|reuse|steady|deep|fanout|fleet|ramp|idle|smoke] [-out DIR]
 package main
 
 import (
@@ -16,9 +16,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +45,22 @@ type Scenario struct {
 	// Idle, when set, enqueues no job: once the warm runners are idle and
 	// Settle has passed, each process is measured at rest for this long.
 	Idle, Settle time.Duration
+	// Rest, when set, measures the stack at rest for this long once the
+	// jobs are done and the pools have settled, with the pools configured.
+	Rest time.Duration
+	// Ramp, when set, offers jobs at each of these rates in turn (jobs per
+	// second over all pools) for Step each, until the p99 wait of a step's
+	// jobs passes RampLimit.
+	Ramp []float64
+	Step time.Duration
+	// Intake, when set, measures the webhook intake alone: the jobs fit
+	// no pool (none runs), and "completed" counts those recorded.
+	Intake bool
 }
+
+// RampLimit is the p99 wait (queued -> in progress) past which a rate is
+// no longer sustained.
+const RampLimit = 10 * time.Second
 
 // Scenarios, chosen with -scenario (or BENCH in make bench).
 var Scenarios = map[string]Scenario{
@@ -53,7 +70,21 @@ var Scenarios = map[string]Scenario{
 	"wide":   {Name: "wide", Pools: 500, JobsPerPool: 4, MaxRunners: 2, JobMs: 1000},
 	"reuse":  {Name: "reuse", Pools: 5, JobsPerPool: 40, MaxRunners: 5, JobMs: 500, Reusable: true},
 	"steady": {Name: "steady", Pools: 10, JobsPerPool: 600, MaxRunners: 40, JobMs: 1000, Rate: 20},
-	"idle":   {Name: "idle", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: time.Minute, Settle: 30 * time.Second},
+	// deep: one pool's queue far deeper than its runners.
+	"deep": {Name: "deep", Pools: 1, JobsPerPool: 20000, MaxRunners: 200, JobMs: 100},
+	// fanout: one pool starts a runner for each of 5,000 jobs at once.
+	"fanout": {Name: "fanout", Pools: 1, JobsPerPool: 5000, MaxRunners: 5000, JobMs: 1000},
+	// fleet: many small pools, then what they cost at rest.
+	"fleet": {Name: "fleet", Pools: 2000, JobsPerPool: 2, MaxRunners: 2, JobMs: 1000, Rest: time.Minute},
+	// ramp: the offered rate rises until waits pass RampLimit.
+	"ramp": {Name: "ramp", Pools: 10, MaxRunners: 200, JobMs: 1000,
+		Ramp: []float64{10, 20, 30, 40, 50, 60, 80, 100, 120}, Step: 30 * time.Second},
+	"idle": {Name: "idle", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: time.Minute, Settle: 30 * time.Second},
+	// intake: 5,000 queued webhooks, 64 in flight, for jobs no pool fits.
+	"intake": {Name: "intake", Pools: 1, JobsPerPool: 5000, MaxRunners: 1, JobMs: 1000, Intake: true},
+	// load-smoke keeps the ramp and at-rest harness working, in make test.
+	"load-smoke": {Name: "load-smoke", Pools: 2, MaxRunners: 3, JobMs: 200, Ramp: []float64{2, 4}, Step: 12 * time.Second,
+		Rest: 3 * time.Second},
 	// idle-smoke keeps the idle harness working, in make test.
 	"idle-smoke": {Name: "idle-smoke", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: 3 * time.Second},
 }
@@ -72,9 +103,11 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("garo-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	name := fs.String("scenario", envOr("BENCH", "small"), "scenario: smoke, small, burst, wide, reuse, steady or idle")
+	name := fs.String("scenario", envOr("BENCH", "small"), "scenario: "+strings.Join(slices.Sorted(maps.Keys(Scenarios)), ", "))
 	out := fs.String("out", "bench/results", "directory of the JSON results")
 	bin := fs.String("bin", "bin", "directory of garo, githubsim and temporal")
+	temporalKind := fs.String("temporal", envOr("TEMPORAL", "dev"), "Temporal to run on: dev (the CLI's dev server on SQLite) or postgres (deploy/temporal's server on PostgreSQL)")
+	deploy := fs.String("deploy", "deploy/temporal", "directory of deploy/temporal (its scripts and configuration), for -temporal postgres")
 	keep := fs.Bool("keep", false, "keep the work directory (logs, Temporal's database)")
 	pragmas := fs.String("sqlite-pragmas", strings.Join(devstack.SQLitePragmas, ","),
 		"the dev server's SQLite pragmas, comma-separated, as garo dev sets them (empty: SQLite's defaults)")
@@ -84,6 +117,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sc, ok := Scenarios[*name]
 	if !ok {
 		return fmt.Errorf("no scenario %q", *name)
+	}
+	if *temporalKind != "dev" && *temporalKind != "postgres" {
+		return fmt.Errorf("-temporal %q: dev or postgres", *temporalKind)
+	}
+	postgres := *temporalKind == "postgres"
+	if postgres && sc.Idle > 0 {
+		return fmt.Errorf("scenario %s measures garo dev: it runs on the dev server only", sc.Name)
+	}
+	deployDir, err := filepath.Abs(*deploy)
+	if err != nil {
+		return err
 	}
 	work, err := os.MkdirTemp("", "garo-bench-")
 	if err != nil {
@@ -101,16 +145,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pragmaList = strings.Split(*pragmas, ",")
 	}
 	logf("SQLite pragmas: %q", pragmaList)
-	res, err := runScenario(ctx, sc, *bin, work, pragmaList, logf)
+	res, err := runScenario(ctx, sc, *bin, work, pragmaList, postgres, deployDir, logf)
 	if err != nil {
 		return err
 	}
-	res.SQLitePragmas = pragmaList
+	res.Temporal = *temporalKind
+	if !postgres {
+		res.SQLitePragmas = pragmaList
+	}
 	printTable(stdout, res)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(*out, fmt.Sprintf("%s-%s.json", sc.Name, res.StartedAt.Format("20060102T150405Z")))
+	file := sc.Name
+	if postgres {
+		file += "-postgres"
+	}
+	path := filepath.Join(*out, fmt.Sprintf("%s-%s.json", file, res.StartedAt.Format("20060102T150405Z")))
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -120,14 +171,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf("results in %s", path)
 	if sc.Idle == 0 && (res.JobsCompleted != res.JobsEnqueued || res.RunnersLeft != 0) {
-		return fmt.Errorf("%d of %d jobs completed, %d runners left", res.JobsCompleted, res.JobsEnqueued, res.RunnersLeft)
+		return fmt.Errorf("%d of %d jobs completed (recorded, for intake), %d runners left", res.JobsCompleted, res.JobsEnqueued, res.RunnersLeft)
 	}
 	return nil
 }
 
 // runScenario starts the stack the scenario measures and measures it: the
 // processes of make bench, or for an idle scenario garo dev itself.
-func runScenario(ctx context.Context, sc Scenario, bin, work string, pragmas []string, logf func(string, ...any)) (Result, error) {
+func runScenario(ctx context.Context, sc Scenario, bin, work string, pragmas []string, postgres bool, deploy string, logf func(string, ...any)) (Result, error) {
 	if sc.Idle > 0 {
 		st, err := startDev(ctx, bin, work, logf)
 		if st != nil {
@@ -139,7 +190,7 @@ func runScenario(ctx context.Context, sc Scenario, bin, work string, pragmas []s
 		res := Result{Scenario: sc.Name, Version: os.Getenv("VERSION"), StartedAt: time.Now().UTC()}
 		return res, measureIdle(ctx, st, sc, &res, logf)
 	}
-	st, err := startStack(ctx, bin, work, pragmas, logf)
+	st, err := startStack(ctx, bin, work, pragmas, postgres, deploy, logf)
 	if st != nil {
 		defer st.stop()
 	}

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/garo-run/garo/tests/githubsim"
 	"github.com/garo-run/garo/workflows"
@@ -41,7 +45,9 @@ type Process struct {
 
 // Result is one run's figures; its JSON is compared across versions.
 type Result struct {
-	Scenario          string    `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// Temporal is the Temporal the run was on: dev or postgres.
+	Temporal          string    `json:"temporal,omitempty"`
 	Version           string    `json:"version,omitempty"`
 	StartedAt         time.Time `json:"startedAt"`
 	SQLitePragmas     []string  `json:"sqlitePragmas"`
@@ -81,6 +87,12 @@ type Result struct {
 	Idle map[string]IdleCost `json:"idle,omitempty"`
 	// Usage is what GET /api/v1/usage says of the same jobs.
 	Usage *UsageCheck `json:"usage,omitempty"`
+	// AtRest is the stack once the jobs are done (scenario fleet).
+	AtRest *Rest `json:"atRest,omitempty"`
+	// Ramp is each offered rate's figures (scenario ramp) and the highest
+	// rate whose p99 wait stayed within RampLimit.
+	Ramp                      []RampStep `json:"ramp,omitempty"`
+	MaxSustainedJobsPerSecond float64    `json:"maxSustainedJobsPerSecond,omitempty"`
 }
 
 // UsageCheck is GET /api/v1/usage?window=24h after a run, beside the
@@ -132,8 +144,20 @@ func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 	for _, p := range s.procs {
 		before[p.name] = cpuSeconds(p.cmd.Process.Pid)
 	}
+	if sc.Intake {
+		if err := measureIntake(ctx, s, sc, &res, logf); err != nil {
+			return res, err
+		}
+		return res, historyFigures(ctx, s, &res, logf)
+	}
 	began := time.Now()
-	go enqueue(ctx, s, sc, logf)
+	if len(sc.Ramp) > 0 {
+		if err := ramp(ctx, s, sc, &res, logf); err != nil {
+			return res, err
+		}
+	} else {
+		go enqueue(ctx, s, sc, logf)
+	}
 	jobs, err := waitJobs(ctx, s, res.JobsEnqueued, logf)
 	if err != nil {
 		return res, err
@@ -167,27 +191,65 @@ func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 	if err := githubFigures(ctx, s, &res); err != nil {
 		return res, err
 	}
+	if sc.Rest > 0 {
+		if res.AtRest, err = measureRest(ctx, s, sc.Rest, logf); err != nil {
+			return res, err
+		}
+	}
 	if err := usageFigures(ctx, s, &res); err != nil {
 		return res, err
 	}
 	logf("reading every workflow history")
-	if err := historyFigures(ctx, s, &res); err != nil {
+	if err := historyFigures(ctx, s, &res, logf); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// configure creates the pools, all served by the agent's sim provider.
+// configure creates the pools, all served by the agent's sim provider,
+// eight at a time.
 func configure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) error {
 	logf("configuring %d pools", sc.Pools)
-	for i := range sc.Pools {
+	var done atomic.Int64
+	stop := progress(logf, func() string { return fmt.Sprintf("%d of %d pools configured", done.Load(), sc.Pools) })
+	defer stop()
+	return each(ctx, sc.Pools, func(ctx context.Context, i int) error {
 		cfg := map[string]any{"agent": "bench", "labels": []string{"self-hosted", "linux"}, "maxRunners": sc.MaxRunners,
 			"idleGracePeriod": "2s", "bootstrapTimeout": "1m", "ephemeral": !sc.Reusable, "provider": map[string]string{"kind": "sim"}}
 		if _, err := s.api(ctx, "PUT", "/api/v1/repositories/"+repoName(i), cfg, nil); err != nil {
 			return fmt.Errorf("configure pool %s: %w", repoName(i), err)
 		}
+		done.Add(1)
+		return nil
+	})
+}
+
+// each calls f for 0..n-1, eight at a time, and returns the first error.
+func each(ctx context.Context, n int, f func(context.Context, int) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error { return f(ctx, i) })
 	}
-	return nil
+	return g.Wait()
+}
+
+// progress logs what every 5 seconds until stopped.
+func progress(logf func(string, ...any), what func() string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				logf("%s", what())
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // enqueue puts the scenario's jobs on GitHub: all at once, or at its rate.
@@ -199,9 +261,10 @@ func enqueue(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 		}
 	}
 	if sc.Rate == 0 {
-		for i := range sc.Pools {
+		_ = each(ctx, sc.Pools, func(_ context.Context, i int) error {
 			post(repoName(i), sc.JobsPerPool)
-		}
+			return nil
+		})
 		return
 	}
 	tick := time.NewTicker(time.Duration(float64(time.Second) / sc.Rate))
@@ -242,7 +305,8 @@ func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)
 			logf("%d of %d jobs completed", done, want)
 			lastLog = time.Now()
 		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+		// Reading every job costs the simulator more as they grow.
+		if err := sleep(ctx, max(250*time.Millisecond, time.Duration(want/20)*time.Millisecond)); err != nil {
 			return nil, err
 		}
 	}
@@ -282,15 +346,23 @@ func settle(ctx context.Context, s *stack, sc Scenario) (int, error) {
 	}
 }
 
-// pools lists every pool, as the memos show them.
+// pools lists every pool, as the memos show them, page by page.
 func (s *stack) pools(ctx context.Context) ([]workflows.PoolView, error) {
-	var pools struct {
-		Repositories []workflows.PoolView `json:"repositories"`
+	var out []workflows.PoolView
+	for cursor := ""; ; {
+		var page struct {
+			Repositories []workflows.PoolView `json:"repositories"`
+			NextCursor   string               `json:"nextCursor"`
+		}
+		if code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil || code != http.StatusOK {
+			return nil, fmt.Errorf("list pools: %d %w", code, err)
+		}
+		out = append(out, page.Repositories...)
+		if page.NextCursor == "" || page.NextCursor == cursor {
+			return out, nil
+		}
+		cursor = page.NextCursor
 	}
-	if code, err := s.api(ctx, "GET", "/api/v1/repositories?limit=1000", nil, &pools); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("list pools: %d %w", code, err)
-	}
-	return pools.Repositories, nil
 }
 
 // githubFigures counts the GitHub API requests made (the simulator's own

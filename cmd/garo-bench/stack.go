@@ -31,9 +31,14 @@ type proc struct {
 type stack struct {
 	temporal, sim, server, agent *proc
 	temporalAddr, simURL, apiURL string
-	token                        string
-	work                         string
-	procs                        []*proc
+	// namespace is Garo's Temporal namespace; certs, on the production
+	// Temporal, the directory of each process's certificate.
+	namespace, certs string
+	token            string
+	work             string
+	procs            []*proc
+	// cleanups run after every process has stopped.
+	cleanups []func()
 }
 
 func freePort() (int, error) {
@@ -79,12 +84,16 @@ func (s *stack) stop() {
 			<-p.done
 		}
 	}
+	for _, f := range s.cleanups {
+		f()
+	}
 }
 
-// startStack starts Temporal (with the SQLite pragmas), the simulator,
-// the server and the agent and waits until the agent is online.
-func startStack(ctx context.Context, bin, work string, pragmas []string, logf func(string, ...any)) (*stack, error) {
-	s := &stack{work: work}
+// startStack starts Temporal (the dev server with the SQLite pragmas, or
+// on postgres the production Temporal of deploy), the simulator, the
+// server and the agent and waits until the agent is online.
+func startStack(ctx context.Context, bin, work string, pragmas []string, postgres bool, deploy string, logf func(string, ...any)) (*stack, error) {
+	s := &stack{work: work, namespace: "default"}
 	ports := make([]int, 3)
 	for i := range ports {
 		p, err := freePort()
@@ -107,9 +116,15 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, logf fu
 		args = append(args, "--sqlite-pragma", p)
 	}
 	var err error
-	logf("starting the Temporal dev server")
-	if s.temporal, err = s.start("temporal", filepath.Join(bin, "temporal"), nil, args...); err != nil {
-		return s, err
+	if postgres {
+		if err := s.startPostgresTemporal(ctx, bin, deploy, logf); err != nil {
+			return s, err
+		}
+	} else {
+		logf("starting the Temporal dev server")
+		if s.temporal, err = s.start("temporal", filepath.Join(bin, "temporal"), nil, args...); err != nil {
+			return s, err
+		}
 	}
 	if s.sim, err = s.start("githubsim", filepath.Join(bin, "githubsim"), []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret},
 		"--listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--webhook-url", s.apiURL+"/webhooks/github", "--seed", "1",
@@ -122,16 +137,16 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, logf fu
 		return s, fmt.Errorf("simulator: %w", err)
 	}
 	env := []string{"GARO_ADMIN_TOKEN=" + s.token, "GARO_WEBHOOK_SECRET=" + secret, "GARO_TOKEN=" + s.token, "GARO_GITHUB_TOKEN=bench"}
-	if s.server, err = s.start("server", filepath.Join(bin, "garo"), env, "server", "--listen", "127.0.0.1:"+strconv.Itoa(ports[2]),
-		"--temporal-address", s.temporalAddr); err != nil {
+	if s.server, err = s.start("server", filepath.Join(bin, "garo"), env, append([]string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(ports[2])},
+		s.temporalArgs("server")...)...); err != nil {
 		return s, err
 	}
 	logf("waiting for garo server to be ready")
 	if err := waitHTTP(ctx, s.apiURL+"/readyz", 2*time.Minute); err != nil {
 		return s, fmt.Errorf("server (see %s): %w", filepath.Join(work, "server.log"), err)
 	}
-	if s.agent, err = s.start("agent", filepath.Join(bin, "garo"), env, "agent", "--name", "bench", "--server", s.apiURL,
-		"--temporal-address", s.temporalAddr, "--github-url", s.simURL, "--sim-provider", s.simURL); err != nil {
+	if s.agent, err = s.start("agent", filepath.Join(bin, "garo"), env, append([]string{"agent", "--name", "bench", "--server", s.apiURL,
+		"--github-url", s.simURL, "--sim-provider", s.simURL}, s.temporalArgs("agent-bench")...)...); err != nil {
 		return s, err
 	}
 	return s, s.waitAgent(ctx, "bench")

@@ -32,6 +32,13 @@ func printTable(w io.Writer, r Result) {
 		tw.Flush()
 		return
 	}
+	for _, st := range r.Ramp {
+		row(fmt.Sprintf("  ramp %.0f jobs/s", st.Rate), "offered %.1f/s, %d of %d started, wait %s, sustained %v",
+			st.Offered, st.Started, st.Enqueued, q(st.QueueWaitMs), st.Sustained)
+	}
+	if r.Ramp != nil {
+		row("max sustained jobs/s", "%.0f", r.MaxSustainedJobsPerSecond)
+	}
 	row("webhook -> create started (ms)", "%s", q(r.WebhookToCreateMs))
 	row("  below maxRunners (no wait for a slot)", "%s", q(r.WebhookToCreateBelowMaxMs))
 	a := r.WebhookAcceptMs
@@ -62,6 +69,18 @@ func printTable(w io.Writer, r Result) {
 	for _, k := range slices.Sorted(maps.Keys(r.Processes)) {
 		p := r.Processes[k]
 		row("CPU, peak RSS: "+k, "%.1f s (%.2f s per 1000 jobs), %.0f MiB", p.CPUSeconds, p.CPUSecondsPer1000, p.PeakRSSMiB)
+	}
+	if a := r.AtRest; a != nil {
+		row("at rest, measured over", "%.0f s", a.Seconds)
+		for _, k := range slices.Sorted(maps.Keys(a.Processes)) {
+			c := a.Processes[k]
+			row("  "+k, "%.2f %% of a core, %.0f MiB resident", c.CPUPercent, c.RSSMiB)
+		}
+		row("  all", "%.2f %% of a core", a.CPUPercentAll)
+		row("  GitHub requests per minute", "%.1f (%.1f counted against the rate limit)", a.GitHubRequestsPerMinute, a.CountedPerMinute)
+		for _, k := range slices.Sorted(maps.Keys(a.RequestsByRoute)) {
+			row("    "+k, "%d", a.RequestsByRoute[k])
+		}
 	}
 	tw.Flush()
 }

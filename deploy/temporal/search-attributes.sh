@@ -7,6 +7,6 @@
 set -euo pipefail
 ns="${1:-default}"
 temporal="${TEMPORAL_CLI:-temporal}"
-for spec in GaroAgent=Keyword GaroAgents=KeywordList GaroRepository=Keyword GaroRunnerState=Keyword GaroReaped=Int; do
+for spec in GaroAgent=Keyword GaroAgents=KeywordList GaroRepository=Keyword GaroRunnerState=Keyword GaroReaped=Int GaroPool=Keyword; do
   "$temporal" operator search-attribute create --namespace "$ns" --name "${spec%%=*}" --type "${spec#*=}"
 done

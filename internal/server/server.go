@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config) error {
 	legacy := &api.LegacyRepositories{Client: c, Namespace: cfg.Temporal.Namespace, Cursors: cursors, Converter: dc}
 	routes := &api.RouteCache{Client: c, Namespace: cfg.Temporal.Namespace, Converter: dc}
 	intake := &api.Intake{Client: c, Routes: routes, Converter: dc, Logger: log, Legacy: &api.TemporalJobs{Client: c}}
-	s := &server{cfg: cfg, client: c, log: log}
+	s := &server{cfg: cfg, client: c, log: log, dc: dc}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -151,6 +151,7 @@ type server struct {
 	client  client.Client
 	log     *slog.Logger
 	legacy  *api.LegacyRepositories
+	dc      converter.DataConverter
 	started atomic.Bool
 	// notReady says why the worker has not started yet.
 	notReady atomic.Pointer[string]
@@ -189,7 +190,7 @@ func (s *server) runWorker(ctx context.Context, host string) {
 	}, notReady("register search attributes")); err != nil {
 		return // ctx ended
 	}
-	w := workers.NewServer(s.client, s.cfg.Temporal.Namespace, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()))
+	w := workers.NewServer(s.client, s.cfg.Temporal.Namespace, fmt.Sprintf("garo-server@%s/%d", host, os.Getpid()), s.dc)
 	if err := backoff.Retry(ctx, policy, w.Start, notReady("start worker")); err != nil {
 		return // ctx ended
 	}
