@@ -52,15 +52,19 @@ func serve(ctx context.Context, args []string, log *slog.Logger) error {
 	remove := fs.Duration("runner-remove-after", 24*time.Hour, "a runner offline this long is removed, as GitHub removes stale runners")
 	concurrency := fs.Int("webhook-concurrency", 16, "webhook deliveries in flight at once, as GitHub sends several (1: in order)")
 	deliveryLog := fs.Int("delivery-log", githubsim.DefaultDeliveryLog, "delivery attempts kept for the deliveries APIs, the oldest dropped")
+	rateLimit := fs.Int("rate-limit", 15000, "each token's hourly request budget")
 	if err := envflag.Parse(fs, "GITHUBSIM", args, os.Getenv); err != nil {
 		return err
+	}
+	if *rateLimit < 1 {
+		return fmt.Errorf("--rate-limit must be 1 or more, not %d", *rateLimit)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	sim := githubsim.New(githubsim.Options{WebhookURL: *hookURL, WebhookSecret: *hookSecret, Seed: *seed,
-		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, WebhookConcurrency: *concurrency, DeliveryLog: *deliveryLog, Logger: log})
+		RunnerOfflineAfter: *offline, RunnerRemoveAfter: *remove, WebhookConcurrency: *concurrency, DeliveryLog: *deliveryLog, RateLimit: *rateLimit, Logger: log})
 	defer sim.Close()
 	sim.SetBaseURL("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}

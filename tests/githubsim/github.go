@@ -708,7 +708,7 @@ func (s *Sim) rerunJob(w http.ResponseWriter, r *http.Request) {
 	}
 	again := &Job{ID: s.st.id(), RunID: j.RunID, RunAttempt: j.RunAttempt + 1, Repo: j.Repo, Name: j.Name,
 		Status: StatusQueued, Labels: j.Labels, DurationMs: j.DurationMs, CreatedAt: now()}
-	s.st.jobs[again.ID] = again
+	s.st.addJob(again)
 	s.st.signalJobs()
 	c := *again
 	repo := s.st.repoOf(j.Repo)

@@ -7,6 +7,7 @@
 package githubsim
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
@@ -104,15 +105,21 @@ func (h *repoHook) wants(event string) bool {
 
 // state is everything the simulator knows; guarded by mu.
 type state struct {
-	mu        sync.Mutex
-	repos     map[string]*repository // by lower-case full name
-	orgs      map[string]*organization
-	runners   map[int64]*Runner
-	jobs      map[int64]*Job
-	runs      map[int64]*run
-	nextID    int64
-	tokens    map[string]tokenInfo // registration, remove and installation tokens
-	jobsReady chan struct{}        // closed and replaced when a job is queued
+	mu      sync.Mutex
+	repos   map[string]*repository // by lower-case full name
+	orgs    map[string]*organization
+	runners map[int64]*Runner
+	jobs    map[int64]*Job
+	// byRepo indexes jobs by lower-case repository, oldest first, and
+	// queuedFrom is, for each, the index of its first job that may still
+	// be queued (a job leaves queued for good; a re-run is a new job):
+	// a runner finds its job without a look at every job ever queued.
+	byRepo     map[string][]*Job
+	queuedFrom map[string]int
+	runs       map[int64]*run
+	nextID     int64
+	tokens     map[string]tokenInfo // registration, remove and installation tokens
+	jobsReady  chan struct{}        // closed and replaced when a job is queued
 	// issued are the JIT configs, registration, remove and installation
 	// tokens and runner credentials handed out, for tests that check no
 	// secret leaked.
@@ -127,14 +134,16 @@ type tokenInfo struct {
 
 func newState() *state {
 	return &state{
-		repos:     map[string]*repository{},
-		orgs:      map[string]*organization{},
-		runners:   map[int64]*Runner{},
-		jobs:      map[int64]*Job{},
-		runs:      map[int64]*run{},
-		nextID:    firstID(),
-		tokens:    map[string]tokenInfo{},
-		jobsReady: make(chan struct{}),
+		repos:      map[string]*repository{},
+		orgs:       map[string]*organization{},
+		runners:    map[int64]*Runner{},
+		jobs:       map[int64]*Job{},
+		byRepo:     map[string][]*Job{},
+		queuedFrom: map[string]int{},
+		runs:       map[int64]*run{},
+		nextID:     firstID(),
+		tokens:     map[string]tokenInfo{},
+		jobsReady:  make(chan struct{}),
 	}
 }
 
@@ -181,6 +190,23 @@ type run struct {
 	repo      string
 	createdAt time.Time
 	pending   []*Job
+	// jobs are the run's jobs queued so far, of every attempt.
+	jobs []*Job
+}
+
+// addJob records a job now queued. The caller holds the lock.
+func (s *state) addJob(j *Job) {
+	s.jobs[j.ID] = j
+	if r := s.runs[j.RunID]; r != nil {
+		r.jobs = append(r.jobs, j)
+	}
+	key := strings.ToLower(j.Repo)
+	list := s.byRepo[key]
+	i, _ := slices.BinarySearchFunc(list, j.ID, func(e *Job, id int64) int { return cmp.Compare(e.ID, id) })
+	s.byRepo[key] = slices.Insert(list, i, j)
+	if i < s.queuedFrom[key] {
+		s.queuedFrom[key] = i
+	}
 }
 
 // newRun starts a run of repo with jobs (their ids, names, labels and
@@ -198,7 +224,7 @@ func (s *state) newRun(repo string, jobs []*Job, sequential bool) (*run, []*Job)
 	}
 	for _, j := range queued {
 		j.CreatedAt = now()
-		s.jobs[j.ID] = j
+		s.addJob(j)
 	}
 	s.signalJobs()
 	return r, queued
@@ -219,7 +245,7 @@ func (s *state) next(j *Job) *Job {
 	n := r.pending[0]
 	r.pending = r.pending[1:]
 	n.CreatedAt = now()
-	s.jobs[n.ID] = n
+	s.addJob(n)
 	s.signalJobs()
 	return n
 }
@@ -231,9 +257,9 @@ func (s *state) runStatus(r *run) (status, conclusion string) {
 	var queued, running, done int
 	conclusion = "success"
 	attempt := s.runAttempt(r.id)
-	for _, j := range s.jobs {
-		if j.RunID != r.id || j.RunAttempt != attempt {
-			continue // a job of another run, or an earlier attempt
+	for _, j := range r.jobs {
+		if j.RunAttempt != attempt {
+			continue // of an earlier attempt
 		}
 		switch j.Status {
 		case StatusQueued:
@@ -260,10 +286,7 @@ func (s *state) runStatus(r *run) (status, conclusion string) {
 // creation, or the latest creation, start or end of a job of it.
 func (s *state) runUpdatedAt(r *run) time.Time {
 	at := r.createdAt
-	for _, j := range s.jobs {
-		if j.RunID != r.id {
-			continue
-		}
+	for _, j := range r.jobs {
 		for _, t := range []*time.Time{&j.CreatedAt, j.StartedAt, j.CompletedAt} {
 			if t != nil && t.After(at) {
 				at = *t
@@ -277,8 +300,8 @@ func (s *state) runUpdatedAt(r *run) time.Time {
 // re-run of one of its jobs started.
 func (s *state) runAttempt(runID int64) int64 {
 	attempt := int64(1)
-	for _, j := range s.jobs {
-		if j.RunID == runID {
+	if r := s.runs[runID]; r != nil {
+		for _, j := range r.jobs {
 			attempt = max(attempt, j.RunAttempt)
 		}
 	}
@@ -334,6 +357,9 @@ func (s *state) runnerByName(repo, name string) *Runner {
 // jobsOf returns the jobs of repo (all repositories when repo is empty),
 // oldest first.
 func (s *state) jobsOf(repo string) []*Job {
+	if repo != "" {
+		return slices.Clone(s.byRepo[strings.ToLower(repo)])
+	}
 	var out []*Job
 	for _, j := range s.jobs {
 		if repo == "" || sameRepo(j.Repo, repo) {
@@ -348,17 +374,24 @@ func (s *state) jobsOf(repo string) []*Job {
 // its repository, or of any repository of its organization) whose labels
 // are all among the runner's, as GitHub matches runs-on.
 func (s *state) nextJobFor(r *Runner) *Job {
-	scope := r.Repo
 	org, isOrg := strings.CutPrefix(r.Repo, "org:")
-	if isOrg {
-		scope = ""
-	}
-	for _, j := range s.jobsOf(scope) {
-		if isOrg {
-			owner, _, _ := strings.Cut(j.Repo, "/")
-			if !strings.EqualFold(owner, org) {
-				continue
+	if !isOrg {
+		key := strings.ToLower(r.Repo)
+		list, from := s.byRepo[key], s.queuedFrom[key]
+		for from < len(list) && list[from].Status != StatusQueued {
+			from++
+		}
+		s.queuedFrom[key] = from
+		for _, j := range list[from:] {
+			if j.Status == StatusQueued && labelsMatch(j.Labels, r.Labels) {
+				return j
 			}
+		}
+		return nil
+	}
+	for _, j := range s.jobsOf("") {
+		if owner, _, _ := strings.Cut(j.Repo, "/"); !strings.EqualFold(owner, org) {
+			continue
 		}
 		if j.Status == StatusQueued && labelsMatch(j.Labels, r.Labels) {
 			return j
