@@ -68,6 +68,10 @@ type AgentDeps struct {
 	Reports activities.Reporter
 }
 
+// MaxRunnersPerAgent bounds the runners one agent runs at once (one
+// activity each, mostly waiting), with the activities of its other work.
+const MaxRunnersPerAgent = 20000
+
 // NewAgent returns the worker of the agent called name on its own task
 // queue. It runs activities only: workflows stay on the server's queue.
 func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Worker {
@@ -75,6 +79,10 @@ func NewAgent(c client.Client, name, identity string, deps AgentDeps) worker.Wor
 		Identity:              identity,
 		DisableWorkflowWorker: true,
 		WorkerStopTimeout:     30 * time.Second,
+		// A runner's life is one activity on its agent, open while the
+		// runner lives: the SDK's default of 1,000 at once would hold an
+		// agent's runners past its thousandth in the queue, uncreated.
+		MaxConcurrentActivityExecutionSize: MaxRunnersPerAgent,
 		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
 			InitialNumberOfPollers: 4, MinimumNumberOfPollers: 2, MaximumNumberOfPollers: 16}),
 	})

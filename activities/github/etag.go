@@ -2,6 +2,7 @@ package github
 
 import (
 	"bytes"
+	"container/list"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,27 +12,78 @@ import (
 // etagTransport makes GETs conditional: it remembers the last 200 answer
 // of each URL with its ETag and sends If-None-Match; GitHub's 304, which
 // does not count against the rate limit, is answered from memory. Polling
-// an unchanged resource is then free.
+// an unchanged resource is then free. The cache keeps the answers used
+// last, within maxETagBytes: an agent of thousands of repositories polls
+// thousands of URLs in turn, and must find each one's answer when it comes
+// round again.
 type etagTransport struct {
 	base  http.RoundTripper
 	mu    sync.Mutex
-	byURL map[string]*cachedAnswer
+	byURL map[string]*list.Element // of *cachedAnswer
+	lru   *list.List               // most recently used first
+	bytes int
+	limit int
 }
 
 type cachedAnswer struct {
+	url    string
 	etag   string
 	header http.Header
 	body   []byte
 }
 
-// Bounds of the cache: entries and the body size of one.
+// size approximates the memory an answer holds.
+func (c *cachedAnswer) size() int {
+	n := len(c.url) + len(c.etag) + len(c.body) + 64
+	for k, v := range c.header {
+		n += len(k)
+		for _, s := range v {
+			n += len(s)
+		}
+	}
+	return n
+}
+
+// Bounds of the cache: all answers, and the body of one.
 const (
-	maxETagEntries = 1024
-	maxETagBody    = 4 << 20
+	maxETagBytes = 64 << 20
+	maxETagBody  = 4 << 20
 )
 
 func newETagTransport(base http.RoundTripper) *etagTransport {
-	return &etagTransport{base: base, byURL: map[string]*cachedAnswer{}}
+	return &etagTransport{base: base, byURL: map[string]*list.Element{}, lru: list.New(), limit: maxETagBytes}
+}
+
+// get returns the answer kept for url, now the most recently used.
+func (t *etagTransport) get(url string) *cachedAnswer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.byURL[url]
+	if e == nil {
+		return nil
+	}
+	t.lru.MoveToFront(e)
+	return e.Value.(*cachedAnswer)
+}
+
+// put keeps c, in place of url's earlier answer, and forgets the answers
+// used longest ago beyond the limit.
+func (t *etagTransport) put(c *cachedAnswer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.byURL[c.url]; e != nil {
+		t.bytes -= e.Value.(*cachedAnswer).size()
+		t.lru.Remove(e)
+	}
+	t.byURL[c.url] = t.lru.PushFront(c)
+	t.bytes += c.size()
+	for t.bytes > t.limit && t.lru.Len() > 1 {
+		old := t.lru.Back()
+		a := old.Value.(*cachedAnswer)
+		t.lru.Remove(old)
+		delete(t.byURL, a.url)
+		t.bytes -= a.size()
+	}
 }
 
 func (t *etagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -39,9 +91,7 @@ func (t *etagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(r)
 	}
 	key := r.URL.String()
-	t.mu.Lock()
-	c := t.byURL[key]
-	t.mu.Unlock()
+	c := t.get(key)
 	if c != nil {
 		r = r.Clone(r.Context())
 		r.Header.Set("If-None-Match", c.etag)
@@ -68,12 +118,7 @@ func (t *etagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		if len(body) <= maxETagBody {
-			t.mu.Lock()
-			if len(t.byURL) >= maxETagEntries {
-				t.byURL = map[string]*cachedAnswer{}
-			}
-			t.byURL[key] = &cachedAnswer{etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body}
-			t.mu.Unlock()
+			t.put(&cachedAnswer{url: key, etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body})
 		}
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
