@@ -23,11 +23,11 @@ import (
 
 // Intake delivers what the server takes in for the pools, webhooks and
 // agents' runner reports, as signals to the pools' workflows. It routes
-// each job event (RouteCache), and group-commits per pool: while one
-// signal to a pool is on its way, what comes for that pool waits, and
-// goes in the next signal, all together. A delivery is answered once its
-// signal is durable: at low load one signal per event, at high load one
-// per batch.
+// each job event (RouteCache), and group-commits per pool: while a
+// signal to a pool is on its way (signalsInFlight), what comes for that
+// pool waits, and goes in the next signal, all together. A delivery is
+// answered once its signal is durable: at low load one signal per event,
+// at high load one per batch.
 type Intake struct {
 	Client client.Client
 	Routes *RouteCache
@@ -35,6 +35,9 @@ type Intake struct {
 	// it again: the client's (default: Temporal's).
 	Converter converter.DataConverter
 	Logger    *slog.Logger
+	// Linger is how long what need not hurry waits for company (default
+	// linger).
+	Linger time.Duration
 	// Legacy delivers job events to the RepositoryWorkflow of a
 	// repository not yet handed over to pools.
 	Legacy *TemporalJobs
@@ -47,17 +50,21 @@ type Intake struct {
 }
 
 type poolIntake struct {
-	inflight bool
-	// linger holds back reports while nothing else goes to the pool.
+	// inflight counts the flushes on their way.
+	inflight int
+	// linger holds back what need not hurry while nothing else goes to
+	// the pool.
 	linger  *time.Timer
 	pending []intakeItem
 }
 
-// reportLinger is how long a runner's report waits for company when
-// nothing else is on its way to its pool: reports of runners that end
-// together, and the webhook of the job a runner ended after (which does
-// not wait), go in one signal. An agent, not a person, waits for it.
-const reportLinger = 50 * time.Millisecond
+// linger is how long what need not hurry (a runner's report, a job's
+// start or end) waits for company when nothing else is on its way to its
+// pool: the end of a job and of its runner, and the starts and ends of
+// jobs that run together, go in one signal, one workflow task. An agent
+// or GitHub, not a person, waits for it; a queued job, which a person
+// waits on, goes at once.
+const linger = 50 * time.Millisecond
 
 type intakeItem struct {
 	job    *workflows.JobEvent
@@ -67,8 +74,20 @@ type intakeItem struct {
 	done    chan error
 }
 
+// urgent tells whether the item is a job that waits for a runner.
+func (it intakeItem) urgent() bool {
+	return it.job != nil && (it.job.Action == workflows.JobQueued || it.job.Action == workflows.JobWaiting)
+}
+
 // maxBatch bounds the events one signal carries.
 const maxBatch = 500
+
+// signalsInFlight is how many signals to one pool may be on their way at
+// once. Temporal takes a workflow's signals one after the other, and each
+// costs the pool a workflow task: measured with the intake scenario
+// (docs/benchmarks.md), a second one on its way made more, smaller
+// signals and no faster answers on a busy Temporal.
+const signalsInFlight = 1
 
 func (in *Intake) logger() *slog.Logger {
 	if in.Logger != nil {
@@ -180,18 +199,24 @@ func (in *Intake) deliver(ctx context.Context, pool string, it intakeItem) error
 	}
 	q.pending = append(q.pending, it)
 	switch {
-	case q.inflight:
+	case q.inflight >= signalsInFlight:
 		// The next signal takes it.
-	case it.report != nil:
+	case !it.urgent() && q.inflight == 0:
 		if q.linger == nil {
-			q.linger = time.AfterFunc(reportLinger, func() { in.kick(pool, q) })
+			d := in.Linger
+			if d == 0 {
+				d = linger
+			}
+			q.linger = time.AfterFunc(d, func() { in.kick(pool, q) })
 		}
+	case !it.urgent():
+		// A signal is on its way: the next one takes it.
 	default:
 		if q.linger != nil {
 			q.linger.Stop()
 			q.linger = nil
 		}
-		q.inflight = true
+		q.inflight++
 		go in.flush(pool, q)
 	}
 	in.mu.Unlock()
@@ -208,8 +233,8 @@ func (in *Intake) kick(pool string, q *poolIntake) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	q.linger = nil
-	if !q.inflight && len(q.pending) > 0 && in.pools[pool] == q {
-		q.inflight = true
+	if q.inflight == 0 && len(q.pending) > 0 && in.pools[pool] == q {
+		q.inflight++
 		go in.flush(pool, q)
 	}
 }
@@ -221,8 +246,9 @@ func (in *Intake) flush(pool string, q *poolIntake) {
 		in.mu.Lock()
 		n := min(len(q.pending), maxBatch)
 		if n == 0 {
-			q.inflight = false
-			delete(in.pools, pool)
+			if q.inflight--; q.inflight == 0 && q.linger == nil {
+				delete(in.pools, pool)
+			}
 			in.mu.Unlock()
 			return
 		}

@@ -183,7 +183,7 @@ func historyJSON(t *testing.T, c client.Client, id, runID string) string {
 
 // recordRelease is the directory of workflows/testdata that this
 // release's recordings go to.
-const recordRelease = "v7"
+const recordRelease = "v8"
 
 // recordHistory writes a history into workflows/testdata/RELEASE and its
 // line into MANIFEST when GARO_RECORD_HISTORIES is set, for the replay

@@ -31,7 +31,7 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 	first, err := c.DescribeWorkflow(context.Background(), id, "")
 	require.NoError(t, err)
 
-	long := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 20*time.Second, 1, "long")
+	long := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 40*time.Second, 1, "long")
 	var busy string
 	eventually(t, 60*time.Second, "the long job running", func() bool {
 		for _, r := range e.pool(repo).Runners {
@@ -41,8 +41,9 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 		}
 		return busy != ""
 	})
-	// Short jobs make the pool's history long: it continues as new.
-	short := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 100*time.Millisecond, 6, "short")
+	// Short jobs make the pool's history long: it continues as new
+	// while the long job runs.
+	short := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 100*time.Millisecond, 12, "short")
 	eventually(t, 60*time.Second, "the pool continued as new", func() bool {
 		d, err := c.DescribeWorkflow(context.Background(), id, "")
 		return err == nil && d.WorkflowExecution.RunID != first.WorkflowExecution.RunID
@@ -58,7 +59,7 @@ func TestAPoolForgetsATerminatedRunnerAfterContinueAsNew(t *testing.T) {
 		return true
 	})
 	more := e.sim.Enqueue("e2e", "phantom", []string{"self-hosted", "linux"}, 100*time.Millisecond, 3, "more")
-	eventually(t, 90*time.Second, "every job served", func() bool {
+	eventually(t, 120*time.Second, "every job served", func() bool {
 		done := 0
 		for _, j := range e.sim.Jobs(repo) {
 			if j.Status == githubsim.StatusCompleted {

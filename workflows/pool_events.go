@@ -134,6 +134,7 @@ func (p *poolWorkflow) onJob(ev JobEvent, version int64) {
 		p.place(QueuedJob{JobID: ev.JobID, RunID: ev.RunID, Name: shortName(ev.Name), Labels: ev.Labels, QueuedAt: at},
 			ev.Unmatched, version, true)
 	case JobInProgress:
+		delete(p.ranUnseen, ev.RunnerName)
 		if m&(markStarted|markEnded) != 0 {
 			return
 		}
@@ -149,6 +150,7 @@ func (p *poolWorkflow) onJob(ev JobEvent, version int64) {
 			p.addOrphan(ev.JobID, ev.RunnerName)
 		}
 	case JobCompleted:
+		delete(p.ranUnseen, ev.RunnerName)
 		if m&markEnded != 0 {
 			return
 		}
@@ -359,6 +361,11 @@ func (p *poolWorkflow) runnerEnded(i int, outcome string, code int, errText stri
 	if clean {
 		if rec.JobID != 0 && !p.s.Marks.has(rec.JobID, markEnded) {
 			p.addOrphan(rec.JobID, name)
+		}
+		if p.version >= poolV2 && rec.JobID == 0 && p.s.Config.Ephemeral && outcome == activities.OutcomeExited &&
+			!rec.DeleteWanted && rec.State != RunnerDeleting && p.queued() > 0 {
+			// It ran a job whose webhook has not come yet.
+			p.ranUnseen[name] = p.now
 		}
 		return
 	}

@@ -82,7 +82,9 @@ func (p *poolWorkflow) step(ctx workflow.Context) time.Time {
 	}
 	p.askAgent(ctx)
 	if p.s.Configured {
-		pl := plan(planInput{Config: p.s.Config, Runners: p.s.Runners, Queued: p.queued(), Draining: p.s.Draining,
+		queued, expires := p.planQueued()
+		wake(expires)
+		pl := plan(planInput{Config: p.s.Config, Runners: p.s.Runners, Queued: queued, Draining: p.s.Draining,
 			AgentOffline: p.s.AgentOffline, AgentUnchecked: p.s.AgentUnchecked, BackoffUntil: p.s.BackoffUntil,
 			Retarget: p.retarget, Now: p.now})
 		p.retarget = false
@@ -392,6 +394,14 @@ func (p *poolWorkflow) askAgent(ctx workflow.Context) {
 // pool's runners from before pools as they end. The watch costs the pool
 // nothing while it waits.
 func (p *poolWorkflow) watchEnds(ctx workflow.Context) {
+	if len(p.s.Runners) == 0 && p.watching && p.stopWatch != nil && p.version >= poolV2 {
+		// No runner left to watch: a dormant pool holds no activity open.
+		if p.command() {
+			p.stopWatch()
+			p.stopWatch = nil
+		}
+		return
+	}
 	if len(p.s.Runners) == 0 || p.watching || !p.command() {
 		return
 	}
@@ -414,11 +424,17 @@ func (p *poolWorkflow) watchEnds(ctx workflow.Context) {
 		Summary:             "watch for runners of pool " + p.ref.Pool + " of " + p.ref.Repository() + " that end unseen",
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
+	if p.version >= poolV2 {
+		actx, p.stopWatch = workflow.WithCancel(actx)
+	}
 	f := workflow.ExecuteActivity(actx, activities.WatchRunnerEndsName, in)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var res RunnerLookResult
 		err := f.Get(ctx, &res)
-		p.watching, p.dirty = false, true
+		p.watching, p.dirty, p.stopWatch = false, true, nil
+		if temporal.IsCanceledError(err) {
+			return
+		}
 		if err != nil {
 			p.log.Warn("Watching for runners that end unseen failed; watching again", "error", err)
 			return

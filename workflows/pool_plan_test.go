@@ -104,3 +104,45 @@ func TestThePoolsRule(t *testing.T) {
 		})
 	}
 }
+
+// TestACommandBudgetLastsTheWholeTask: the count of a task's commands
+// starts again only in a new task (the history grew), not when the loop
+// wakes within the task, as it does when a local activity of the task
+// ends: two turns of 500 commands in one task were 1,000 commands.
+func TestACommandBudgetLastsTheWholeTask(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		version, last, at int
+		waited, want      bool
+	}{
+		{"a new task", poolV2, 40, 47, false, true},
+		{"a new task after a wait", poolV2, 40, 47, true, true},
+		{"a turn within the task", poolV2, 47, 47, false, false},
+		{"woken within the task by a local activity", poolV2, 47, 47, true, false},
+		{"the test environment: a wait is a new task", poolV2, 0, 0, true, true},
+		{"the test environment, no wait", poolV2, 0, 0, false, false},
+		{"poolV1 replays as it ran", poolV1, 47, 47, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, newWorkflowTask(c.version, c.last, c.at, c.waited))
+		})
+	}
+}
+
+// TestAQueueThatEmptiesWhileRunnersRunIsNoNewsAtOnce: the memo says at
+// once when a pool becomes dormant or stops being so (its agent's sweep
+// reads it); a queue that empties or fills while runners run waits for
+// the next counts (poolV2); poolV1 published that at once too.
+func TestAQueueThatEmptiesWhileRunnersRunIsNoNewsAtOnce(t *testing.T) {
+	view := func(busy, queued int) PoolView {
+		return PoolView{Pool: "default", Counts: PoolCounts{Busy: busy, Queued: queued}}
+	}
+	assert.True(t, onlyCountsChangedV2(view(3, 0), view(3, 1)), "a job queued while runners run")
+	assert.True(t, onlyCountsChangedV2(view(3, 1), view(4, 0)), "the queue emptied by a runner")
+	assert.False(t, onlyCountsChangedV2(view(0, 0), view(0, 1)), "a dormant pool has a job")
+	assert.False(t, onlyCountsChangedV2(view(1, 0), view(0, 0)), "the pool became dormant")
+	assert.False(t, onlyCountsChanged(view(3, 0), view(3, 1)), "poolV1")
+	b := view(3, 1)
+	b.Degraded = true
+	assert.False(t, onlyCountsChangedV2(view(3, 0), b), "more than counts")
+}

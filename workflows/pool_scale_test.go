@@ -94,3 +94,22 @@ func TestFiveThousandRunnerStartsInOneStepStayUnderThePerTaskGuard(t *testing.T)
 		assert.Less(t, len(b), 256<<10, "5,000 runners carried packed")
 	}
 }
+
+// TestRunnersThatEndBeforeTheirWebhooksAreNotReplacedForJobsTheyRan:
+// GitHub's webhooks run seconds behind; an ephemeral runner that ran its
+// job and ended before its job's in_progress reached the pool leaves that
+// job counted as queued, and the pool must not start another runner for
+// it (poolV2): one runner a job, give or take the last few.
+func TestRunnersThatEndBeforeTheirWebhooksAreNotReplacedForJobsTheyRan(t *testing.T) {
+	s := newPoolSim(t)
+	s.jobTime, s.bootTime, s.webhookLag = time.Second, time.Second, 5*time.Second
+	var err error
+	s.configure(0, simConfig(func(c *PoolConfig) { c.MaxRunners = 20 }), &err)
+	s.queue(time.Second, 200)
+	s.drain(time.Hour)
+	v := s.run()
+	require.NoError(t, err)
+	assert.Equal(t, 200, s.done(), "every job served")
+	assert.Equal(t, 200, v.Counts.JobsDone)
+	assert.LessOrEqual(t, len(s.started), 205, "runners started for 200 jobs")
+}

@@ -46,6 +46,9 @@ type poolSim struct {
 	// silent: the model sends no webhook (they are lost); the pool learns
 	// from reconciliations only.
 	silent bool
+	// webhookLag delays the job events (not the runners' reports) by this
+	// much, as GitHub's deliveries run behind under load.
+	webhookLag time.Duration
 	// reusable: runners stay after their job.
 	reusable bool
 	// sweep: the agent's sweep asks the pool to reconcile every
@@ -71,10 +74,13 @@ type poolSim struct {
 	nextJob int64
 	// What the pool did.
 	deletes, reconciles, looks, starts int
-	maxActive                          int
-	reruns                             []int64
-	forwards                           []IntakeBatch
-	startBatches                       []int
+	// watchesStopped are when the pool cancelled its watch for runners
+	// that end unseen.
+	watchesStopped []time.Time
+	maxActive      int
+	reruns         []int64
+	forwards       []IntakeBatch
+	startBatches   []int
 	// Runs: the agenda, when the first began, the inputs each run
 	// continued as new with.
 	epoch     time.Time
@@ -153,6 +159,13 @@ func (s *poolSim) newEnv(start time.Time) {
 			s.looks++
 			return RunnerLookResult{Until: s.env.Now().Add(-time.Minute)}, nil
 		})
+	s.env.SetOnActivityCanceledListener(func(info *activity.Info) {
+		if info.ActivityType.Name == activities.WatchRunnerEndsName {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.watchesStopped = append(s.watchesStopped, s.env.Now())
+		}
+	})
 	s.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalControl, mock.Anything).Return(
 		func(_, id, _, _ string, arg any) error {
 			s.mu.Lock()
@@ -383,6 +396,17 @@ func (s *poolSim) step() {
 	s.mu.Unlock()
 	if sweep {
 		s.env.SignalWorkflow(SignalResync, ResyncRequest{Reason: "its agent's sweep found runs queued or in progress"})
+	}
+	if s.webhookLag > 0 && len(jobs) > 0 {
+		late := jobs
+		jobs = nil
+		s.env.RegisterDelayedCallback(func() {
+			for len(late) > 0 {
+				b := IntakeBatch{Jobs: late[:min(len(late), 500)]}
+				late = late[len(b.Jobs):]
+				s.env.SignalWorkflow(SignalIntake, b)
+			}
+		}, s.webhookLag)
 	}
 	for len(jobs)+len(reports) > 0 {
 		b := IntakeBatch{Jobs: jobs[:min(len(jobs), 500)], Runners: reports[:min(len(reports), 500)]}

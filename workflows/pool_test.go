@@ -198,3 +198,20 @@ func TestAPoolStartedAgainWithoutItsRoutesServesWhatGitHubQueued(t *testing.T) {
 	assert.Equal(t, 1, s.done(), "the job found on GitHub and served")
 	assert.Equal(t, 1, v.Counts.JobsDone)
 }
+
+// TestADormantPoolHoldsNoWatchOpen: once its runners are gone, a pool
+// cancels its watch for runners that end unseen (an activity that would
+// look every 10 s for an hour): thousands of quiet pools cost nothing.
+func TestADormantPoolHoldsNoWatchOpen(t *testing.T) {
+	s := newPoolSim(t)
+	var err error
+	s.configure(0, simConfig(), &err)
+	s.queue(time.Second, 3)
+	s.drain(30 * time.Minute)
+	s.run()
+	require.NoError(t, err)
+	assert.Equal(t, 3, s.done())
+	require.NotEmpty(t, s.watchesStopped, "the watch was cancelled")
+	assert.Less(t, s.watchesStopped[0].Sub(s.epoch), 10*time.Minute, "as the runners went, long before the drain")
+	assert.Zero(t, s.looks, "no watch ran its hour")
+}

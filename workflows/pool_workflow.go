@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -21,13 +22,48 @@ import (
 const (
 	// poolV1: the pool engine (one workflow per pool, demand as counts).
 	poolV1 = 1
+	// poolV2: an ephemeral runner that ends as after a job before its
+	// job's webhook came counts as a job taken, so that no runner is
+	// started for it (ranUnseen); a task's commands are counted from the task's start to its
+	// end, across the loop's turns within it (the results of the task's
+	// local activities come within the task), not afresh at each turn;
+	// the watch for runners that end unseen is cancelled once the pool
+	// has no runner; reservedCommands of a task's 500 are kept for its
+	// wake timer, memo and continue-as-new; a queue that empties or
+	// fills while runners run is published with the counts, at most every
+	// memoEvery, not at once (onlyCountsChangedV2).
+	poolV2 = 2
 	// poolVersionCurrent is what new runs follow.
-	poolVersionCurrent = poolV1
+	poolVersionCurrent = poolV2
 )
 
 // PoolVersionCurrent is the version of the pool's rules a new pool starts
 // with (PoolInput.Version).
 const PoolVersionCurrent = poolVersionCurrent
+
+// unseenFor is how long an ephemeral runner that ended before its job's
+// webhook counts as a queued job taken; a webhook later than that (or
+// lost) is the reconciliation's to mend.
+const unseenFor = 2 * time.Minute
+
+// planQueued is the queue as the pool's rule sees it: the jobs queued,
+// less those that runners ran and ended before their webhooks came.
+func (p *poolWorkflow) planQueued() (int, time.Time) {
+	var next time.Time
+	taken := 0
+	for _, name := range slices.Sorted(maps.Keys(p.ranUnseen)) {
+		at := p.ranUnseen[name]
+		if !p.now.Before(at.Add(unseenFor)) {
+			delete(p.ranUnseen, name)
+			continue
+		}
+		taken++
+		if next.IsZero() || at.Add(unseenFor).Before(next) {
+			next = at.Add(unseenFor)
+		}
+	}
+	return max(0, p.queued()-taken), next
+}
 
 // Limits of one run of a pool.
 const (
@@ -40,6 +76,9 @@ const (
 	// maxCommandsPerTask bounds the commands (activities, signals,
 	// timers) one workflow task issues; what is left waits for the next.
 	maxCommandsPerTask = 500
+	// reservedCommands of them are kept for the commands a task issues
+	// besides its work (poolV2).
+	reservedCommands = 4
 	// startBatch bounds the runners one StartRunners activity starts.
 	startBatch = 500
 	// maxEventsPerTask bounds the job events and runner reports one
@@ -84,11 +123,17 @@ type poolWorkflow struct {
 	// ended runners, the StartRunners activities, the deletes, forwards
 	// and re-runs being sent (by runner, pool and job).
 	asking, reconciling, watching bool
-	starting                      int
-	startingRunners               map[int]bool
-	sendingDelete                 map[string]bool
-	forwarding                    map[string]bool
-	rerunning                     map[int64]bool
+	// stopWatch cancels the watch for runners that end unseen (poolV2).
+	stopWatch workflow.CancelFunc
+	// ranUnseen are the ephemeral runners that ended as they do after a
+	// job, before their job's webhook came, and when (poolV2): each
+	// counts as a queued job taken, for unseenFor or until the webhook.
+	ranUnseen       map[string]time.Time
+	starting        int
+	startingRunners map[int]bool
+	sendingDelete   map[string]bool
+	forwarding      map[string]bool
+	rerunning       map[int64]bool
 	// commands counts the commands of the current workflow task, whose
 	// history length is taskAt; more: commands were held back.
 	commands int
@@ -110,7 +155,7 @@ type poolWorkflow struct {
 }
 
 func newPoolWorkflow(ctx workflow.Context, in PoolInput) *poolWorkflow {
-	p := &poolWorkflow{ref: in.Ref(), version: in.Version, startingRunners: map[int]bool{}, sendingDelete: map[string]bool{},
+	p := &poolWorkflow{ref: in.Ref(), version: in.Version, startingRunners: map[int]bool{}, ranUnseen: map[string]time.Time{}, sendingDelete: map[string]bool{},
 		forwarding: map[string]bool{}, rerunning: map[int64]bool{}}
 	if p.version == 0 {
 		p.version = poolVersionCurrent
@@ -286,18 +331,36 @@ func (p *poolWorkflow) run(ctx workflow.Context) (PoolView, error) {
 	return p.view(), nil
 }
 
-// newTask resets the count of commands when a new workflow task began:
-// the history grew, or the loop waited since.
+// newTask resets the count of commands when a new workflow task began.
 func (p *poolWorkflow) newTask(ctx workflow.Context) {
-	if n := workflow.GetInfo(ctx).GetCurrentHistoryLength(); n != p.taskAt || p.waited {
+	n := workflow.GetInfo(ctx).GetCurrentHistoryLength()
+	if newWorkflowTask(p.version, p.taskAt, n, p.waited) {
 		p.taskAt, p.commands, p.more, p.waited, p.taken, p.held = n, 0, false, false, 0, false
 	}
+}
+
+// newWorkflowTask tells whether the loop turns in a new workflow task:
+// the history grew since the last turn (a task starts with events of its
+// own). A turn after a wait is not one by itself: a task's local
+// activities end, and wake the loop, within the task (poolV2). Where no
+// history length is known (0: Temporal's test environment), a wait is.
+func newWorkflowTask(version, lastLen, length int, waited bool) bool {
+	if version < poolV2 || length == 0 {
+		return length != lastLen || waited
+	}
+	return length != lastLen
 }
 
 // command reports whether one more command fits in this task, and counts
 // it; when none does, the rest waits for the next task.
 func (p *poolWorkflow) command() bool {
-	if p.commands >= maxCommandsPerTask {
+	limit := maxCommandsPerTask
+	if p.version >= poolV2 {
+		// Room for what a task issues besides: the timer that wakes the
+		// next task, the memo, a continue-as-new.
+		limit -= reservedCommands
+	}
+	if p.commands >= limit {
 		p.more = true
 		return false
 	}
@@ -454,7 +517,11 @@ func (p *poolWorkflow) publish(ctx workflow.Context) time.Time {
 		return time.Time{}
 	}
 	now := workflow.Now(ctx)
-	if p.published != nil && onlyCountsChanged(*p.published, v) && now.Before(p.memoAt.Add(memoEvery)) {
+	countsOnly := p.published != nil && onlyCountsChanged(*p.published, v)
+	if p.version >= poolV2 {
+		countsOnly = p.published != nil && onlyCountsChangedV2(*p.published, v)
+	}
+	if countsOnly && now.Before(p.memoAt.Add(memoEvery)) {
 		p.memoDue = p.memoAt.Add(memoEvery)
 		return p.memoDue
 	}
@@ -472,6 +539,18 @@ func (p *poolWorkflow) publish(ctx workflow.Context) time.Time {
 // onlyCountsChanged reports whether a and b differ in their counts alone,
 // and the pool did not go from having runners (or queued jobs) to none or
 // back.
+// onlyCountsChangedV2 (poolV2) is onlyCountsChanged but for a queue that
+// empties or fills while runners run, which a pool serving jobs one
+// after the other does at each job: only a change to or from dormant (no
+// runner, no job: what its agent's sweep reads) is published at once.
+func onlyCountsChangedV2(a, b PoolView) bool {
+	if (runners(a.Counts)+a.Counts.Queued == 0) != (runners(b.Counts)+b.Counts.Queued == 0) {
+		return false
+	}
+	b.Counts = a.Counts
+	return samePublished(a, b)
+}
+
 func onlyCountsChanged(a, b PoolView) bool {
 	if (runners(a.Counts) == 0) != (runners(b.Counts) == 0) || (a.Counts.Queued == 0) != (b.Counts.Queued == 0) {
 		return false

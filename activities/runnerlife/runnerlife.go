@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
@@ -30,6 +32,13 @@ import (
 type Activities struct {
 	Client    client.Client
 	Namespace string
+	// Logger logs what the watches for runners' ends could not do.
+	Logger *slog.Logger
+
+	// ends is the one look of this server for runners that ended unseen,
+	// shared by every pool's watch.
+	endsOnce sync.Once
+	ends     *endsHub
 }
 
 // Register adds the activities to r under their names.
@@ -106,8 +115,12 @@ func (a *Activities) start(ctx context.Context, pool string, r workflows.RunnerI
 	return err
 }
 
-// maxLook bounds the runner workflows one look reports.
-const maxLook = 1000
+// maxLook bounds the runner workflows one look reports; maxHubLook those
+// the shared look reads, for all pools.
+const (
+	maxLook    = 1000
+	maxHubLook = 10000
+)
 
 // Pace of WatchRunnerEnds.
 const (
@@ -123,22 +136,38 @@ const (
 // they ended, those that ended without their agent's report: any of the
 // pool's that closed since in.Since other than completed (an operator
 // terminated it, say), and the runners named (from before pools, whose
-// agents report nothing) that closed at all. It looks every watchEvery,
-// heartbeating, and returns once it finds one, or empty after watchFor.
+// agents report nothing) that closed at all. It heartbeats every
+// watchEvery, and returns once it finds one, or empty after watchFor.
 // Status is "completed", "failed", "terminated", "timedOut", "canceled" or
 // "notFound" (it never ran).
+//
+// The pools' watches share one look of this server (endsHub): one
+// visibility query every watchEvery for all of them, however many pools
+// there are, rather than one each. A watch that names runners looks on
+// its own.
 func (a *Activities) WatchRunnerEnds(ctx context.Context, in workflows.RunnerLookInput) (workflows.RunnerLookResult, error) {
 	end := time.Now().Add(watchFor)
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
+	var found <-chan hubLook
+	if len(in.Names) == 0 {
+		sub := a.hub().subscribe(in.Pool, in.Since)
+		defer a.hub().unsubscribe(sub)
+		found = sub.found
+	}
 	for {
 		at := time.Now()
-		ends, err := a.look(ctx, in)
-		if err != nil {
-			return workflows.RunnerLookResult{}, err
+		if found == nil {
+			ends, err := a.look(ctx, in)
+			if err != nil {
+				return workflows.RunnerLookResult{}, err
+			}
+			if len(ends) > 0 {
+				return workflows.RunnerLookResult{Ends: ends, Until: at.Add(-time.Minute)}, nil
+			}
 		}
-		if len(ends) > 0 || at.After(end) {
-			return workflows.RunnerLookResult{Ends: ends, Until: at.Add(-time.Minute)}, nil
+		if at.After(end) {
+			return workflows.RunnerLookResult{Until: at.Add(-time.Minute)}, nil
 		}
 		activity.RecordHeartbeat(ctx)
 		select {
@@ -146,9 +175,58 @@ func (a *Activities) WatchRunnerEnds(ctx context.Context, in workflows.RunnerLoo
 			return workflows.RunnerLookResult{}, ctx.Err()
 		case <-activity.GetWorkerStopChannel(ctx):
 			return workflows.RunnerLookResult{Until: at.Add(-time.Minute)}, nil
+		case l := <-found:
+			return workflows.RunnerLookResult{Ends: l.ends, Until: l.at.Add(-time.Minute)}, nil
 		case <-t.C:
 		}
 	}
+}
+
+func (a *Activities) hub() *endsHub {
+	a.endsOnce.Do(func() {
+		log := a.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		a.ends = &endsHub{look: a.lookAll, every: watchEvery, log: log, subs: map[*hubSub]bool{}}
+	})
+	return a.ends
+}
+
+// lookAll is the hub's look: the runner workflows of every pool that
+// closed since since other than completed, by pool (GaroPool).
+func (a *Activities) lookAll(ctx context.Context, since time.Time) (map[string][]hubEnd, error) {
+	query := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed' "+
+		"AND CloseTime >= '%s'", workflows.RunnerWorkflowName, since.UTC().Format(time.RFC3339))
+	out := map[string][]hubEnd{}
+	n := 0
+	var token []byte
+	for n < maxHubLook {
+		resp, err := a.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: a.Namespace, Query: query, PageSize: 500, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list the runners that ended unseen since %s: %w", since.UTC().Format(time.RFC3339), err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+				continue
+			}
+			var pool string
+			if p := e.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttributePool.GetName()]; p != nil {
+				_ = converter.GetDefaultDataConverter().FromPayload(p, &pool)
+			}
+			if pool == "" {
+				continue
+			}
+			n++
+			out[pool] = append(out[pool], hubEnd{closed: e.GetCloseTime().AsTime(),
+				RunnerEnd: activities.RunnerEnd{WorkflowID: e.GetExecution().GetWorkflowId(), Status: statusName(e.GetStatus())}})
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	return out, nil
 }
 
 // look looks once.
