@@ -46,7 +46,8 @@ type Scenario struct {
 	// Settle has passed, each process is measured at rest for this long.
 	Idle, Settle time.Duration
 	// Rest, when set, measures the stack at rest for this long once the
-	// jobs are done and the pools have settled, with the pools configured.
+	// jobs are done and the pools have settled (and Settle has passed),
+	// with the pools configured.
 	Rest time.Duration
 	// Ramp, when set, offers jobs at each of these rates in turn (jobs per
 	// second over all pools) for Step each, until the p99 wait of a step's
@@ -56,6 +57,11 @@ type Scenario struct {
 	// Intake, when set, measures the webhook intake alone: the jobs fit
 	// no pool (none runs), and "completed" counts those recorded.
 	Intake bool
+	// GitHubBudget is the simulator's hourly request budget (default
+	// 15,000, a GitHub App's on Enterprise Cloud): raised for scenarios
+	// with more jobs than a token's budget allows in an hour, whatever
+	// the orchestrator does.
+	GitHubBudget int
 }
 
 // RampLimit is the p99 wait (queued -> in progress) past which a rate is
@@ -71,14 +77,15 @@ var Scenarios = map[string]Scenario{
 	"reuse":  {Name: "reuse", Pools: 5, JobsPerPool: 40, MaxRunners: 5, JobMs: 500, Reusable: true},
 	"steady": {Name: "steady", Pools: 10, JobsPerPool: 600, MaxRunners: 40, JobMs: 1000, Rate: 20},
 	// deep: one pool's queue far deeper than its runners.
-	"deep": {Name: "deep", Pools: 1, JobsPerPool: 20000, MaxRunners: 200, JobMs: 100},
+	"deep": {Name: "deep", Pools: 1, JobsPerPool: 20000, MaxRunners: 200, JobMs: 100, GitHubBudget: 100000},
 	// fanout: one pool starts a runner for each of 5,000 jobs at once.
 	"fanout": {Name: "fanout", Pools: 1, JobsPerPool: 5000, MaxRunners: 5000, JobMs: 1000},
 	// fleet: many small pools, then what they cost at rest.
-	"fleet": {Name: "fleet", Pools: 2000, JobsPerPool: 2, MaxRunners: 2, JobMs: 1000, Rest: time.Minute},
+	"fleet": {Name: "fleet", Pools: 2000, JobsPerPool: 2, MaxRunners: 2, JobMs: 1000, Rest: time.Minute, Settle: 2 * time.Minute,
+		GitHubBudget: 100000},
 	// ramp: the offered rate rises until waits pass RampLimit.
 	"ramp": {Name: "ramp", Pools: 10, MaxRunners: 200, JobMs: 1000,
-		Ramp: []float64{10, 20, 30, 40, 50, 60, 80, 100, 120}, Step: 30 * time.Second},
+		Ramp: []float64{10, 20, 30, 40, 50, 60, 80, 100, 120}, Step: 30 * time.Second, GitHubBudget: 100000},
 	"idle": {Name: "idle", Pools: 1, MaxRunners: 1, MinIdle: 1, Idle: time.Minute, Settle: 30 * time.Second},
 	// intake: 5,000 queued webhooks, 64 in flight, for jobs no pool fits.
 	"intake": {Name: "intake", Pools: 1, JobsPerPool: 5000, MaxRunners: 1, JobMs: 1000, Intake: true},
@@ -190,7 +197,7 @@ func runScenario(ctx context.Context, sc Scenario, bin, work string, pragmas []s
 		res := Result{Scenario: sc.Name, Version: os.Getenv("VERSION"), StartedAt: time.Now().UTC()}
 		return res, measureIdle(ctx, st, sc, &res, logf)
 	}
-	st, err := startStack(ctx, bin, work, pragmas, postgres, deploy, logf)
+	st, err := startStack(ctx, bin, work, pragmas, postgres, deploy, sc.GitHubBudget, logf)
 	if st != nil {
 		defer st.stop()
 	}

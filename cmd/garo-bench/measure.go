@@ -108,14 +108,17 @@ type UsageCheck struct {
 }
 
 // usageFigures reads the run's usage from the API.
-func usageFigures(ctx context.Context, s *stack, res *Result) error {
+func usageFigures(ctx context.Context, s *stack, res *Result, logf func(string, ...any)) error {
+	logf("reading the usage API (it asks every pool)")
+	began := time.Now()
+	stop := progress(logf, func() string { return fmt.Sprintf("usage API answering for %.0f s", time.Since(began).Seconds()) })
+	defer stop()
 	var u struct {
 		Figures struct {
 			Jobs      struct{ Served int }
 			QueueWait struct{ P50Seconds, P95Seconds, MaxSeconds float64 }
 		}
 	}
-	began := time.Now()
 	if _, err := s.api(ctx, "GET", "/api/v1/usage?window=24h", nil, &u); err != nil {
 		return fmt.Errorf("read the usage: %w", err)
 	}
@@ -185,18 +188,18 @@ func measure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...an
 		res.Processes[p.name] = Process{CPUSeconds: cpu, CPUSecondsPer1000: cpu * 1000 / float64(res.JobsEnqueued), PeakRSSMiB: res.PeakRSSMiB[p.name]}
 	}
 	logf("every job completed in %.1f s; waiting for the pools to settle", res.Seconds)
-	if res.RunnersLeft, err = settle(ctx, s, sc); err != nil {
+	if res.RunnersLeft, err = settle(ctx, s, sc, logf); err != nil {
 		return res, err
 	}
 	if err := githubFigures(ctx, s, &res); err != nil {
 		return res, err
 	}
 	if sc.Rest > 0 {
-		if res.AtRest, err = measureRest(ctx, s, sc.Rest, logf); err != nil {
+		if res.AtRest, err = settleAndRest(ctx, s, sc, logf); err != nil {
 			return res, err
 		}
 	}
-	if err := usageFigures(ctx, s, &res); err != nil {
+	if err := usageFigures(ctx, s, &res, logf); err != nil {
 		return res, err
 	}
 	logf("reading every workflow history")
@@ -214,8 +217,10 @@ func configure(ctx context.Context, s *stack, sc Scenario, logf func(string, ...
 	stop := progress(logf, func() string { return fmt.Sprintf("%d of %d pools configured", done.Load(), sc.Pools) })
 	defer stop()
 	return each(ctx, sc.Pools, func(ctx context.Context, i int) error {
+		// bootstrapTimeout stays the default (10m): thousands of runners
+		// created at once on this machine take minutes to come online.
 		cfg := map[string]any{"agent": "bench", "labels": []string{"self-hosted", "linux"}, "maxRunners": sc.MaxRunners,
-			"idleGracePeriod": "2s", "bootstrapTimeout": "1m", "ephemeral": !sc.Reusable, "provider": map[string]string{"kind": "sim"}}
+			"idleGracePeriod": "2s", "ephemeral": !sc.Reusable, "provider": map[string]string{"kind": "sim"}}
 		if _, err := s.api(ctx, "PUT", "/api/v1/repositories/"+repoName(i), cfg, nil); err != nil {
 			return fmt.Errorf("configure pool %s: %w", repoName(i), err)
 		}
@@ -252,12 +257,20 @@ func progress(logf func(string, ...any), what func() string) (stop func()) {
 	return func() { close(done) }
 }
 
+// simMaxJobs is the most jobs the simulator enqueues in one request.
+const simMaxJobs = 10000
+
 // enqueue puts the scenario's jobs on GitHub: all at once, or at its rate.
 func enqueue(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) {
 	post := func(repo string, n int) {
-		body := map[string]any{"repo": repo, "labels": []string{"self-hosted", "linux"}, "durationMs": sc.JobMs, "count": n}
-		if _, err := s.simCall(ctx, "POST", "/_sim/jobs", body, nil); err != nil {
-			logf("enqueue: %v", err)
+		// The simulator takes at most simMaxJobs jobs a request.
+		for n > 0 {
+			k := min(n, simMaxJobs)
+			n -= k
+			body := map[string]any{"repo": repo, "labels": []string{"self-hosted", "linux"}, "durationMs": sc.JobMs, "count": k}
+			if _, err := s.simCall(ctx, "POST", "/_sim/jobs", body, nil); err != nil {
+				logf("enqueue: %v", err)
+			}
 		}
 	}
 	if sc.Rate == 0 {
@@ -314,9 +327,14 @@ func waitJobs(ctx context.Context, s *stack, want int, logf func(string, ...any)
 
 // settle waits until no pool has a runner and the simulator hosts none,
 // and returns how many runners are left after at most a minute.
-func settle(ctx context.Context, s *stack, sc Scenario) (int, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
+func settle(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) (int, error) {
+	// A minute at most when nothing is left to go, and longer while
+	// runners keep going (thousands of idle runners take minutes to
+	// delete here): 3 minutes past the last one gone, up to settleMost.
+	began := time.Now()
+	deadline := began.Add(time.Minute)
+	least := -1
+	for n := 0; ; n++ {
 		var instances, runners []struct{ State string }
 		if _, err := s.simCall(ctx, "GET", "/_sim/instances", nil, &instances); err != nil {
 			return 0, err
@@ -340,11 +358,43 @@ func settle(ctx context.Context, s *stack, sc Scenario) (int, error) {
 		if left == 0 || time.Now().After(deadline) {
 			return left, nil
 		}
+		if least < 0 || left < least {
+			least = left
+			// A runner that took no job is known online by the pool's
+			// look at GitHub, every 2 minutes at most: then it goes.
+			deadline = time.Now().Add(3 * time.Minute)
+			if most := began.Add(settleMost); deadline.After(most) {
+				deadline = most
+			}
+		}
+		if n%10 == 9 {
+			logf("%d runners, instances and pool runners left", left)
+		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return 0, err
 		}
 	}
 }
+
+// settleAndRest lets the stack settle for sc.Settle (the pools' last
+// looks at GitHub after their last job, and the sweep's first look at
+// the dormant pools, come first), then measures it at rest.
+func settleAndRest(ctx context.Context, s *stack, sc Scenario, logf func(string, ...any)) (*Rest, error) {
+	if sc.Settle > 0 {
+		logf("letting the stack settle for %s", sc.Settle)
+		began := time.Now()
+		stop := progress(logf, func() string { return fmt.Sprintf("settling for %.0f s", time.Since(began).Seconds()) })
+		err := sleep(ctx, sc.Settle)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return measureRest(ctx, s, sc.Rest, logf)
+}
+
+// settleMost bounds the wait for the pools to settle.
+const settleMost = 15 * time.Minute
 
 // pools lists every pool, as the memos show them, page by page.
 func (s *stack) pools(ctx context.Context) ([]workflows.PoolView, error) {

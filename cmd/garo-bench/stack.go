@@ -92,7 +92,7 @@ func (s *stack) stop() {
 // startStack starts Temporal (the dev server with the SQLite pragmas, or
 // on postgres the production Temporal of deploy), the simulator, the
 // server and the agent and waits until the agent is online.
-func startStack(ctx context.Context, bin, work string, pragmas []string, postgres bool, deploy string, logf func(string, ...any)) (*stack, error) {
+func startStack(ctx context.Context, bin, work string, pragmas []string, postgres bool, deploy string, budget int, logf func(string, ...any)) (*stack, error) {
 	s := &stack{work: work, namespace: "default"}
 	ports := make([]int, 3)
 	for i := range ports {
@@ -126,11 +126,17 @@ func startStack(ctx context.Context, bin, work string, pragmas []string, postgre
 			return s, err
 		}
 	}
-	if s.sim, err = s.start("githubsim", filepath.Join(bin, "githubsim"), []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret},
-		"--listen", "127.0.0.1:"+strconv.Itoa(ports[1]), "--webhook-url", s.apiURL+"/webhooks/github", "--seed", "1",
+	simArgs := []string{"--listen", "127.0.0.1:" + strconv.Itoa(ports[1]), "--webhook-url", s.apiURL + "/webhooks/github", "--seed", "1",
 		// Every delivery is kept, for webhook -> create; 64 are in flight
 		// at once, as GitHub sends many.
-		"--delivery-log", "1000000", "--webhook-concurrency", "64"); err != nil {
+		"--delivery-log", "1000000", "--webhook-concurrency", "64",
+		// A runner that a loaded machine keeps silent for a while is not
+		// failed for it (GitHub gives a runner minutes).
+		"--runner-offline-after", "2m"}
+	if budget > 0 {
+		simArgs = append(simArgs, "--rate-limit", strconv.Itoa(budget))
+	}
+	if s.sim, err = s.start("githubsim", filepath.Join(bin, "githubsim"), []string{"GITHUBSIM_WEBHOOK_SECRET=" + secret}, simArgs...); err != nil {
 		return s, err
 	}
 	if err := waitHTTP(ctx, s.simURL+"/_sim/stats", time.Minute); err != nil {
