@@ -23,9 +23,11 @@ import (
 
 // Intake delivers what the server takes in for the pools, webhooks and
 // agents' runner reports, as signals to the pools' workflows. It routes
-// each job event (RouteCache), and group-commits per pool: while a
-// signal to a pool is on its way (signalsInFlight), what comes for that
-// pool waits, and goes in the next signal, all together. A delivery is
+// each job event (RouteCache), and group-commits per pool: while one
+// signal to a pool is on its way, what comes for that pool waits, and
+// goes in the next signal, all together (a second signal on its way made
+// more, smaller signals and no faster answers on a busy Temporal: the
+// intake scenario in docs/benchmarks.md). A delivery is
 // answered once its signal is durable: at low load one signal per event,
 // at high load one per batch.
 type Intake struct {
@@ -50,8 +52,7 @@ type Intake struct {
 }
 
 type poolIntake struct {
-	// inflight counts the flushes on their way.
-	inflight int
+	inflight bool
 	// linger holds back what need not hurry while nothing else goes to
 	// the pool.
 	linger  *time.Timer
@@ -81,13 +82,6 @@ func (it intakeItem) urgent() bool {
 
 // maxBatch bounds the events one signal carries.
 const maxBatch = 500
-
-// signalsInFlight is how many signals to one pool may be on their way at
-// once. Temporal takes a workflow's signals one after the other, and each
-// costs the pool a workflow task: measured with the intake scenario
-// (docs/benchmarks.md), a second one on its way made more, smaller
-// signals and no faster answers on a busy Temporal.
-const signalsInFlight = 1
 
 func (in *Intake) logger() *slog.Logger {
 	if in.Logger != nil {
@@ -199,9 +193,9 @@ func (in *Intake) deliver(ctx context.Context, pool string, it intakeItem) error
 	}
 	q.pending = append(q.pending, it)
 	switch {
-	case q.inflight >= signalsInFlight:
+	case q.inflight:
 		// The next signal takes it.
-	case !it.urgent() && q.inflight == 0:
+	case !it.urgent():
 		if q.linger == nil {
 			d := in.Linger
 			if d == 0 {
@@ -209,14 +203,12 @@ func (in *Intake) deliver(ctx context.Context, pool string, it intakeItem) error
 			}
 			q.linger = time.AfterFunc(d, func() { in.kick(pool, q) })
 		}
-	case !it.urgent():
-		// A signal is on its way: the next one takes it.
 	default:
 		if q.linger != nil {
 			q.linger.Stop()
 			q.linger = nil
 		}
-		q.inflight++
+		q.inflight = true
 		go in.flush(pool, q)
 	}
 	in.mu.Unlock()
@@ -233,8 +225,8 @@ func (in *Intake) kick(pool string, q *poolIntake) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	q.linger = nil
-	if q.inflight == 0 && len(q.pending) > 0 && in.pools[pool] == q {
-		q.inflight++
+	if !q.inflight && len(q.pending) > 0 && in.pools[pool] == q {
+		q.inflight = true
 		go in.flush(pool, q)
 	}
 }
@@ -246,9 +238,8 @@ func (in *Intake) flush(pool string, q *poolIntake) {
 		in.mu.Lock()
 		n := min(len(q.pending), maxBatch)
 		if n == 0 {
-			if q.inflight--; q.inflight == 0 && q.linger == nil {
-				delete(in.pools, pool)
-			}
+			q.inflight = false
+			delete(in.pools, pool)
 			in.mu.Unlock()
 			return
 		}

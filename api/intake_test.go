@@ -125,7 +125,7 @@ func TestWhatNeedNotHurryWaitsForCompany(t *testing.T) {
 			in.mu.Lock()
 			defer in.mu.Unlock()
 			q := in.pools[pool]
-			return q != nil && len(q.pending) == n && q.linger != nil && q.inflight == 0
+			return q != nil && len(q.pending) == n && q.linger != nil && !q.inflight
 		}
 	}
 	deliver(intakeItem{job: &workflows.JobEvent{JobID: 1, Action: workflows.JobInProgress}})

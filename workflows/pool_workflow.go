@@ -22,16 +22,15 @@ import (
 const (
 	// poolV1: the pool engine (one workflow per pool, demand as counts).
 	poolV1 = 1
-	// poolV2: an ephemeral runner that ends as after a job before its
-	// job's webhook came counts as a job taken, so that no runner is
-	// started for it (ranUnseen); a task's commands are counted from the task's start to its
+	// poolV2: a task's commands are counted from the task's start to its
 	// end, across the loop's turns within it (the results of the task's
-	// local activities come within the task), not afresh at each turn;
-	// the watch for runners that end unseen is cancelled once the pool
-	// has no runner; reservedCommands of a task's 500 are kept for its
-	// wake timer, memo and continue-as-new; a queue that empties or
-	// fills while runners run is published with the counts, at most every
-	// memoEvery, not at once (onlyCountsChangedV2).
+	// local activities come within the task), and reservedCommands of its
+	// 500 are kept for its wake timer, memo and continue-as-new; the
+	// watch for runners that end unseen is cancelled once the pool has no
+	// runner; an ephemeral runner that ends as after a job before its
+	// job's webhook came counts as a job taken (ranUnseen); a queue that
+	// empties or fills while runners run is published with the counts, at
+	// most every memoEvery (onlyCountsChangedV2).
 	poolV2 = 2
 	// poolVersionCurrent is what new runs follow.
 	poolVersionCurrent = poolV2

@@ -196,8 +196,7 @@ func (a *Activities) hub() *endsHub {
 // lookAll is the hub's look: the runner workflows of every pool that
 // closed since since other than completed, by pool (GaroPool).
 func (a *Activities) lookAll(ctx context.Context, since time.Time) (map[string][]hubEnd, error) {
-	query := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed' "+
-		"AND CloseTime >= '%s'", workflows.RunnerWorkflowName, since.UTC().Format(time.RFC3339))
+	query := endedUnseenQuery(since)
 	out := map[string][]hubEnd{}
 	n := 0
 	var token []byte
@@ -229,6 +228,13 @@ func (a *Activities) lookAll(ctx context.Context, since time.Time) (map[string][
 	return out, nil
 }
 
+// endedUnseenQuery finds the runner workflows that closed since since
+// other than completed: they ended without their agent's report.
+func endedUnseenQuery(since time.Time) string {
+	return fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed' "+
+		"AND CloseTime >= '%s'", workflows.RunnerWorkflowName, since.UTC().Format(time.RFC3339))
+}
+
 // look looks once.
 func (a *Activities) look(ctx context.Context, in workflows.RunnerLookInput) ([]activities.RunnerEnd, error) {
 	var out []activities.RunnerEnd
@@ -249,9 +255,7 @@ func (a *Activities) look(ctx context.Context, in workflows.RunnerLookInput) ([]
 		}
 		seen[id] = true
 	}
-	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed' "+
-		"AND CloseTime >= '%s'", workflows.RunnerWorkflowName, workflows.SearchAttributePool.GetName(), in.Pool,
-		in.Since.UTC().Format(time.RFC3339))
+	query := endedUnseenQuery(in.Since) + fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttributePool.GetName(), in.Pool)
 	var token []byte
 	for len(out) < maxLook {
 		resp, err := a.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
